@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine: `make run` (the main job) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DATASET ?= mnist
+SPLIT   ?= test
+EPOCHS  ?= 200
+
+.PHONY: run test reproduce benchmark clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+## Quick mode on the embedded MNIST-5k: executes the ssl-ae notebooks into results/, prints the score table.
+run: $(STAMP)
+	$(PY) -m utils.run_notebooks --mode quick --out results/quick
+
+## The test suite, notebooks in quick mode included.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## Full study (DATA_ROOT must hold the data): rewrites the committed notebooks, images/ and the README results.
+reproduce: $(STAMP)
+	$(PY) -m utils.run_notebooks --mode full --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
+
+benchmark: $(STAMP)
+	$(PY) -m benchmarks.bench_training
+	$(PY) -m benchmarks.bench_metrics
+
+clean:
+	rm -rf results .pytest_cache

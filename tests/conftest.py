@@ -1,0 +1,24 @@
+"""Shared fixtures: small real data, and the shared MNIST test split when DATA_ROOT points at it."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from utils.data import load_dataset
+    return load_dataset("mnist-5k", "train")
+
+
+@pytest.fixture(scope="session")
+def shared_data_root():
+    """Folder holding MNIST/raw/t10k-*: $DATA_ROOT, else ../shared/data beside the repo; skip if absent."""
+    candidates = [os.environ.get("DATA_ROOT"), Path(__file__).resolve().parents[2] / "shared" / "data"]
+    for c in candidates:
+        if c and (Path(c) / "MNIST" / "raw").is_dir():
+            return Path(c)
+    pytest.skip("MNIST test split not found: set DATA_ROOT to the folder holding MNIST/raw/t10k-*.")

@@ -1,0 +1,86 @@
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from utils import plots
+from utils.evaluation import score_table
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def _png(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _n_images(fig):
+    return sum(len(ax.images) for ax in fig.axes)
+
+
+def test_loghist(tmp_path):
+    rng = np.random.default_rng(0)
+    v, pos = rng.normal(size=500), rng.random(500) < 0.1
+    fig = plots.loghist(v, pos, "loss", bins=20, path=tmp_path / "h.png")
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log" and len(ax.patches) == 40
+    heights = [p.get_height() for p in ax.patches]
+    assert sum(heights[:20]) == 500 and sum(heights[20:]) == pos.sum()
+    _png(tmp_path / "h.png")
+    _, ax2 = plt.subplots()
+    assert plots.loghist(v, pos, "x", ax=ax2) is ax2.figure
+
+
+def test_image_grid_grey_and_rgb(tmp_path):
+    grey = torch.rand(13, 1, 8, 8)
+    fig = plots.image_grid(grey, titles=list("abcdefghijklm"), ncols=5, path=tmp_path / "g.png")
+    assert len(fig.axes) == 13 and _n_images(fig) == 13
+    np.testing.assert_allclose(fig.axes[2].images[0].get_array(), grey[2, 0].numpy())  # values as given
+    assert fig.axes[2].get_title() == "c"
+    _png(tmp_path / "g.png")
+    rgb = np.random.default_rng(0).random((4, 3, 8, 8))
+    fig = plots.image_grid(rgb)
+    assert len(fig.axes) == 4 and fig.axes[0].images[0].get_array().shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="C = 1 or 3"):
+        plots.image_grid(np.zeros((2, 2, 8, 8)))
+
+
+def test_tail_grid_selects_and_frames_the_right_tail(tmp_path):
+    n = 1000
+    images = np.zeros((n, 1, 4, 4))
+    scores = np.arange(n, dtype=float)[::-1].copy()  # sample i has score n-1-i
+    highlight = np.zeros(n, bool)
+    highlight[[1, 500]] = True
+    fig = plots.tail_grid(images, scores, q=0.99, highlight=highlight, path=tmp_path / "t.png")
+    assert _n_images(fig) == int((scores > np.quantile(scores, 0.99)).sum()) == 10
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["999", "998"]  # sorted by score, highest first
+    framed = [ax.spines["top"].get_visible() for ax in fig.axes]
+    assert framed == [False, True] + [False] * 8
+    _png(tmp_path / "t.png")
+
+
+def test_training_curves(tmp_path):
+    hist = pd.DataFrame({"epoch": range(5), "train_l1": np.linspace(1, 0.2, 5), "test_l1": np.linspace(1, 0.3, 5)})
+    fig = plots.training_curves(hist, baselines={"blank image": 0.43}, path=tmp_path / "c.png")
+    (ax,) = fig.axes
+    assert len(ax.lines) == 3
+    assert ax.lines[2].get_ydata()[0] == 0.43
+    _png(tmp_path / "c.png")
+
+
+def test_score_bars(tmp_path):
+    rng = np.random.default_rng(0)
+    y = pd.Series(rng.random(400) < 0.1)
+    scores = pd.DataFrame({f"m{i}": i * 0.2 * y + rng.normal(size=400) for i in range(6)})
+    table = score_table(scores, y)
+    fig = plots.score_bars(table, top=4, path=tmp_path / "b.png")
+    a1, a2 = fig.axes
+    assert len(a1.patches) == len(a2.patches) == 4
+    assert max(p.get_width() for p in a1.patches) == pytest.approx(table["auroc_best"].iloc[0])
+    assert [t.get_text() for t in a1.get_yticklabels()][-1] == table.index[0]  # best at the top
+    _png(tmp_path / "b.png")

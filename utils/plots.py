@@ -1,0 +1,146 @@
+"""Figures used by the notebooks: score histograms, image grids, score tails, training curves, score summaries.
+
+Every function returns the matplotlib Figure and saves it as PNG (dpi 100) when `path` is given; none calls
+``plt.show()``, so Jupyter's inline backend displays the figures. Without a display (scripts, CI) matplotlib
+falls back to the Agg backend by itself; nothing here forces a backend.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+DPI = 100
+
+
+def loghist(values, is_positive, title: str = "", bins: int = 100, labels=("all", "mixed"), ax=None, path=None):
+    """Histogram of `values` for all samples and for the positives, on shared bins with a log y-axis."""
+    values = _numpy(values).ravel()
+    pos = _numpy(is_positive).ravel().astype(bool)
+    if values.shape != pos.shape:
+        raise ValueError(f"values has {values.size} entries but is_positive has {pos.size}; pass aligned arrays.")
+    fig, ax = _fig_ax(ax)
+    edges = np.histogram_bin_edges(values, bins=bins)
+    ax.hist(values, bins=edges, alpha=0.6, label=f"{labels[0]} (n={values.size})")
+    ax.hist(values[pos], bins=edges, alpha=0.8, color="tab:red", label=f"{labels[1]} (n={pos.sum()})")
+    ax.set_yscale("log")
+    ax.set(title=title, ylabel="count")
+    ax.legend()
+    return _save(fig, path)
+
+
+def image_grid(images, titles=None, ncols: int = 10, cmap: str = "gray", vmin=None, vmax=None,
+               frame=None, path=None):
+    """Show images [N, C, H, W] (C = 1 grey, C = 3 RGB) in a grid, values as given (no per-image rescaling).
+
+    Grey images use `cmap` with `vmin`/`vmax`; RGB images are mapped by `vmin`/`vmax` (default 0 and 1) to [0, 1]
+    and clipped. `frame` is an optional bool [N]: True draws a red frame around that image.
+    """
+    images = _numpy(images)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have shape [N, C, H, W] with C = 1 or 3, got {images.shape}.")
+    n = len(images)
+    if n == 0:
+        raise ValueError("images is empty; pass at least one image.")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.3 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            fig.delaxes(ax)
+            continue
+        if images.shape[1] == 1:
+            ax.imshow(images[i, 0], cmap=cmap, vmin=vmin, vmax=vmax)
+        else:
+            lo, hi = (0.0 if vmin is None else vmin), (1.0 if vmax is None else vmax)
+            ax.imshow(np.clip((images[i].transpose(1, 2, 0) - lo) / (hi - lo), 0, 1))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        framed = frame is not None and bool(frame[i])
+        for spine in ax.spines.values():
+            spine.set_visible(framed)
+            spine.set(color="red", linewidth=3)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def tail_grid(images, scores, q: float = 0.999, highlight=None, max_images: int = 100, path=None, **grid_kwargs):
+    """The right tail: images whose score exceeds its `q` quantile, highest first, titled by score.
+
+    `highlight` (bool [N], e.g. the mixed flag) draws a red frame on those samples. At most `max_images` are
+    shown. For the left tail pass ``-scores``.
+    """
+    images, scores = _numpy(images), _numpy(scores).ravel().astype(float)
+    if len(images) != scores.size:
+        raise ValueError(f"{len(images)} images but {scores.size} scores; pass one score per image.")
+    idx = np.flatnonzero(scores > np.quantile(scores, q))
+    if idx.size == 0:
+        raise ValueError(f"no score lies above the {q} quantile; lower q.")
+    idx = idx[np.argsort(-scores[idx], kind="stable")][:max_images]
+    frame = None if highlight is None else _numpy(highlight).ravel().astype(bool)[idx]
+    return image_grid(images[idx], titles=[f"{s:.3g}" for s in scores[idx]], frame=frame, path=path, **grid_kwargs)
+
+
+def training_curves(history: pd.DataFrame, x: str = "epoch", baselines: dict | None = None, logy: bool = False,
+                    ax=None, path=None):
+    """One line per numeric column of `history` against column `x`, plus dashed horizontal `baselines`.
+
+    Example: ``training_curves(hist, baselines={"blank image": 0.43})`` for columns epoch, train_l1, test_l1.
+    """
+    if x not in history.columns:
+        raise ValueError(f"history has no column {x!r}; pass x= one of {list(history.columns)}.")
+    fig, ax = _fig_ax(ax)
+    for col in history.select_dtypes("number").columns.drop(x, errors="ignore"):
+        ax.plot(history[x], history[col], label=col)
+    for (name, value), color in zip((baselines or {}).items(), plt.cm.tab10.colors[5:]):
+        ax.axhline(value, linestyle="--", color=color, label=f"{name} ({value:.3g})")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.legend()
+    return _save(fig, path)
+
+
+def score_bars(table: pd.DataFrame, top: int = 20, path=None):
+    """Two panels from `evaluation.score_table`: AUROC (best orientation) with the 0.5 chance line, and the
+    signed SRCC with its ceiling +-sqrt(3p(1-p)), for the `top` metrics (best at the top)."""
+    missing = {"auroc_best", "srcc", "srcc_ceiling"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}; pass the output of utils.evaluation.score_table.")
+    t = table.sort_values("auroc_best", ascending=False).head(top).iloc[::-1]
+    names = [str(i) for i in t.index]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 0.3 * len(t) + 1.2), sharey=True)
+    a1.barh(names, t["auroc_best"], color="tab:blue")
+    a1.axvline(0.5, color="k", linestyle="--", label="chance")
+    a1.set(xlim=(0.4, 1.0), xlabel="AUROC (best orientation)")
+    a1.legend(loc="lower right")
+    a2.barh(names, t["srcc"].fillna(0), color=np.where(t["srcc"] >= 0, "tab:green", "tab:orange"))
+    ceiling = float(t["srcc_ceiling"].iloc[0])
+    for sign in (-1, 1):
+        a2.axvline(sign * ceiling, color="red", linestyle="--", label="ceiling" if sign > 0 else None)
+    a2.axvline(0, color="k", linewidth=0.5)
+    a2.set(xlim=(-1.1 * ceiling, 1.1 * ceiling), xlabel="signed SRCC")
+    a2.legend(loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _numpy(a) -> np.ndarray:
+    """numpy view of a tensor / Series / array."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _fig_ax(ax):
+    if ax is None:
+        return plt.subplots(figsize=(7, 4))
+    return ax.figure, ax
+
+
+def _save(fig, path):
+    if path is not None:
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return fig

@@ -14,6 +14,7 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -c "import os, site; open(os.path.join(site.getsitepackages()[0], 'hardrare-repo.pth'), 'w').write(os.getcwd())"
 	touch $(STAMP)
 
 ## Quick mode on the embedded MNIST-5k: executes the ssl-ae notebooks into results/, prints the score table.

@@ -1,0 +1,159 @@
+"""The autoencoder study as a few cached steps the notebooks call: data -> train -> scores -> tables.
+
+Each step writes to ``<results>/<mix mode>/`` and is skipped when its output is already there, so
+analysis and threshold cells re-run in seconds without retraining. Artificial hard samples are the
+mixed images of :func:`utils.mixing.make_mixed`; the held-out set for test L1 is a different dataset
+split (by default the 1,000 test digits of the embedded MNIST-5k, which come from MNIST's train split
+and so never overlap the MNIST test split the full study trains on).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from utils.data import load_dataset
+from utils.evaluation import score_table
+from utils.mixing import MixedDataset, make_mixed
+from utils.scores import compute_scores
+from utils.training import TrainConfig, TrainResult, blank_image_l1, load_run, train_autoencoder
+
+SEED_SRCC = {"loss__last": 0.3827, "loss__mean_from_50": 0.3802, "H__mean_from_0": 0.2525,
+             "LID__mean_from_10": 0.2473}
+"""The seed's |SRCC| with the mixed label (57,000 samples, 600 epochs; original-study.md §9.1)."""
+
+
+@dataclass
+class StudyConfig:
+    dataset: str = "mnist-5k"
+    split: str = "train"
+    test_dataset: str = "mnist-5k"
+    test_split: str = "test"
+    root: str | None = None
+    fraction: float = 0.1
+    mix_seed: int = 91
+    modes: tuple = ("seed", "matched")
+    results: str = "results/quick"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def folder(self, mode: str) -> Path:
+        return Path(self.results) / mode
+
+
+def load_data(config: StudyConfig):
+    """Training images/labels and held-out test images, as loaded by :func:`utils.data.load_dataset`."""
+    images, labels = load_dataset(config.dataset, config.split, root=config.root)
+    test_images, _ = load_dataset(config.test_dataset, config.test_split, root=config.root)
+    return images, labels, test_images
+
+
+def mixed_dataset(config: StudyConfig, mode: str, images, labels) -> MixedDataset:
+    """The mixed dataset for ``mode``, also written to ``<folder>/dataset.csv`` (id, label, is_mixed, pair)."""
+    mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed)
+    folder = config.folder(mode)
+    folder.mkdir(parents=True, exist_ok=True)
+    dataset_frame(mixed).to_csv(folder / "dataset.csv")
+    return mixed
+
+
+def dataset_frame(mixed: MixedDataset) -> pd.DataFrame:
+    """One row per sample id: label, is_mixed and the partner's source index (-1 for clean images)."""
+    partner = torch.full_like(mixed.sample_ids, -1)
+    partner[mixed.is_mixed] = mixed.pairs[:, 1]
+    return pd.DataFrame({"label": mixed.labels.numpy(), "is_mixed": mixed.is_mixed.numpy(),
+                         "partner_id": partner.numpy()},
+                        index=pd.Index(mixed.sample_ids.numpy(), name="sample_id"))
+
+
+def train_or_load(config: StudyConfig, mode: str, mixed: MixedDataset, test_images, progress=True) -> TrainResult:
+    """Train (resuming any checkpoint) unless the run in ``<folder>/run`` has finished; then load it."""
+    run = config.folder(mode) / "run"
+    if (run / "model.pt").is_file():
+        return load_run(run)
+    return train_autoencoder(mixed.images, mixed.sample_ids, config.train, run, test_images=test_images,
+                             progress=progress)
+
+
+def run_summary(result: TrainResult, mixed: MixedDataset, test_images, config: StudyConfig) -> pd.Series:
+    """Final L1 (train, test) next to the blank-image baseline, and the mean reconstruction SSIM."""
+    last = result.history.iloc[-1]
+    summary = pd.Series({
+        "epochs": int(last["epoch"]),
+        "optimizer_steps": int(last["epoch"]) * -(-len(mixed.images) // config.train.batch_size),
+        "train_l1": last.get("eval_l1", last["train_l1"]),
+        "test_l1": last.get("test_l1", float("nan")),
+        "blank_image_l1_test": blank_image_l1(test_images, config.train),
+        "mean_ssim_train": last.get("eval_ssim", float("nan")),
+        "mean_ssim_mixed": float(result.tracker.series["ssim"][-1][mixed.is_mixed.numpy()].mean())
+        if "ssim" in result.tracker.series else float("nan"),
+    })
+    return summary
+
+
+def scores_or_load(config: StudyConfig, mode: str, result: TrainResult, mixed: MixedDataset) -> pd.DataFrame:
+    """All per-sample scores of a run, cached as ``<folder>/scores.csv``."""
+    path = config.folder(mode) / "scores.csv"
+    if path.is_file():
+        return pd.read_csv(path, index_col="sample_id")
+    scores = compute_scores(result.tracker, images=mixed.images, seed=config.train.seed)
+    scores.to_csv(path)
+    return scores
+
+
+def tables(config: StudyConfig, modes=("seed", "matched")) -> dict[str, pd.DataFrame]:
+    """Score tables (SRCC, AUROC, AP, held-out precision/recall) of every mode, from the cached scores."""
+    out = {}
+    for mode in modes:
+        folder = config.folder(mode)
+        scores = pd.read_csv(folder / "scores.csv", index_col="sample_id")
+        label = pd.read_csv(folder / "dataset.csv", index_col="sample_id")["is_mixed"].astype(int)
+        out[mode] = score_table(scores, label)
+    return out
+
+
+def side_by_side(tables_by_mode: dict[str, pd.DataFrame], columns=("auroc_best", "srcc", "ap")) -> pd.DataFrame:
+    """One row per metric, the chosen columns of each mode next to each other, plus the seed's |SRCC|."""
+    joined = pd.concat({mode: t[list(columns)] for mode, t in tables_by_mode.items()}, axis=1)
+    joined[("seed study", "abs_srcc")] = pd.Series(SEED_SRCC)
+    first = next(iter(tables_by_mode))
+    return joined.sort_values((first, columns[0]), ascending=False)
+
+
+def save_config(config: StudyConfig) -> None:
+    path = Path(config.results)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "study.json").write_text(json.dumps(asdict(config), indent=1))
+
+
+def load_config(results) -> StudyConfig:
+    """The StudyConfig that the training notebook saved in ``<results>/study.json``."""
+    path = Path(results) / "study.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"No study in {results}: run ssl-ae/ae-reconstruction-L1.ipynb (or `make run`) first.")
+    raw = json.loads(path.read_text())
+    raw["train"] = TrainConfig(**raw["train"])
+    return StudyConfig(**raw)
+
+
+@dataclass
+class ModeRun:
+    """Everything the analysis needs about one mixing mode: the data, the finished run and its scores."""
+
+    mixed: MixedDataset
+    result: TrainResult
+    scores: pd.DataFrame | None = None
+
+
+def load_study(results, modes=None, with_scores=True) -> tuple[StudyConfig, dict[str, ModeRun]]:
+    """Rebuild the (deterministic) mixed datasets and load the cached runs and scores of a study."""
+    config = load_config(results)
+    images, labels, _ = load_data(config)
+    runs = {}
+    for mode in modes or config.modes:
+        mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed)
+        result = load_run(config.folder(mode) / "run")
+        runs[mode] = ModeRun(mixed, result, scores_or_load(config, mode, result, mixed) if with_scores else None)
+    return config, runs

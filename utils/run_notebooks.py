@@ -30,7 +30,7 @@ def parameters(args) -> dict:
         params = dict(DATASET=args.dataset, SPLIT=args.split, EPOCHS=args.epochs, BATCH_SIZE=args.batch_size,
                       SNAPSHOT_EVERY=max(1, args.epochs // 40))
     if args.epochs and args.mode == "quick":
-        params["EPOCHS"] = args.epochs
+        params.update(EPOCHS=args.epochs, SNAPSHOT_EVERY=max(1, args.epochs // 6))
     return params
 
 

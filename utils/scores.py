@@ -19,13 +19,23 @@ from utils.tracking import SampleTracker
 SEED_EPOCHS = 600
 
 
-def _seed_aggregate(series: np.ndarray, name: str, index, epochs: int, **seed_ks) -> pd.DataFrame:
-    """``aggregate`` with the seed's epoch indices scaled to this run, columns named as the seed's."""
-    scaled = {key: scaled_epochs(ks, epochs, SEED_EPOCHS) for key, ks in seed_ks.items()}
-    rename = {f"{name}__{key}_{k_run}": f"{name}__{key}_{k_seed}"
-              for key, ks in seed_ks.items() for k_seed, k_run in zip(ks, scaled[key])}
-    return aggregate(series, name, index=index, **{"mean_from": (), "var_from": (), "diff_last": (), **scaled}
+def _seed_aggregate(series: np.ndarray, name: str, index, to_row, **seed_ks) -> pd.DataFrame:
+    """``aggregate`` at the rows ``to_row(k)`` for the seed's epoch indices k, columns named with k."""
+    rows = {key: tuple(to_row(k) for k in ks) for key, ks in seed_ks.items()}
+    rename = {f"{name}__{key}_{row}": f"{name}__{key}_{k}"
+              for key, ks in seed_ks.items() for k, row in zip(ks, rows[key])}
+    return aggregate(series, name, index=index, **{"mean_from": (), "var_from": (), "diff_last": (), **rows}
                      ).rename(columns=rename)
+
+
+def _epoch_rows(epochs: int):
+    return lambda k: scaled_epochs(k, epochs, SEED_EPOCHS)
+
+
+def _snapshot_rows(snapshot_epochs: np.ndarray, epochs: int):
+    """The first snapshot taken at or after the seed's (scaled) epoch index k."""
+    return lambda k: min(int(np.searchsorted(snapshot_epochs, scaled_epochs(k, epochs, SEED_EPOCHS))),
+                         len(snapshot_epochs) - 1)
 
 
 def snapshot_scores(tracker: SampleTracker, lid_k: int = 20, silhouette_every: int = 1, seed: int = 91):
@@ -40,23 +50,25 @@ def compute_scores(tracker: SampleTracker, images=None, lid_k: int = 20, silhoue
                    seed: int = 91) -> pd.DataFrame:
     """All per-sample scores of a finished run (and model-free image baselines when ``images`` given)."""
     index = pd.Index(tracker.sample_ids, name="sample_id")
-    epochs = tracker.epochs
-    s = tracker.series
+    s, rows = tracker.series, _epoch_rows(tracker.epochs)
     parts = [
-        _seed_aggregate(s["loss"], "loss", index, epochs, mean_from=(0, 20, 50), var_from=(0, 20, 50),
+        _seed_aggregate(s["loss"], "loss", index, rows, mean_from=(0, 20, 50), var_from=(0, 20, 50),
                         diff_last=(0, 20, 50)),
-        _seed_aggregate(s["entropy"], "H", index, epochs, mean_from=(0, 400), var_from=(0, 450),
+        _seed_aggregate(s["entropy"], "H", index, rows, mean_from=(0, 400), var_from=(0, 450),
                         diff_last=(250, 450)),
-        _seed_aggregate(s["norm"], "L2", index, epochs, mean_from=(0, 20), var_from=(0, 20, 250)),
+        _seed_aggregate(s["norm"], "L2", index, rows, mean_from=(0, 20), var_from=(0, 20, 250)),
     ]
     if "ssim" in s:
-        parts.append(_seed_aggregate(s["ssim"], "ssim", index, epochs, mean_from=(0, 50)))
-    if "drift" in s:
-        parts.append(_seed_aggregate(s["drift"][1:], "dif_L2", index, epochs - 1, mean_from=(0,), var_from=(0,)))
+        parts.append(_seed_aggregate(s["ssim"], "ssim", index, rows, mean_from=(0, 50)))
+    if "drift" in s:  # row 0 has no previous code
+        parts.append(_seed_aggregate(s["drift"][1:], "dif_L2", index, _epoch_rows(tracker.epochs - 1),
+                                     mean_from=(0,), var_from=(0,)))
     if tracker.snapshots is not None and len(tracker.snapshots) >= 2:
         lid, sil = snapshot_scores(tracker, lid_k, silhouette_every, seed)
-        parts.append(aggregate(lid, "LID", index=index, mean_from=(0,), var_from=(0,)))
-        parts.append(aggregate(sil, "sil_score", index=index, mean_from=(0,), std_from=(0,)))
+        snap_rows = _snapshot_rows(tracker.snapshot_epochs, tracker.epochs)
+        parts.append(_seed_aggregate(lid, "LID", index, snap_rows, mean_from=(10,), var_from=(10,)))
+        parts.append(aggregate(sil, "sil_score", index=index, mean_from=(0,), var_from=(), std_from=(0,),
+                               diff_last=()))
     if images is not None:
         stats = pd.concat([shape_stats(images), intensity_stats(images)], axis=1)
         stats.index = index

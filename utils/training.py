@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from utils.metrics import bottleneck_entropy, ssim
 from utils.models import Autoencoder

@@ -1,0 +1,195 @@
+"""Tests for utils.mixing: the original study's layout, seed-mode pixels, matched mode, label flips."""
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+import torch.nn.functional as F
+
+from utils.image_stats import intensity_stats, separability_table
+from utils.mixing import flip_labels, make_mixed, original_layout
+
+INTENSITY_STATS = ["mean", "std", "min", "max", "background", "ink_fraction", "faint_fraction", "isolated_pixels",
+                   "border_ink_top", "border_ink_bottom", "border_ink_left", "border_ink_right"]
+
+
+def synthetic(n=10000, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, size, size, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    from utils.data import load_dataset
+    return load_dataset("mnist-5k", "train")
+
+
+@pytest.fixture(scope="module")
+def matched(mnist5k):
+    return make_mixed(*mnist5k, fraction=0.1, mode="matched", seed=91)
+
+
+def test_permutation_known_answers():
+    for seed, head in [(91, [57443, 50575, 31592, 53264, 22680]), (12, [36291, 54116, 24758])]:
+        perm = np.arange(60000)
+        np.random.RandomState(seed).shuffle(perm)
+        assert perm[: len(head)].tolist() == head
+        assert original_layout(60000, 0.1, seed)[0][: len(head)].tolist() == head
+    state = np.random.get_state()
+    np.random.seed(91)  # what the original did: the global seed, then np.random.shuffle
+    perm = np.arange(60000)
+    np.random.shuffle(perm)
+    np.random.set_state(state)
+    assert np.array_equal(original_layout(60000, 0.1, 91)[0], perm[:57000])
+
+
+def test_layout_counts_match_the_original():
+    kept, pairs = original_layout(60000, 0.1, 91)
+    assert len(kept) == 57000 and pairs.shape == (3000, 2)
+    perm = np.arange(60000)
+    np.random.RandomState(91).shuffle(perm)
+    assert np.array_equal(pairs[:, 0], perm[54000:57000]) and np.array_equal(pairs[:, 1], perm[57000:])
+
+
+def test_counts_prevalence_and_ids():
+    x, y = synthetic()
+    d = make_mixed(x, y, fraction=0.1, seed=91)
+    assert len(d) == 9500 and d.images.shape == (9500, 1, 8, 8) and int(d.is_mixed.sum()) == 500
+    assert d.is_mixed.float().mean().item() == pytest.approx(0.05263, abs=1e-5)
+    assert d.is_mixed[-500:].all() and d.images.dtype == torch.float32 and d.labels.dtype == torch.int64
+    ids = d.sample_ids.numpy()
+    assert len(np.unique(ids)) == len(ids)
+    assert np.array_equal(ids, original_layout(10000, 0.1, 91)[0])
+    assert torch.equal(d.sample_ids[d.is_mixed], d.pairs[:, 0])
+    assert not np.isin(d.pairs[:, 1].numpy(), ids).any()  # partners are dropped
+    assert torch.equal(d.labels, y[d.sample_ids])
+    assert torch.equal(d.partner_labels[d.is_mixed], y[d.pairs[:, 1]]) and (d.partner_labels[~d.is_mixed] == -1).all()
+    assert torch.equal(d.images[~d.is_mixed], x[d.sample_ids[~d.is_mixed]])
+
+
+def test_odd_pool_size_is_made_even():
+    x, y = synthetic(n=50)
+    d = make_mixed(x, y, fraction=0.1)  # int(5.0) = 5 -> 4 pool images -> 2 mixed
+    assert len(d) == 48 and int(d.is_mixed.sum()) == 2
+
+
+def test_deterministic_in_seed_and_seeds_differ():
+    x, y = synthetic(n=500)
+    for mode in ("seed", "matched"):
+        d1, d2 = make_mixed(x, y, mode=mode, seed=5), make_mixed(x, y, mode=mode, seed=5)
+        assert torch.equal(d1.images, d2.images) and torch.equal(d1.pairs, d2.pairs)
+        d3 = make_mixed(x, y, mode=mode, seed=6)
+        assert not torch.equal(d1.pairs, d3.pairs) and not torch.equal(d1.images, d3.images)
+
+
+def test_seed_mode_pixels_equal_the_formula():
+    x, y = synthetic(n=1000)
+    x[:, :, 0, 0] = 0.0  # a background pixel in every image
+    d = make_mixed(x, y, fraction=0.2, seed=3)
+    a, b = d.pairs[:, 0].numpy(), d.pairs[:, 1].numpy()
+    xn = x.numpy().astype(np.float64)
+    z = ((xn[a] - 0.1307) / 0.3081 + (xn[b] - 0.1307) / 0.3081) / 1.58
+    np.testing.assert_allclose(d.images[d.is_mixed].numpy(), z * 0.3081 + 0.1307, rtol=0, atol=1e-6)
+    standardised = (d.images[d.is_mixed][:, 0, 0, 0] - 0.1307) / 0.3081
+    np.testing.assert_allclose(standardised.numpy(), -0.537, atol=1e-3)  # vs -0.424 for a clean background
+    assert d.images[d.is_mixed].min() < 0  # not clamped: the original's confound, on purpose
+
+
+def test_seed_mode_confound_is_detected(mnist5k):
+    d = make_mixed(*mnist5k, mode="seed")
+    table = separability_table(intensity_stats(d.images), d.is_mixed.numpy())
+    assert table.loc["background", "auroc"] == 1.0 and table.loc["min", "auroc"] == 1.0
+
+
+def test_matched_mode_same_layout_and_range(mnist5k, matched):
+    s = make_mixed(*mnist5k, mode="seed")
+    for field in ("sample_ids", "pairs", "is_mixed", "labels", "partner_labels"):
+        assert torch.equal(getattr(s, field), getattr(matched, field))
+    assert matched.images.min() >= 0 and matched.images.max() <= 1 and matched.mode == "matched"
+
+
+def test_matched_images_have_exactly_a_clean_histogram(mnist5k, matched):
+    x = mnist5k[0]
+    clean_hists = {r.tobytes() for r in np.sort(x.flatten(1).numpy(), axis=1)}
+    out_hists = np.sort(matched.images.flatten(1).numpy(), axis=1)
+    assert all(r.tobytes() in clean_hists for r in out_hists)
+
+
+def test_matched_mode_removes_intensity_confounds(matched):
+    table = separability_table(intensity_stats(matched.images), matched.is_mixed.numpy())
+    assert (table.loc[INTENSITY_STATS, "auroc"] <= 0.55).all(), table
+    assert (table.loc[["mean", "std"], "rel_diff"] < 0.02).all()
+    assert abs(table.loc["background", "mean_mixed"] - table.loc["background", "mean_clean"]) < 0.02
+
+
+def test_matched_mixtures_keep_both_digits(mnist5k, matched):
+    """Each source digit's ink lies (within one pixel) under the mixed image's ink: two digits stay visible."""
+    x = mnist5k[0]
+    ink = F.max_pool2d((matched.images[matched.is_mixed] > 0.5).float(), 3, 1, 1) > 0
+    for col in (0, 1):
+        src = x[matched.pairs[:, col]] > 0.5
+        coverage = (src & ink).flatten(1).sum(1) / src.flatten(1).sum(1)
+        assert coverage.mean() > 0.95 and coverage.min() > 0.7
+
+
+def test_flip_labels_exact_and_uniform():
+    y = torch.randint(0, 10, (20000,), generator=torch.Generator().manual_seed(0))
+    new, flipped = flip_labels(y, 0.3, seed=1)
+    assert int(flipped.sum()) == 6000 and new.dtype == torch.int64
+    assert (new[flipped] != y[flipped]).all() and torch.equal(new[~flipped], y[~flipped])
+    offsets = ((new[flipped] - y[flipped]) % 10).numpy()
+    counts = np.bincount(offsets, minlength=10)
+    assert counts[0] == 0 and counts[9] > 0  # y - 1 is reachable, unlike the SSFT code
+    assert scipy.stats.chisquare(counts[1:]).pvalue > 1e-3
+    per_class = np.bincount(new[flipped].numpy(), minlength=10)
+    assert scipy.stats.chisquare(per_class).pvalue > 1e-3
+
+
+def test_flip_labels_rounding_determinism_and_classes():
+    y = torch.arange(10) % 3
+    assert int(flip_labels(y, 0.25, seed=0)[1].sum()) == 3  # 2.5 rounds half up
+    assert int(flip_labels(y, 0.0, seed=0)[1].sum()) == 0
+    y = torch.randint(0, 4, (500,), generator=torch.Generator().manual_seed(2))
+    a, b = flip_labels(y, 0.2, seed=7), flip_labels(y, 0.2, seed=7)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], flip_labels(y, 0.2, seed=8)[1])
+    new, _ = flip_labels(torch.zeros(100, dtype=torch.long), 0.5, seed=0, num_classes=2)
+    assert int(new.sum()) == 50  # with 2 classes the only other class is 1
+
+
+def one_sentence(excinfo):
+    msg = str(excinfo.value)
+    return msg.endswith(".") and "\n" not in msg and ". " not in msg
+
+
+@pytest.mark.parametrize("kwargs", [dict(fraction=0.0), dict(fraction=1.0), dict(fraction=-0.1), dict(fraction=1.5),
+                                    dict(mode="max"), dict(fraction=0.001)])
+def test_make_mixed_bad_arguments(kwargs):
+    x, y = synthetic(n=100)
+    with pytest.raises(ValueError) as e:
+        make_mixed(x, y, **kwargs)
+    assert one_sentence(e)
+
+
+@pytest.mark.parametrize("images, labels, mode", [
+    (torch.rand(10, 8, 8), torch.zeros(10, dtype=torch.long), "seed"),  # no channel axis
+    (torch.rand(10, 1, 8, 8), torch.zeros(9, dtype=torch.long), "seed"),  # mismatched lengths
+    (torch.rand(10, 1, 8, 8), torch.zeros(10, 2, dtype=torch.long), "seed"),  # labels not flat
+    (torch.randint(0, 255, (10, 1, 8, 8)), torch.zeros(10, dtype=torch.long), "seed"),  # not float
+    (torch.rand(10, 3, 8, 8), torch.zeros(10, dtype=torch.long), "matched"),  # colour in matched mode
+])
+def test_make_mixed_bad_inputs(images, labels, mode):
+    with pytest.raises(ValueError) as e:
+        make_mixed(images, labels, fraction=0.2, mode=mode)
+    assert one_sentence(e)
+
+
+@pytest.mark.parametrize("labels, fraction, num_classes", [
+    (torch.zeros(10, dtype=torch.long), -0.1, 2), (torch.zeros(10, dtype=torch.long), 1.5, 2),
+    (torch.zeros(10, dtype=torch.long), 0.1, None),  # only one class
+    (torch.tensor([0, 1, 5]), 0.1, 3),  # label out of range
+    (torch.rand(10), 0.1, 2), (torch.zeros(2, 5, dtype=torch.long), 0.1, 2),
+])
+def test_flip_labels_bad_inputs(labels, fraction, num_classes):
+    with pytest.raises(ValueError) as e:
+        flip_labels(labels, fraction, seed=0, num_classes=num_classes)
+    assert one_sentence(e)

@@ -1,0 +1,117 @@
+"""Local intrinsic dimensionality (LID) of every point from one exact kNN pass.
+
+`knn` runs scikit-learn's exact Euclidean search once (self excluded); `lid_mle` turns its distances
+into the Levina-Bickel maximum-likelihood estimate, identical to scikit-dimension's
+``MLE().fit_transform_pw`` (which normalises by k-1), but vectorised. One kNN pass can feed LID at
+several k and other neighbourhood scores. Measured on 2 cores, 57,000 x 10 codes, k=20: scikit-learn
+(kd-tree or brute) about 5 s, faiss ``IndexFlatL2`` 3.6 s (float32, squared distances, 0.1 % of
+neighbours differ by rounding), chunked torch matmul + topk 9-40 s; so the well-kept exact library wins.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+ESTIMATORS = ("mle", "tle")
+
+
+def knn(X, k: int, n_jobs: int | None = None, algorithm: str = "auto"):
+    """Exact Euclidean k nearest neighbours of every row of ``X`` ``[N, D]`` among the others.
+
+    Returns ``(distances [N, k] float64, indices [N, k] int64)``, sorted by distance, **not squared**.
+    The point itself is excluded by index, so an exact duplicate appears as a neighbour at distance 0.
+    ``algorithm`` is scikit-learn's ('auto' picks a kd-tree for D <= 15, brute force above).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    X = _as_points(X, "X")
+    n = len(X)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
+        raise ValueError(f"k={k!r} neighbours is impossible with {n} points; pass an integer in [1, {n - 1}].")
+    nn = NearestNeighbors(n_neighbors=int(k), algorithm=algorithm, n_jobs=n_jobs).fit(X)
+    dist, idx = nn.kneighbors()
+    return dist.astype(np.float64, copy=False), idx.astype(np.int64, copy=False)
+
+
+def lid_mle(X, k: int = 20, knn_result=None, estimator: str = "mle", n_jobs: int | None = None) -> np.ndarray:
+    """Pointwise LID ``[N]`` (float64) of ``X`` ``[N, D]`` from its ``k`` nearest neighbours.
+
+    ``estimator="mle"`` (default): Levina-Bickel with the (k-1) normalisation of scikit-dimension,
+    ``LID(x) = (k-1) / sum_i log(r_k / r_i)`` over the k neighbour distances ``r_1 <= ... <= r_k``
+    (the i=k term is 0). Exact duplicates (``r_i = 0``) are dropped and k is replaced by the number of
+    positive distances m; LID is NaN where m < 2 or all positive distances are equal (undefined).
+    ``estimator="tle"`` delegates to ``skdim.id.TLE`` (the original study's choice, with k=30).
+    ``knn_result``: ``(distances, indices)`` from :func:`knn` with at least k columns (sorted
+    ascending); the first k are used, so one pass at the largest k serves every smaller k. ``X`` may
+    then be None for the MLE.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator={estimator!r} is unknown; pass 'mle' or 'tle'.")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
+        raise ValueError(f"k={k!r} is too small for an LID estimate; pass an integer k >= 2.")
+    if X is not None:
+        X = _as_points(X, "X")
+    if knn_result is None:
+        if X is None:
+            raise ValueError("lid_mle needs X or knn_result; pass the points or knn(X, k).")
+        dist, idx = knn(X, k, n_jobs=n_jobs)
+    else:
+        dist, idx = _check_knn(knn_result, k, None if X is None else len(X))
+    if estimator == "tle":
+        if X is None:
+            raise ValueError("estimator='tle' needs the points X, not only their neighbours; pass X.")
+        from skdim.id import TLE
+        with np.errstate(divide="ignore", invalid="ignore"):  # TLE drops its own 0/0 measurements
+            lid = TLE().fit_transform_pw(X, precomputed_knn_arrays=(dist, idx), n_neighbors=int(k), n_jobs=n_jobs or 1)
+        return np.asarray(lid, dtype=np.float64)
+    return _mle_from_distances(dist)
+
+
+def _mle_from_distances(dist: np.ndarray) -> np.ndarray:
+    """(m-1) / sum log(r_max / r_i) per row, over the positive distances (m of them)."""
+    positive = dist > 0
+    m = positive.sum(axis=1)
+    r_k = dist.max(axis=1, keepdims=True)
+    ratio = np.divide(r_k, dist, out=np.ones_like(dist), where=positive)  # zeros contribute log(1) = 0
+    s = np.log(ratio).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lid = (m - 1) / s
+    lid[(m < 2) | ~(s > 0)] = np.nan
+    return lid
+
+
+def _check_knn(knn_result, k: int, n: int | None):
+    try:
+        dist, idx = knn_result
+    except (TypeError, ValueError):
+        raise ValueError("knn_result must be a (distances, indices) pair as returned by knn(X, k).") from None
+    dist = np.asarray(dist.detach().cpu() if isinstance(dist, torch.Tensor) else dist, dtype=np.float64)
+    idx = np.asarray(idx.detach().cpu() if isinstance(idx, torch.Tensor) else idx)
+    if dist.ndim != 2 or dist.shape != idx.shape:
+        raise ValueError(f"knn_result arrays must both be [N, k], got {dist.shape} and {idx.shape}; "
+                         "pass the output of knn(X, k).")
+    if n is not None and len(dist) != n:
+        raise ValueError(f"knn_result has {len(dist)} rows but X has {n} points; compute knn on the same X.")
+    if dist.shape[1] < k:
+        raise ValueError(f"knn_result has only {dist.shape[1]} neighbours per point but k={k}; "
+                         f"rerun knn(X, {k}) or lower k.")
+    dist, idx = dist[:, :k], idx[:, :k]
+    if not np.isfinite(dist).all() or (dist < 0).any():
+        raise ValueError("knn_result distances contain NaN, inf or negative values; pass plain (not squared) "
+                         "Euclidean distances from knn(X, k).")
+    if (np.diff(dist, axis=1) < 0).any():
+        raise ValueError("knn_result distances are not sorted ascending per row; sort them (with the indices).")
+    return dist, idx
+
+
+def _as_points(X, what: str) -> np.ndarray:
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{what} must be 2-D [N, D], got shape {X.shape}; flatten each point to one row.")
+    if not np.issubdtype(X.dtype, np.floating) and not np.issubdtype(X.dtype, np.integer):
+        raise ValueError(f"{what} must hold real numbers, got dtype {X.dtype}; convert it with .astype(float).")
+    if not np.isfinite(X).all():
+        raise ValueError(f"{what} contains NaN or inf; remove or fill those rows first.")
+    return X

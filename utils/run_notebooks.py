@@ -11,6 +11,7 @@ README's results section instead.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,10 +77,11 @@ def main(argv=None) -> int:
     out = (ROOT / args.out).resolve()
     images = ROOT / "images" if args.commit else out / "images"
     params = parameters(args)
-    common = dict(RESULTS=str(out), IMAGES=str(images))
+    rel = lambda path: os.path.relpath(path, ROOT / "ssl-ae")  # noqa: E731  (notebooks run in ssl-ae/)
+    common = dict(RESULTS=rel(out), IMAGES=rel(images))
     tic = time.perf_counter()
     execute(SSL_AE[:1], {**params, **common}, out, args.commit, not args.quiet)
-    readme = dict(WRITE_README=str(ROOT / "README.md")) if args.commit else {}
+    readme = dict(WRITE_README=rel(ROOT / "README.md")) if args.commit else {}
     execute(SSL_AE[1:], {**common, **readme}, out, args.commit, not args.quiet)
     print_tables(out)
     print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")

@@ -29,9 +29,12 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) -m utils.run_notebooks --mode full --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
 
+## Speed measured side by side; rewrites the README's performance section.
 benchmark: $(STAMP)
-	$(PY) -m benchmarks.bench_training
-	$(PY) -m benchmarks.bench_metrics
+	mkdir -p results
+	$(PY) -m benchmarks.bench_training --json results/bench_training.json
+	$(PY) -m benchmarks.bench_metrics --json results/bench_metrics.json
+	$(PY) -m utils.report --performance results/bench_training.json results/bench_metrics.json
 
 clean:
 	rm -rf results .pytest_cache

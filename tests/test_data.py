@@ -27,6 +27,12 @@ def test_mnist_test_split_loads_without_train_files(shared_data_root):
         load_dataset("mnist", "train", root=shared_data_root)
 
 
+def test_mnist5k_shares_no_image_with_the_mnist_test_split(shared_data_root, mnist5k):
+    test_images, _ = load_dataset("mnist", "test", root=shared_data_root)
+    as_bytes = lambda x: {r.tobytes() for r in (x.flatten(1) * 255).round().to(torch.uint8).numpy()}  # noqa: E731
+    assert not as_bytes(test_images) & as_bytes(torch.cat([mnist5k[0], load_dataset("mnist-5k", "test")[0]]))
+
+
 def test_data_root_env_var(shared_data_root, monkeypatch):
     monkeypatch.setenv("DATA_ROOT", str(shared_data_root))
     assert load_dataset("mnist", "test")[0].shape[0] == 10000

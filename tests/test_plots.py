@@ -84,3 +84,11 @@ def test_score_bars(tmp_path):
     assert max(p.get_width() for p in a1.patches) == pytest.approx(table["auroc_best"].iloc[0])
     assert [t.get_text() for t in a1.get_yticklabels()][-1] == table.index[0]  # best at the top
     _png(tmp_path / "b.png")
+
+
+def test_tail_quantile_out_of_range_is_a_clear_error():
+    import numpy as np
+    import pytest
+    from utils.plots import tail_grid
+    with pytest.raises(ValueError, match="not a quantile"):
+        tail_grid(np.zeros((5, 1, 4, 4)), np.arange(5.0), q=99)

@@ -75,6 +75,8 @@ def tail_grid(images, scores, q: float = 0.999, highlight=None, max_images: int 
     images, scores = _numpy(images), _numpy(scores).ravel().astype(float)
     if len(images) != scores.size:
         raise ValueError(f"{len(images)} images but {scores.size} scores; pass one score per image.")
+    if not 0 <= q < 1:
+        raise ValueError(f"q={q} is not a quantile in [0, 1); pass e.g. 0.99 for the top 1 %.")
     idx = np.flatnonzero(scores > np.quantile(scores, q))
     if idx.size == 0:
         raise ValueError(f"no score lies above the {q} quantile; lower q.")

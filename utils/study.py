@@ -3,8 +3,8 @@
 Each step writes to ``<results>/<mix mode>/`` and is skipped when its output is already there, so
 analysis and threshold cells re-run in seconds without retraining. Artificial hard samples are the
 mixed images of :func:`utils.mixing.make_mixed`; the held-out set for test L1 is a different dataset
-split (by default the 1,000 test digits of the embedded MNIST-5k, which come from MNIST's train split
-and so never overlap the MNIST test split the full study trains on).
+split (by default the 1,000 test digits of the embedded MNIST-5k, none of which is an image of the
+MNIST test split the full study trains on).
 """
 from __future__ import annotations
 

@@ -52,8 +52,9 @@ def results_markdown(results, images="images", readme_dir=".", top: int = 12) ->
         summary.round(4).to_markdown(), "",
         "**Model-free separability** of mixed vs clean images (orientation-free AUROC, before any training):", "",
         separability.round(3).to_markdown(), "",
-        f"**Scores vs the mixed label**, top {top} by AUROC (seed-mode order); `seed study abs_srcc` is the "
-        "original's |SRCC| on 57,000 samples after 600 epochs:", "",
+        f"**Scores vs the mixed label**, top {top} by matched-mode AUROC (`auroc_best` = AUROC in the better "
+        "orientation; `srcc` signed, with its ceiling); `seed study abs_srcc` is the original's |SRCC| on "
+        "57,000 samples after 600 epochs:", "",
         side.round(4).to_markdown(), "",
     ]
     for mode, table in tables.items():

@@ -114,12 +114,20 @@ def tables(config: StudyConfig, modes=("seed", "matched")) -> dict[str, pd.DataF
     return out
 
 
-def side_by_side(tables_by_mode: dict[str, pd.DataFrame], columns=("auroc_best", "srcc", "ap")) -> pd.DataFrame:
-    """One row per metric, the chosen columns of each mode next to each other, plus the seed's |SRCC|."""
+def side_by_side(tables_by_mode: dict[str, pd.DataFrame],
+                 columns=("auroc_best", "srcc", "srcc_ceiling", "ap")) -> pd.DataFrame:
+    """One row per metric, the chosen columns of each mode next to each other, plus the seed's |SRCC|.
+
+    Sorted by the last mode's first column (matched mixing, the confound-free one, by default)."""
     joined = pd.concat({mode: t[list(columns)] for mode, t in tables_by_mode.items()}, axis=1)
     joined[("seed study", "abs_srcc")] = pd.Series(SEED_SRCC)
-    first = next(iter(tables_by_mode))
-    return joined.sort_values((first, columns[0]), ascending=False)
+    last = list(tables_by_mode)[-1]
+    return joined.sort_values((last, columns[0]), ascending=False)
+
+
+def load_summary(results) -> pd.DataFrame:
+    """The training summary (final L1 vs the blank-image L1, mean SSIM) the training notebook saved."""
+    return pd.read_csv(Path(results) / "summary.csv", index_col=0)
 
 
 def save_config(config: StudyConfig) -> None:

@@ -65,7 +65,8 @@ def test_tail_grid_selects_and_frames_the_right_tail(tmp_path):
 
 
 def test_training_curves(tmp_path):
-    hist = pd.DataFrame({"epoch": range(5), "train_l1": np.linspace(1, 0.2, 5), "test_l1": np.linspace(1, 0.3, 5)})
+    hist = pd.DataFrame({"epoch": range(5), "train_l1": np.linspace(1, 0.2, 5), "test_l1": np.linspace(1, 0.3, 5),
+                         "seconds": np.full(5, 60.0)})  # timings are not loss curves
     fig = plots.training_curves(hist, baselines={"blank image": 0.43}, path=tmp_path / "c.png")
     (ax,) = fig.axes
     assert len(ax.lines) == 3

@@ -85,16 +85,19 @@ def tail_grid(images, scores, q: float = 0.999, highlight=None, max_images: int 
     return image_grid(images[idx], titles=[f"{s:.3g}" for s in scores[idx]], frame=frame, path=path, **grid_kwargs)
 
 
-def training_curves(history: pd.DataFrame, x: str = "epoch", baselines: dict | None = None, logy: bool = False,
-                    ax=None, path=None):
-    """One line per numeric column of `history` against column `x`, plus dashed horizontal `baselines`.
+def training_curves(history: pd.DataFrame, x: str = "epoch", columns=None, baselines: dict | None = None,
+                    logy: bool = False, ax=None, path=None):
+    """Loss curves against column `x`, plus dashed horizontal `baselines`.
 
-    Example: ``training_curves(hist, baselines={"blank image": 0.43})`` for columns epoch, train_l1, test_l1.
+    `columns` defaults to every column whose name contains "l1" or "loss" (not timings or SSIM, which live on
+    other scales). Example: ``training_curves(hist, baselines={"blank image": 0.43})``.
     """
     if x not in history.columns:
         raise ValueError(f"history has no column {x!r}; pass x= one of {list(history.columns)}.")
+    if columns is None:
+        columns = [c for c in history.columns if "l1" in c or "loss" in c]
     fig, ax = _fig_ax(ax)
-    for col in history.select_dtypes("number").columns.drop(x, errors="ignore"):
+    for col in columns:
         ax.plot(history[x], history[col], label=col)
     for (name, value), color in zip((baselines or {}).items(), plt.cm.tab10.colors[5:]):
         ax.axhline(value, linestyle="--", color=color, label=f"{name} ({value:.3g})")

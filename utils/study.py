@@ -72,7 +72,10 @@ def train_or_load(config: StudyConfig, mode: str, mixed: MixedDataset, test_imag
     """Train (resuming any checkpoint) unless the run in ``<folder>/run`` has finished; then load it."""
     run = config.folder(mode) / "run"
     if (run / "model.pt").is_file():
-        return load_run(run)
+        result = load_run(run)
+        print(f"{mode}: loaded the finished run in {run} ({len(result.history)} epochs trained in "
+              f"{result.history['seconds'].sum() / 60:.1f} min); delete that folder to train again.")
+        return result
     return train_autoencoder(mixed.images, mixed.sample_ids, config.train, run, test_images=test_images,
                              progress=progress)
 

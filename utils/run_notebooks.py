@@ -82,7 +82,8 @@ def main(argv=None) -> int:
     tic = time.perf_counter()
     execute(SSL_AE[:1], {**params, **common}, out, args.commit, not args.quiet)
     readme = dict(WRITE_README=rel(ROOT / "README.md")) if args.commit else {}
-    execute(SSL_AE[1:], {**common, **readme}, out, args.commit, not args.quiet)
+    execute(SSL_AE[1:2], common, out, args.commit, not args.quiet)
+    execute(SSL_AE[2:], {**common, **readme}, out, args.commit, not args.quiet)
     print_tables(out)
     print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")
     return 0

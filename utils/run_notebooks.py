@@ -46,7 +46,7 @@ def execute(notebooks, params: dict, out_dir: Path, commit: bool, log_output: bo
         print(f"== {name} ==", flush=True)
         pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(source.parent),
                             kernel_name="python3", progress_bar=True, log_output=log_output)
-        print(f"   {name}: {time.perf_counter() - tic:.0f} s -> {target.relative_to(ROOT)}", flush=True)
+        print(f"   {name}: {time.perf_counter() - tic:.0f} s -> {target}", flush=True)
 
 
 def print_tables(results: Path, top: int = 10) -> None:

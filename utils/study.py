@@ -165,6 +165,11 @@ def load_study(results, modes=None, with_scores=True) -> tuple[StudyConfig, dict
     runs = {}
     for mode in modes or config.modes:
         mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed)
+        saved = pd.read_csv(config.folder(mode) / "dataset.csv", index_col="sample_id")
+        if not (saved.index.equals(pd.Index(mixed.sample_ids.numpy()))
+                and (saved["is_mixed"].to_numpy() == mixed.is_mixed.numpy()).all()):
+            raise ValueError(f"The {mode} dataset rebuilt now differs from the one trained on in {config.folder(mode)} "
+                             "(data or mixing code changed); re-run the training notebook in a new results folder.")
         result = load_run(config.folder(mode) / "run")
         runs[mode] = ModeRun(mixed, result, scores_or_load(config, mode, result, mixed) if with_scores else None)
     return config, runs

@@ -66,6 +66,12 @@ def image_grid(images, titles=None, ncols: int = 10, cmap: str = "gray", vmin=No
     return _save(fig, path)
 
 
+def tail_mask(scores, q: float) -> np.ndarray:
+    """Boolean mask of the right tail: scores strictly above their `q` quantile."""
+    scores = _numpy(scores).ravel().astype(float)
+    return scores > np.quantile(scores, q)
+
+
 def tail_grid(images, scores, q: float = 0.999, highlight=None, max_images: int = 100, path=None, **grid_kwargs):
     """The right tail: images whose score exceeds its `q` quantile, highest first, titled by score.
 
@@ -77,7 +83,7 @@ def tail_grid(images, scores, q: float = 0.999, highlight=None, max_images: int 
         raise ValueError(f"{len(images)} images but {scores.size} scores; pass one score per image.")
     if not 0 <= q < 1:
         raise ValueError(f"q={q} is not a quantile in [0, 1); pass e.g. 0.99 for the top 1 %.")
-    idx = np.flatnonzero(scores > np.quantile(scores, q))
+    idx = np.flatnonzero(tail_mask(scores, q))
     if idx.size == 0:
         raise ValueError(f"no score lies above the {q} quantile; lower q.")
     idx = idx[np.argsort(-scores[idx], kind="stable")][:max_images]

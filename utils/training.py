@@ -28,10 +28,10 @@ import torch
 from tqdm import tqdm
 
 from utils.metrics import bottleneck_entropy, ssim
+from utils.mixing import MNIST_MEAN, MNIST_STD
 from utils.models import Autoencoder
 from utils.tracking import SampleTracker
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 EVAL_SCALARS = ("loss", "entropy", "norm", "drift", "ssim")
 INLOOP_SCALARS = ("loss", "entropy", "norm")
 TRACK_MODES = {"eval": EVAL_SCALARS, "inloop": INLOOP_SCALARS, "none": ()}

@@ -193,3 +193,8 @@ def test_flip_labels_bad_inputs(labels, fraction, num_classes):
     with pytest.raises(ValueError) as e:
         flip_labels(labels, fraction, seed=0, num_classes=num_classes)
     assert one_sentence(e)
+
+
+def test_flip_labels_is_public_in_utils_data():
+    from utils import data
+    assert data.flip_labels is flip_labels

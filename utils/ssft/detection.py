@@ -1,0 +1,44 @@
+"""How well SSFT scores find flagged samples (flipped labels, mixed images), each score in a fixed orientation.
+
+The orientation of each score is fixed before looking at the labels (what the method claims: mislabeled
+samples are forgotten *early*, learned *late*, forgotten *often*), so an AUROC below 0.5 is reported as
+such rather than flipped. Precision / recall come from :func:`utils.evaluation.holdout_threshold`: the
+threshold is chosen on one stratified half and measured on the other.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from utils.evaluation import holdout_threshold
+
+# name -> (column of utils.ssft.ssft_scores, sign that makes "higher = more suspicious")
+SUSPICION = {
+    "SSFT (forgetting time)": ("forgetting_time", -1),
+    "learning time": ("learning_time", +1),
+    "forgetting events": ("forgetting_events", +1),
+    "second-split area": ("second_split_area", -1),
+    "first-split area": ("first_split_area", -1),
+}
+
+
+def detection_table(scores: pd.DataFrame, flag: pd.Series, suspicion: dict = SUSPICION,
+                    holdout_seed: int = 0) -> pd.DataFrame:
+    """One row per score: AUROC and AP in the stated orientation, held-out precision / recall / F1."""
+    y = flag.reindex(scores.index)
+    if y.isna().any():
+        raise ValueError("flag does not cover every scored sample id; pass a Series indexed by the same ids.")
+    y = y.to_numpy(bool)
+    rows = {}
+    for name, (column, sign) in suspicion.items():
+        s = sign * scores[column].to_numpy(float)
+        h = holdout_threshold(s, y, seed=holdout_seed)
+        rows[name] = dict(column=column, orientation="lower" if sign < 0 else "higher",
+                          auroc=roc_auc_score(y, s), ap=average_precision_score(y, s),
+                          precision=h.precision, recall=h.recall, f1=h.f1,
+                          flagged_held_out=int(h.predict(s)[~h.fit_mask].sum()))
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "score"
+    table.attrs.update(n_samples=int(len(y)), n_flagged=int(y.sum()), prevalence=float(y.mean()))
+    return table

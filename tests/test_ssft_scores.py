@@ -49,3 +49,23 @@ def test_quadrants_recover_planted_groups_with_held_out_thresholds():
     assert table.loc["mislabeled", "precision_held_out"] == 1.0 and table.loc["mislabeled", "recall_held_out"] == 1.0
     with pytest.raises(ValueError, match="no column"):
         fit_quadrants(scores.drop(columns="learning_fraction"))
+
+
+def test_detection_orientation_is_fixed_and_areas_follow_the_rule():
+    from utils.ssft.detection import best_per_study, detection_table
+    rng = np.random.default_rng(0)
+    n = 200
+    flag = pd.Series(rng.random(n) < 0.2, index=np.arange(n))
+    f = flag.to_numpy()
+    scores = pd.DataFrame({"forgetting_time": np.where(f, 1.0, 5.0) + rng.random(n),   # flagged forgotten early
+                           "learning_time": np.where(f, 5.0, 1.0) + rng.random(n),     # and learned late
+                           "forgetting_events": rng.integers(0, 3, n).astype(float),
+                           "first_split_area": np.where(f, 0.2, 0.8),                # less learned (higher = learned)
+                           "second_split_area": np.where(f, 0.8, 0.2)}, index=flag.index)  # wrong way round
+    t = detection_table(scores, flag)
+    assert t.loc["SSFT (forgetting time)", "auroc"] == 1.0 and t.loc["learning time", "auroc"] == 1.0
+    assert t.loc["first-split area", "auroc"] == 1.0 and t.loc["second-split area", "auroc"] == 0.0  # not flipped
+    lower = detection_table(scores, flag, learned_direction="lower")  # low measurement = learned
+    assert lower.loc["second-split area", "auroc"] == 1.0 and lower.loc["first-split area", "auroc"] == 0.0
+    best = best_per_study(pd.concat({"s": t}), {"s": 0.7})
+    assert best.loc["s", "auroc (orientation-free)"] == 1.0 and best.loc["s", "model-free baseline"] == 0.7

@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 	$(PY) -c "import os, site; open(os.path.join(site.getsitepackages()[0], 'hardrare-repo.pth'), 'w').write(os.getcwd())"
 	touch $(STAMP)
 
-## Quick mode on the embedded MNIST-5k: executes the ssl-ae notebooks into results/, prints the score table.
+## Quick mode on the embedded MNIST-5k: executes the ssl-ae and ssft notebooks into results/, prints the tables.
 run: $(STAMP)
 	$(PY) -m utils.run_notebooks --mode quick --out results/quick
 
@@ -25,7 +25,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-## Full study (DATA_ROOT must hold the data): rewrites the committed notebooks, images/ and the README results.
+## Full study (DATA_ROOT must hold the data): autoencoder + SSFT; rewrites the committed notebooks, images/ and the README sections.
 reproduce: $(STAMP)
 	$(PY) -m utils.run_notebooks --mode full --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
 

@@ -20,7 +20,17 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 SSL_AE = ("ae-reconstruction-L1", "ae-analysis", "ae-correlations")
+SSFT = ("ssft-supervised", "ssft-autoencoder", "ssft-contrastive")
+# ae-correlations runs last: it compares the autoencoder scores with the supervised SSFT times
 QUICK = dict(DATASET="mnist-5k", SPLIT="train", EPOCHS=30, BATCH_SIZE=32, SNAPSHOT_EVERY=5)
+# SSFT per notebook: quick mode keeps the method (3 model seeds, both halves, the recipe) and cuts epochs
+SSFT_QUICK = {"ssft-supervised": dict(MAX_EPOCHS=2), "ssft-autoencoder": dict(MAX_EPOCHS=3),
+              "ssft-contrastive": dict(MAX_EPOCHS=1)}
+# full mode, sized for 2 CPU cores: the CNN keeps 3 seeds and the paper's 100-epoch horizon; LeNet (twice the
+# CNN's time per epoch) and BarlowTwins get one seed, the autoencoder and BarlowTwins shorter horizons
+SSFT_FULL = {"ssft-supervised": dict(MAX_EPOCHS=100, SEEDS={"cnn": [0, 1, 2], "lenet": [0]}),
+             "ssft-autoencoder": dict(MAX_EPOCHS=15),
+             "ssft-contrastive": dict(MAX_EPOCHS=10, SEEDS=[0], MODES=["matched"])}
 
 
 def parameters(args) -> dict:
@@ -35,11 +45,23 @@ def parameters(args) -> dict:
     return params
 
 
+def ssft_parameters(args, name: str) -> dict:
+    """Parameters of one ssft/ notebook in the chosen mode (``--ssft-epochs`` overrides MAX_EPOCHS)."""
+    if args.mode == "quick":
+        params = dict(SSFT_QUICK[name], DATASET="mnist-5k", SPLIT="train")
+    else:
+        params = dict(SSFT_FULL[name], DATASET=args.dataset, SPLIT=args.split)
+    if args.ssft_epochs:
+        params["MAX_EPOCHS"] = args.ssft_epochs
+    return params
+
+
 def execute(notebooks, params: dict, out_dir: Path, commit: bool, log_output: bool) -> None:
     import papermill as pm
 
     for name in notebooks:
-        source = ROOT / "ssl-ae" / f"{name}.ipynb"
+        folder = "ssft" if name.startswith("ssft") else "ssl-ae"
+        source = ROOT / folder / f"{name}.ipynb"
         target = source if commit else out_dir / "notebooks" / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         tic = time.perf_counter()
@@ -59,6 +81,13 @@ def print_tables(results: Path, top: int = 10) -> None:
     summary = results / "summary.csv"
     if summary.is_file():
         print("\nTraining summary:\n" + pd.read_csv(summary, index_col=0).round(4).to_string())
+    for name, title in (("ssft_detection.csv", "SSFT mislabeled detection (flipped labels)"),
+                        ("ssft_ae_detection.csv", "Autoencoder SSFT vs mixed images"),
+                        ("ssft_bt_detection.csv", "BarlowTwins SSFT vs mixed images")):
+        path = results / name
+        if path.is_file():
+            table = pd.read_csv(path, index_col=[0, 1])
+            print(f"\n{title}:\n" + table[["auroc", "ap", "precision", "recall"]].round(4).to_string())
 
 
 def main(argv=None) -> int:
@@ -68,6 +97,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--ssft-epochs", type=int, default=None, help="max epochs per SSFT stage (overrides the mode's)")
+    parser.add_argument("--skip-ssft", action="store_true", help="run only the autoencoder study")
     parser.add_argument("--out", default="results/quick")
     parser.add_argument("--commit", action="store_true", help="overwrite the committed notebooks, images/ and README")
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
@@ -83,6 +114,9 @@ def main(argv=None) -> int:
     execute(SSL_AE[:1], {**params, **common}, out, args.commit, not args.quiet)
     readme = dict(WRITE_README=rel(ROOT / "README.md")) if args.commit else {}
     execute(SSL_AE[1:2], common, out, args.commit, not args.quiet)
+    if not args.skip_ssft:
+        for name in SSFT:  # notebooks run in ssft/, which sits beside ssl-ae/: the same relative paths work
+            execute([name], {**ssft_parameters(args, name), **common}, out, args.commit, not args.quiet)
     execute(SSL_AE[2:], {**common, **readme}, out, args.commit, not args.quiet)
     print_tables(out)
     print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import spearmanr
 import torch
 
 from utils.data import load_dataset
@@ -173,3 +174,29 @@ def load_study(results, modes=None, with_scores=True) -> tuple[StudyConfig, dict
         result = load_run(config.folder(mode) / "run")
         runs[mode] = ModeRun(mixed, result, scores_or_load(config, mode, result, mixed) if with_scores else None)
     return config, runs
+
+
+def ssft_correlations(config: StudyConfig, ssft_scores: pd.DataFrame, mode: str = "seed",
+                      times=("learning_fraction", "forgetting_fraction")) -> pd.DataFrame:
+    """Signed Spearman of every autoencoder score with SSFT times, as the seed's §9.2 did, on the samples in both.
+
+    Rows joined by sample id: clean (not mixed) autoencoder samples that the SSFT study scored and whose label it
+    did not flip. Both studies must be on the same dataset split; mismatched labels on a shared id stop it."""
+    folder = config.folder(mode)
+    scores = pd.read_csv(folder / "scores.csv", index_col="sample_id")
+    data = pd.read_csv(folder / "dataset.csv", index_col="sample_id")
+    clean = data.index[~data["is_mixed"].astype(bool)]
+    keep = ssft_scores.index[~ssft_scores["is_flipped"].astype(bool)] if "is_flipped" in ssft_scores else ssft_scores.index
+    ids = clean.intersection(keep)
+    if len(ids) < 3:
+        raise ValueError(f"Only {len(ids)} sample ids are in both studies; run SSFT on the autoencoder's dataset split.")
+    if "label" in ssft_scores and (data.loc[ids, "label"].to_numpy() != ssft_scores.loc[ids, "label"].to_numpy()).any():
+        raise ValueError("The SSFT study and the autoencoder study give different labels to the same sample ids: "
+                         "they ran on different dataset splits. Point both at the same DATASET and SPLIT.")
+    rows = {}
+    for metric in scores.columns:
+        rows[metric] = {t: spearmanr(scores.loc[ids, metric], ssft_scores.loc[ids, t]).statistic for t in times}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["max_abs"] = table.abs().max(1)
+    table.attrs["n_samples"] = len(ids)
+    return table.sort_values("max_abs", ascending=False)

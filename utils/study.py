@@ -199,4 +199,4 @@ def ssft_correlations(config: StudyConfig, ssft_scores: pd.DataFrame, mode: str 
     table = pd.DataFrame.from_dict(rows, orient="index")
     table["max_abs"] = table.abs().max(1)
     table.attrs["n_samples"] = len(ids)
-    return table.sort_values("max_abs", ascending=False)
+    return table.sort_values("max_abs", ascending=False)  # constant scores have NaN (undefined) SRCC, listed last

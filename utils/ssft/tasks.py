@@ -31,6 +31,19 @@ def _std(x: torch.Tensor) -> torch.Tensor:
     return (x - MNIST_MEAN) / MNIST_STD
 
 
+@torch.no_grad()
+def _measure_in_batches(model, x, y, batches, measure_batch) -> dict[str, torch.Tensor]:
+    """Eval-mode pass over ``batches`` (row selections, in order), per-sample outputs concatenated."""
+    model.eval()
+    parts = [measure_batch(x[rows], y[rows]) for rows in batches]
+    model.train()
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def _slices(n: int, size: int) -> list[slice]:
+    return [slice(s, s + size) for s in range(0, n, size)]
+
+
 class SupervisedTask:
     """Classifier ``arch`` ("cnn" or "lenet") trained with cross-entropy on the given labels."""
 
@@ -49,17 +62,11 @@ class SupervisedTask:
         logits = model(_std(x))
         return F.cross_entropy(logits, y), int((logits.argmax(1) == y).sum())
 
-    @torch.no_grad()
     def measure(self, model, x, y) -> dict[str, torch.Tensor]:
-        model.eval()
-        probs, correct = [], []
-        for s in range(0, len(x), self.eval_batch_size):
-            logits = model(_std(x[s:s + self.eval_batch_size]))
-            yb = y[s:s + self.eval_batch_size]
-            probs.append(logits.softmax(1).gather(1, yb[:, None])[:, 0])
-            correct.append((logits.argmax(1) == yb).float())
-        model.train()
-        return {"prob": torch.cat(probs), "correct": torch.cat(correct)}
+        def batch(xb, yb):
+            logits = model(_std(xb))
+            return {"prob": logits.softmax(1).gather(1, yb[:, None])[:, 0], "correct": (logits.argmax(1) == yb).float()}
+        return _measure_in_batches(model, x, y, _slices(len(x), self.eval_batch_size), batch)
 
 
 class AutoencoderTask:
@@ -79,19 +86,14 @@ class AutoencoderTask:
         xs = _std(x)
         return F.mse_loss(model(xs)[0], xs), None
 
-    @torch.no_grad()
     def measure(self, model, x, y) -> dict[str, torch.Tensor]:
-        model.eval()
-        ssims, mses = [], []
-        for s in range(0, len(x), self.eval_batch_size):
-            xb = x[s:s + self.eval_batch_size]
+        def batch(xb, yb):
             recon = model(_std(xb))[0]
-            mses.append((recon - _std(xb)).pow(2).flatten(1).mean(1))
             pixels = (recon * MNIST_STD + MNIST_MEAN).clamp(0, 1)
             # seed-mode mixed images overshoot [0, 1] a little: clamp the target too, as the autoencoder study does
-            ssims.append(ssim(pixels.double(), xb.clamp(0, 1).double(), data_range=1.0).float())
-        model.train()
-        return {"ssim": torch.cat(ssims), "mse": torch.cat(mses)}
+            return {"ssim": ssim(pixels.double(), xb.clamp(0, 1).double(), data_range=1.0).float(),
+                    "mse": (recon - _std(xb)).pow(2).flatten(1).mean(1)}
+        return _measure_in_batches(model, x, y, _slices(len(x), self.eval_batch_size), batch)
 
 
 class BarlowTwinsTask:
@@ -111,21 +113,17 @@ class BarlowTwinsTask:
         v1, v2 = augment(x, generator), augment(x, generator)
         return barlow_twins_loss(model(_std(v1)), model(_std(v2))), None
 
-    @torch.no_grad()
     def measure(self, model, x, y) -> dict[str, torch.Tensor]:
-        model.eval()
-        g = torch.Generator().manual_seed(self.view_seed)
         if len(x) < 2:
             raise ValueError("BarlowTwins correlations need at least 2 samples (they are batch statistics).")
-        selfs, crosses = [], []
-        # near-equal fixed batches, so none is a lone sample without batch statistics
-        for rows in torch.arange(len(x)).tensor_split(math.ceil(len(x) / self.eval_batch_size)):
-            xb = x[rows]
+        g = torch.Generator().manual_seed(self.view_seed)
+
+        def batch(xb, yb):
             a, b = sample_correlations(model(_std(augment(xb, g))), model(_std(augment(xb, g))))
-            selfs.append(a)
-            crosses.append(b)
-        model.train()
-        return {"self_corr": torch.cat(selfs), "cross_corr": torch.cat(crosses)}
+            return {"self_corr": a, "cross_corr": b}
+        # near-equal fixed batches, so none is a lone sample without batch statistics
+        batches = torch.arange(len(x)).tensor_split(math.ceil(len(x) / self.eval_batch_size))
+        return _measure_in_batches(model, x, y, batches, batch)
 
 
 def make_task(kind: str, **kwargs):

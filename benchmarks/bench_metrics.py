@@ -39,9 +39,9 @@ def mnist_pairs(n: int):
     """n real digits in [0, 1] and noisy copies (Gaussian noise 0.2, clamped)."""
     from utils.data import load_dataset
     try:
-        x, _ = load_dataset("mnist", "test", root=SHARED_DATA)
+        x, _, _ = load_dataset("mnist", "test", root=SHARED_DATA)
     except Exception:  # noqa: BLE001 - fall back to the embedded 4,000 digits, tiled
-        x, _ = load_dataset("mnist-5k", "train")
+        x, _, _ = load_dataset("mnist-5k", "train")
     x = x.repeat(-(-n // len(x)), 1, 1, 1)[:n].contiguous()
     g = torch.Generator().manual_seed(0)
     return x, (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)

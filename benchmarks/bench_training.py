@@ -1,75 +1,122 @@
-"""Training speed with and without per-sample tracking, measured side by side in one run.
+"""Training speed of the one loop, measured side by side in one run (interleaved repeats, medians).
 
-    python -m benchmarks.bench_training            # 57,000 images, 3 interleaved repeats
-    python -m benchmarks.bench_training --quick    # 5,700 images, a smoke run
+    python -m benchmarks.bench_training            # the sizes the README reports
+    python -m benchmarks.bench_training --quick    # a smoke run
 
-Prints the median seconds per epoch of the plain loop (no tracking), in-loop tracking and the seed's
-eval-mode tracking (post-epoch pass with L1, entropy, norm, drift, SSIM), and the ratios
-in-loop / plain (goal <= 1.05) and eval / seed GPU epoch (goal: <= 22.4 s per epoch on 57,000 images).
+1. Supervised CNN epoch with in-loop recording (loss, given-label logit, largest other logit, softmax
+   probability, correctness per sample) over the same loop without recording (goal <= 1.05).
+2. The seed autoencoder's epoch on 57,000 images at batch 512: plain, in-loop tracking, and eval-pass
+   tracking (L1, entropy, norm, drift, SSIM every epoch, codes at snapshots) against 11.2 s, half the
+   seed's 22.4 s GPU epoch.
+3. Throughput of a 2-rank gloo run (``torchrun``, one thread per rank) against one process (two threads),
+   on the same CNN epoch.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from utils.autoencoder.study import TrainConfig, train_autoencoder
 from utils.data import load_dataset
-from utils.training import TrainConfig, train_autoencoder
+from utils.loop import Samples, train
+from utils.recipes import get_recipe
+from utils.tasks import make_task
 
 SEED_GPU_EPOCH_S = 22.4
+AE_GOAL_S = SEED_GPU_EPOCH_S / 2
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def images_57k(n: int) -> torch.Tensor:
+def tiled(n: int):
     """n MNIST-sized real digits (the embedded 5k tiled): speed does not depend on which digits."""
-    x, _ = load_dataset("mnist-5k", "train")
+    x, y, info = load_dataset("mnist-5k", "train")
     reps = -(-n // len(x))
-    return x.repeat(reps, 1, 1, 1)[:n].contiguous()
+    return x.repeat(reps, 1, 1, 1)[:n].contiguous(), y.repeat(reps)[:n].contiguous(), info
 
 
-def epoch_seconds(images, track: str, batch_size: int) -> float:
-    ids = np.arange(len(images))
+def supervised_epoch(images, labels, info, record: bool, batch_size: int) -> float:
+    task = make_task("cnn", info)
+    run = train(task, get_recipe("paper", max_epochs=1, batch_size=batch_size), Samples(images, labels,
+                np.arange(len(images))), seed=0, record=record, progress=False)
+    return float(run.history["seconds"].iloc[0])
+
+
+def autoencoder_epoch(images, info, track: str, batch_size: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         cfg = TrainConfig(epochs=1, batch_size=batch_size, track=track, snapshot_every=1, checkpoint_every=1)
-        result = train_autoencoder(images, ids, cfg, folder, progress=False)
-    return float(result.history["seconds"].iloc[0])
+        run = train_autoencoder(images, np.arange(len(images)), cfg, folder, info=info, progress=False)
+    return float(run.history["seconds"].iloc[0])
+
+
+def ddp_epoch(nproc: int, limit: int, batch_size: int) -> float:
+    """Seconds of the second epoch of a ``utils.launch`` CNN run (the first warms up), from its history."""
+    with tempfile.TemporaryDirectory() as folder:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               "-m", "utils.launch", "--task", "cnn", "--dataset", "mnist-5k", "--limit", str(limit), "--epochs", "2",
+               "--batch-size", str(batch_size), "--test-split", "", "--out", folder]
+        if nproc == 1:
+            cmd = [sys.executable, "-m", "utils.launch", *cmd[cmd.index("utils.launch") + 1:]]
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        return float(pd.read_csv(Path(folder) / "history.csv")["seconds"].iloc[-1])
+
+
+def interleaved(fns: dict, repeats: int) -> dict:
+    times = {k: [] for k in fns}
+    for rep in range(repeats):
+        for name in (list(fns) if rep % 2 == 0 else list(fns)[::-1]):
+            times[name].append(fns[name]())
+            print(f"  repeat {rep + 1} {name:16s} {times[name][-1]:.2f} s", flush=True)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    n = 5_700 if args.quick else 57_000
-    images = images_57k(n)
-    modes = ("none", "inloop", "eval")
-    times = {m: [] for m in modes}
-    print(f"{n} images, batch {args.batch_size}, {torch.get_num_threads()} threads, {args.repeats} interleaved repeats")
-    for rep in range(args.repeats):
-        for mode in (modes if rep % 2 == 0 else modes[::-1]):
-            times[mode].append(epoch_seconds(images, mode, args.batch_size))
-            print(f"  repeat {rep + 1} {mode:7s} {times[mode][-1]:.2f} s", flush=True)
-    med = {m: float(np.median(v)) for m, v in times.items()}
-    out = {
-        "images": n, "batch_size": args.batch_size, "median_epoch_s": med,
-        "inloop_over_plain": med["inloop"] / med["none"],
-        "eval_over_plain": med["eval"] / med["none"],
-        "eval_epoch_over_seed_gpu_epoch": med["eval"] * (57_000 / n) / SEED_GPU_EPOCH_S,
-    }
-    print(f"\n{'mode':10s}{'s/epoch':>10s}")
-    for m in modes:
-        print(f"{m:10s}{med[m]:10.2f}")
-    print(f"\nin-loop tracking / plain loop      {out['inloop_over_plain']:.3f}   (goal <= 1.05)")
-    print(f"eval-pass tracking / plain loop    {out['eval_over_plain']:.3f}")
-    print(f"eval-tracked epoch on 57k / 22.4 s {out['eval_epoch_over_seed_gpu_epoch']:.3f}   (goal <= 1.00)")
+    torch.set_num_threads(2)
+    n_sup, n_ae, n_ddp = (2_000, 5_700, 2_000) if args.quick else (10_000, 57_000, 5_000)
+    out = {"threads": torch.get_num_threads(), "repeats": args.repeats}
+
+    x, y, info = tiled(n_sup)
+    print(f"supervised CNN, {n_sup} images, batch 128")
+    sup = interleaved({"plain": lambda: supervised_epoch(x, y, info, False, 128),
+                       "recorded": lambda: supervised_epoch(x, y, info, True, 128)}, args.repeats)
+    out["supervised"] = {"images": n_sup, "batch_size": 128, "median_epoch_s": sup,
+                         "recorded_over_plain": sup["recorded"] / sup["plain"]}
+
+    x, _, info = tiled(n_ae)
+    print(f"autoencoder, {n_ae} images, batch 512")
+    ae = interleaved({m: (lambda m=m: autoencoder_epoch(x, info, m, 512)) for m in ("none", "inloop", "eval")},
+                     args.repeats)
+    out["autoencoder"] = {"images": n_ae, "batch_size": 512, "median_epoch_s": ae,
+                          "inloop_over_plain": ae["inloop"] / ae["none"], "eval_over_plain": ae["eval"] / ae["none"],
+                          "eval_epoch_57k_s": ae["eval"] * 57_000 / n_ae,
+                          "eval_epoch_over_goal": ae["eval"] * 57_000 / n_ae / AE_GOAL_S}
+
+    print(f"CNN epoch on {n_ddp} images, batch 64 per process: 1 process (2 threads) vs 2 gloo ranks (1 thread each)")
+    ddp = interleaved({"1 process": lambda: ddp_epoch(1, n_ddp, 64), "2 ranks": lambda: ddp_epoch(2, n_ddp, 64)},
+                      args.repeats)
+    out["ddp"] = {"images": n_ddp, "median_epoch_s": ddp, "samples_per_s": {k: n_ddp / v for k, v in ddp.items()},
+                  "two_ranks_throughput_over_one": ddp["1 process"] / ddp["2 ranks"]}
+
+    print(f"\nsupervised in-loop recording / plain loop   {out['supervised']['recorded_over_plain']:.3f}   (goal <= 1.05)")
+    print(f"autoencoder in-loop tracking / plain loop   {out['autoencoder']['inloop_over_plain']:.3f}")
+    print(f"autoencoder eval-tracked epoch on 57k       {out['autoencoder']['eval_epoch_57k_s']:.2f} s   "
+          f"(goal <= {AE_GOAL_S} s)")
+    print(f"2 gloo ranks / 1 process throughput         {out['ddp']['two_ranks_throughput_over_one']:.3f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

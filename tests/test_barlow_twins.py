@@ -1,9 +1,12 @@
 """BarlowTwins loss and per-sample correlations against direct element-wise computations; augmentations."""
+import math
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from utils.barlow_twins import LAMBDA, augment, barlow_twins_loss, sample_correlations
+from utils.barlow_twins import LAMBDA, _gaussian_kernels, augment, barlow_twins_loss, sample_correlations
 
 
 def _standardize_loop(z):
@@ -60,3 +63,50 @@ def test_augment_is_seeded_per_sample_and_keeps_pixel_range():
 def test_standardize_refuses_a_single_sample():
     with pytest.raises(ValueError, match="at least 2"):
         sample_correlations(torch.randn(1, 5), torch.randn(1, 5))
+
+
+def _old_augment(x, generator, max_rotation=15.0, scale=(0.85, 1.1), max_shift=2.0, blur_sigma=(0.1, 1.0)):
+    """augment as it was before it took C channels (single-channel only), line for line."""
+    n, _, h, w = x.shape
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)  # noqa: E731
+    angle = u(-max_rotation, max_rotation) * math.pi / 180
+    s = u(*scale)
+    tx, ty = u(-max_shift, max_shift) * 2 / w, u(-max_shift, max_shift) * 2 / h
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    k = _gaussian_kernels(u(*blur_sigma)).to(x)
+    pad = k.shape[1] // 2
+    out = out.reshape(1, n, h, w)
+    out = F.conv2d(F.pad(out, (pad, pad, 0, 0), mode="replicate"), k[:, None, None, :], groups=n)
+    out = F.conv2d(F.pad(out, (0, 0, pad, pad), mode="replicate"), k[:, None, :, None], groups=n)
+    return out.reshape(n, 1, h, w).clamp(0, 1)
+
+
+def test_single_channel_views_are_bit_identical_to_the_old_augment():
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    g_new, g_old = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    for _ in range(2):  # and the generator is left in the same state
+        assert torch.equal(augment(x, g_new), _old_augment(x, g_old))
+
+
+def test_augment_on_colour_images():
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    v = augment(x, torch.Generator().manual_seed(4))
+    assert v.shape == x.shape and v.dtype == x.dtype and v.min() >= 0 and v.max() <= 1
+    assert torch.equal(v, augment(x, torch.Generator().manual_seed(4)))
+    # the channels of an image share its parameters, and the draws do not depend on C: a grey image
+    # stacked three times gives three copies of its single-channel view
+    grey = x[:, :1]
+    v3 = augment(grey.expand(-1, 3, -1, -1).contiguous(), torch.Generator().manual_seed(4))
+    v1 = augment(grey, torch.Generator().manual_seed(4))
+    for c in range(3):
+        torch.testing.assert_close(v3[:, c:c + 1], v1, rtol=0, atol=1e-6)
+    # each channel is transformed on its own (no mixing of channels)
+    assert not torch.allclose(v[:, 0], v[:, 1])
+
+
+def test_augment_refuses_a_batch_without_channel_axis():
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        augment(torch.rand(4, 28, 28), torch.Generator().manual_seed(0))

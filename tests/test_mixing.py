@@ -5,6 +5,7 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
+from utils.data import DatasetInfo, dataset_info
 from utils.image_stats import intensity_stats, separability_table
 from utils.mixing import flip_labels, make_mixed, original_layout
 
@@ -15,12 +16,6 @@ INTENSITY_STATS = ["mean", "std", "min", "max", "background", "ink_fraction", "f
 def synthetic(n=10000, size=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 1, size, size, generator=g), torch.randint(0, 10, (n,), generator=g)
-
-
-@pytest.fixture(scope="module")
-def mnist5k():
-    from utils.data import load_dataset
-    return load_dataset("mnist-5k", "train")
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +190,65 @@ def test_flip_labels_bad_inputs(labels, fraction, num_classes):
     assert one_sentence(e)
 
 
-def test_flip_labels_is_public_in_utils_data():
+def test_data_does_not_import_mixing():  # utils.mixing imports utils.data: no cycle, no re-export
+    import subprocess
+    import sys
+    code = "import sys, utils.data; assert 'utils.mixing' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
     from utils import data
-    assert data.flip_labels is flip_labels
+    assert not hasattr(data, "make_mixed") and not hasattr(data, "flip_labels")
+
+
+def _old_seed_mode(x, y, fraction, seed):
+    """The original study's seed-mode pixels, with its constants as Python floats (the code before DatasetInfo)."""
+    kept, pairs = original_layout(len(x), fraction, seed)
+    a, b = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
+    z = (x[a].double() - 0.1307) / 0.3081 + (x[b].double() - 0.1307) / 0.3081
+    mixed = (z / 1.58 * 0.3081 + 0.1307).float()
+    return torch.cat([x[torch.from_numpy(kept[: len(kept) - len(pairs)])], mixed])
+
+
+def test_seed_mode_is_bit_identical_to_the_original_constants(mnist5k):
+    x, y = synthetic(n=600)
+    for info in (None, "mnist"):
+        assert torch.equal(make_mixed(x, y, fraction=0.2, seed=3, info=info).images, _old_seed_mode(x, y, 0.2, 3))
+    images, labels = mnist5k
+    expected = _old_seed_mode(images, labels, 0.1, 91)
+    for info in (None, dataset_info("mnist-5k")):
+        assert torch.equal(make_mixed(images, labels, info=info).images, expected)
+
+
+def test_seed_mode_on_colour_images_is_per_channel():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(300, 3, 32, 32, generator=g), torch.randint(0, 7, (300,), generator=g)
+    info = dataset_info("cifar10")
+    d = make_mixed(x, y, fraction=0.2, seed=3, info=info)
+    assert d.images.shape == (270, 3, 32, 32) and int(d.is_mixed.sum()) == 30
+    a, b = d.pairs[:, 0].numpy(), d.pairs[:, 1].numpy()
+    xn = x.numpy().astype(np.float64)
+    for c in range(3):
+        m, s = info.mean[c], info.std[c]
+        expected = ((xn[a, c] - m) / s + (xn[b, c] - m) / s) / 1.58 * s + m
+        np.testing.assert_allclose(d.images[d.is_mixed][:, c].numpy(), expected, rtol=0, atol=1e-6)
+    assert torch.equal(d.images[~d.is_mixed], x[d.sample_ids[~d.is_mixed]])
+    own = make_mixed(x, y, fraction=0.2, seed=3, info=DatasetInfo.from_images(x, y))  # any description works
+    assert torch.equal(own.pairs, d.pairs) and not torch.equal(own.images, d.images)
+
+
+def test_seed_mode_refuses_an_info_of_another_channel_count():
+    x, y = torch.rand(50, 3, 8, 8), torch.zeros(50, dtype=torch.long)
+    with pytest.raises(ValueError, match="3 channel.*mnist with 1") as e:
+        make_mixed(x, y, fraction=0.2)  # default info: MNIST's single channel
+    assert one_sentence(e)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_images_are_refused(bad):
+    x, y = synthetic(n=100)
+    x[3, 0, 2, 2] = bad
+    x[7, 0, 0, 1] = bad
+    for mode in ("seed", "matched"):
+        with pytest.raises(ValueError) as e:
+            make_mixed(x, y, fraction=0.2, mode=mode)
+        assert str(e.value) == ("images hold 2 non-finite values (NaN or inf); clean or drop those samples "
+                                "first.")

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from utils import run_notebooks
+from utils import outputs, report, run_notebooks
 
 
 def test_all_notebooks_run_in_quick_mode(tmp_path, capsys):
@@ -14,36 +14,50 @@ def test_all_notebooks_run_in_quick_mode(tmp_path, capsys):
     assert "seed mixing" in printed and "matched mixing" in printed and "auroc_best" in printed
     assert "SSFT mislabeled detection" in printed
     for name in run_notebooks.SSL_AE + run_notebooks.SSFT:
-        nb = json.loads((tmp_path / "notebooks" / f"{name}.ipynb").read_text())
+        nb = json.loads((tmp_path / outputs.NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
         outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
         assert not [o for o in outputs if o["output_type"] == "error"], name
     for mode in ("seed", "matched"):
-        table = pd.read_csv(tmp_path / f"score_table_{mode}.csv", index_col=0)
+        table = pd.read_csv(tmp_path / outputs.score_table(mode), index_col=0)
         assert {"loss__last", "H__mean_from_0", "LID__mean_from_10", "image__total_variation"} <= set(table.index)
         assert table["auroc_best"].between(0.5, 1).all()
     # seed mixing carries the intensity confound, matched mixing does not
-    sep = pd.read_csv(tmp_path / "separability.csv", index_col=0, header=[0, 1])
+    sep = pd.read_csv(tmp_path / outputs.SEPARABILITY, index_col=0, header=[0, 1])
     assert sep.loc["min", ("seed", "auroc")] > 0.99
     assert sep.loc[["mean", "std", "min", "max", "ink_fraction"], ("matched", "auroc")].max() <= 0.55
-    assert (tmp_path / "images" / "score_bars_matched.png").is_file()
+    assert (tmp_path / outputs.IMAGES_DIR / outputs.fig_score_bars("matched")).is_file()
     _ssft_checks(tmp_path)  # the same run: training SSFT twice would double the test time
+    # the README sections build from the same outputs
+    images = tmp_path / outputs.IMAGES_DIR
+    results = report.results_markdown(tmp_path, images=images, readme_dir=tmp_path)
+    assert f"images/{outputs.fig_score_bars('matched')}" in results and "seed study abs_srcc" in results
+    ssft = report.ssft_markdown(tmp_path, images=images, readme_dir=tmp_path)
+    assert all(name in ssft for name in ("cnn_noise0.1", "autoencoder_seed", "barlow_twins_matched"))
+    assert "Autoencoder SSFT vs the mixed images" in ssft and "BarlowTwins SSFT vs the mixed images" in ssft
 
 
 def _ssft_checks(out):
     # every sample of MNIST-5k train scored exactly once, keyed by its id, with the flipped flag aligned
-    scores = pd.read_csv(out / "ssft_scores_cnn_noise0.1.csv", index_col="sample_id")
+    scores = pd.read_csv(out / outputs.ssft_supervised_scores("cnn", 0.1), index_col="sample_id")
     assert scores.index.is_unique and sorted(scores.index) == list(range(4000))
     assert scores["is_flipped"].sum() == 400 and (scores["n_seeds"] == 3).all()
-    detection = pd.read_csv(out / "ssft_detection.csv", index_col=[0, 1])
+    detection = pd.read_csv(out / outputs.SSFT_DETECTION, index_col=[0, 1])
     # even one epoch per stage separates 10 % flipped labels: forgotten at once in stage 2
     assert detection.loc[("cnn 0.1", "SSFT (forgetting time)"), "auroc"] > 0.9
     assert set(detection.index.get_level_values(0)) == {"cnn 0.1", "cnn 0.001", "lenet 0.1"}
-    ae = pd.read_csv(out / "ssft_ae_detection.csv", index_col=[0, 1])
+    ae = pd.read_csv(out / outputs.ssft_unsupervised_detection("autoencoder"), index_col=[0, 1])
     assert {"seed ssim>0.5", "matched ssim>0.5", "seed ssim>0.15"} <= set(ae.index.get_level_values(0))
-    bt = pd.read_csv(out / "ssft_bt_detection.csv", index_col=[0, 1])
+    bt = pd.read_csv(out / outputs.ssft_unsupervised_detection("barlow_twins"), index_col=[0, 1])
     assert {"matched self_corr", "matched cross_corr"} <= set(bt.index.get_level_values(0))
     assert ae["auroc"].between(0, 1).all() and bt["auroc"].between(0, 1).all()
-    corr = pd.read_csv(out / "ssft_correlations.csv", index_col=0)
+    # one notebook, run once per task: each wrote its own best-vs-baseline table, scores and figures
+    for task in ("autoencoder", "barlow_twins"):
+        assert (out / outputs.ssft_unsupervised_best(task)).is_file()
+    assert (out / outputs.ssft_unsupervised_scores("autoencoder", "seed", "ssim0.15")).is_file()
+    assert (out / outputs.ssft_unsupervised_scores("barlow_twins", "matched", "cross_corr")).is_file()
+    assert (out / outputs.IMAGES_DIR / outputs.fig_ssft_unsupervised_times("autoencoder", "matched", "ssim0.5")).is_file()
+    assert (out / outputs.IMAGES_DIR / outputs.fig_ssft_first_last("barlow_twins", "seed")).is_file()
+    corr = pd.read_csv(out / outputs.SSFT_CORRELATIONS, index_col=0)
     # constant scores (e.g. the background pixel) have no rank correlation: NaN, not a number made up
     finite = corr["max_abs"].dropna()
     assert np.isfinite(corr.loc["loss__last", "max_abs"]) and len(finite) > 10 and finite.between(0, 1).all()

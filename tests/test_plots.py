@@ -102,3 +102,72 @@ def test_tail_mask_is_the_selection_tail_grid_shows():
     assert tail_mask(scores, 0.95).sum() == 5 and tail_mask(scores, 0.95)[-5:].all()
     fig = tail_grid(np.zeros((100, 1, 4, 4)), scores, q=0.95)
     assert sum(bool(ax.images) for ax in fig.axes) == 5
+
+
+# ------------------------------------------------------------------------------ SSFT figures
+def _two_split_runs(n=40, seeds=(0, 1)):
+    """Fake SSFT runs (both orders per seed) with an ``ssim`` and a ``mse`` measurement."""
+    from utils.protocols import TwoSplitRun, split_halves
+    from utils.recorder import Recorder
+
+    rng = np.random.default_rng(0)
+    a, b = split_halves(np.arange(n), 0)
+    runs = []
+    for seed in seeds:
+        for order, ids in (("AB", a), ("BA", b)):
+            stage1, stage2 = Recorder(ids), Recorder(ids)
+            for t in range(3):
+                stage1.record("ssim", t, ids, rng.random(len(ids)))
+                stage1.record("mse", t, ids, rng.random(len(ids)))
+            for t in range(4):
+                stage2.record("ssim", t, ids, rng.random(len(ids)))
+                stage2.record("mse", t, ids, rng.random(len(ids)))
+            history = pd.DataFrame({"stage": [1, 1, 1, 2, 2], "epoch": [1, 2, 3, 1, 2],
+                                    "train_loss": rng.random(5), "train_acc": np.nan, "seconds": 1.0})
+            runs.append(TwoSplitRun(seed, order, ids, stage1, stage2, 2, history))
+    return runs
+
+
+def test_stage_curves_draws_every_run_and_names_a_missing_column(tmp_path):
+    runs = _two_split_runs()
+    fig = plots.stage_curves(runs, "train_loss", path=tmp_path / "s.png")
+    (ax,) = fig.axes
+    curves = [line for line in ax.lines if len(line.get_xdata()) == 5]
+    assert len(curves) == len(runs)
+    np.testing.assert_allclose(curves[0].get_ydata(), runs[0].history["train_loss"])
+    _png(tmp_path / "s.png")
+    with pytest.raises(ValueError, match="train_loss"):
+        plots.stage_curves(runs, "loss")  # SSFT histories say train_loss now
+
+
+def test_first_last_hists_one_panel_per_measure(tmp_path):
+    runs = _two_split_runs()
+    mixed = pd.Series(np.arange(40) % 10 == 0, index=np.arange(40))
+    fig = plots.first_last_hists(runs, ["ssim", "mse"], mixed, title="t", path=tmp_path / "f.png")
+    assert [ax.get_xlabel() for ax in fig.axes] == ["ssim", "mse"]
+    assert all(len(ax.patches) > 0 for ax in fig.axes)
+    _png(tmp_path / "f.png")
+
+
+def test_time_scatter_highlights_by_sample_id(tmp_path):
+    from utils.ssft import ssft_scores
+
+    scores = ssft_scores(_two_split_runs(), "ssim", 0.5)
+    flag = pd.Series(False, index=scores.index[::-1])  # another order: aligned by id
+    flag.iloc[:3] = True
+    fig = plots.time_scatter(scores, flag, label="mixed", path=tmp_path / "t.png")
+    (ax,) = fig.axes
+    assert len(ax.collections) == 2 and len(ax.collections[1].get_offsets()) == 3
+    assert "mixed (3)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    _png(tmp_path / "t.png")
+
+
+def test_quadrant_grids_one_panel_per_quadrant(tmp_path):
+    from utils.ssft.quadrants import QUADRANTS
+
+    ids = np.arange(100, 140)
+    quadrant = pd.Series(np.array(QUADRANTS)[np.arange(40) % 4], index=ids)
+    fig = plots.quadrant_grids(torch.rand(40, 1, 8, 8), ids, quadrant, per_quadrant=4, path=tmp_path / "q.png")
+    assert len(fig.subfigs) == 4 and [sf._suptitle.get_text() for sf in fig.subfigs][0] == "typical (10)"
+    assert sum(bool(ax.images) for ax in fig.axes) == 16
+    _png(tmp_path / "q.png")

@@ -3,12 +3,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from utils.recorder import Recorder
 from utils.ssft import QUADRANTS, TwoSplitRun, fit_quadrants, quadrant_table, ssft_scores
 
 
+def _stage(ids, rows):
+    rec = Recorder(ids)
+    for log, row in enumerate(rows):
+        rec.record("m", log, ids, row)
+    return rec
+
+
 def _run(seed, order, ids, first, second, k=2):
-    return TwoSplitRun(seed, order, np.asarray(ids), {"m": np.asarray(first, float)},
-                       {"m": np.asarray(second, float)}, k, pd.DataFrame())
+    ids = np.asarray(ids)
+    return TwoSplitRun(seed, order, ids, _stage(ids, first), _stage(ids, second), k, pd.DataFrame())
 
 
 def test_scores_from_hand_made_runs_average_over_seeds():

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-MNIST_MEAN, MNIST_STD, SUM_SCALE = 0.1307, 0.3081, 1.58  # the original study's constants
+from utils.data import DatasetInfo, check_images, dataset_info
+
+SUM_SCALE = 1.58  # the original study's constant; its mean and std are dataset_info("mnist")
 MODES = ("seed", "matched")
 
 
@@ -54,24 +56,26 @@ def original_layout(n: int, fraction: float, seed: int):
     return perm[: n - len_aug // 2], pairs
 
 
-def make_mixed(images, labels, fraction: float = 0.1, mode: str = "seed", seed: int = 91) -> MixedDataset:
+def make_mixed(images, labels, fraction: float = 0.1, mode: str = "seed", seed: int = 91,
+               info: DatasetInfo | str | None = None) -> MixedDataset:
     """Replace ``fraction`` of the images by pairwise mixtures (layout: `original_layout`).
 
     mode="seed" reproduces the original study exactly: a mixed image is (z_a + z_b) / 1.58 with
-    z = (x - 0.1307) / 0.3081, stored back in pixel space (z * 0.3081 + 0.1307) WITHOUT clamping.
-    Its background is -0.0347 in pixel space (-0.537 once standardised, against -0.424 for clean
-    images) and its strokes are dimmer: that global intensity confound, which makes mixed images
-    trivially detectable, is reproduced on purpose. Clean images are returned unchanged.
+    z = info.standardize(x) per channel, stored back in pixel space (z * std + mean) WITHOUT clamping.
+    ``info`` (a :class:`utils.data.DatasetInfo` or a known dataset name) defaults to
+    ``dataset_info("mnist")``, the original study's constants, for any single-channel data; give the
+    matching one for other channel counts (e.g. ``dataset_info("cifar10")`` or
+    ``DatasetInfo.from_images(images)``). On MNIST a mixed image's background is -0.0347 in pixel space
+    (-0.537 once standardised, against -0.424 for clean images) and its strokes are dimmer: that global
+    intensity confound, which makes mixed images trivially detectable, is reproduced on purpose. Clean
+    images are returned unchanged.
 
     mode="matched" removes the intensity confound (same layout, ids and pairs; [0, 1] pixels; clean
-    images are processed too, as a control): see `_matched_images` for how, and
-    `utils.image_stats.separability_table` to check it (every intensity AUROC <= 0.52 on MNIST).
+    images are processed too, as a control; single-channel images only): see `_matched_images` for
+    how, and `utils.image_stats.separability_table` to check it (every intensity AUROC <= 0.52 on MNIST).
     """
-    x = torch.as_tensor(images)
+    x = check_images(images)
     y = torch.as_tensor(labels)
-    if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"images must be a float tensor [N, C, H, W], got {x.dtype} {tuple(x.shape)}; "
-                         "add a channel axis or convert.")
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"labels must be a flat tensor of length {len(x)} (one per image), "
                          f"got shape {tuple(y.shape)}.")
@@ -79,13 +83,19 @@ def make_mixed(images, labels, fraction: float = 0.1, mode: str = "seed", seed: 
         raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}.")
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}: choose 'seed' or 'matched'.")
+    info = dataset_info("mnist") if info is None else dataset_info(info) if isinstance(info, str) else info
+    if mode == "seed" and info.channels != x.shape[1]:
+        raise ValueError(f"images have {x.shape[1]} channel(s) but info describes {info.name} with "
+                         f"{info.channels}; pass info=DatasetInfo.from_images(images) or the dataset's own info.")
     x, y = x.float(), y.long()
     kept, pairs = original_layout(len(x), fraction, seed)
     n_clean, k = len(kept) - len(pairs), len(pairs)
     a, b = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
     if mode == "seed":
-        z = (x[a].double() - MNIST_MEAN) / MNIST_STD + (x[b].double() - MNIST_MEAN) / MNIST_STD
-        mixed = (z / SUM_SCALE * MNIST_STD + MNIST_MEAN).float()
+        xa, xb = x[a].double(), x[b].double()
+        mean, std = info.mean_std(xa)
+        z = info.standardize(xa) + info.standardize(xb)
+        mixed = (z / SUM_SCALE * std + mean).float()
         out = torch.cat([x[torch.from_numpy(kept[:n_clean])], mixed])
     else:
         out = _matched_images(x, torch.from_numpy(kept[:n_clean]), a, b, seed)

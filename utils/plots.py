@@ -1,4 +1,5 @@
-"""Figures used by the notebooks: score histograms, image grids, score tails, training curves, score summaries.
+"""Every study's figures: score histograms, image grids, score tails, training curves, score summaries
+(autoencoder study) and learning vs forgetting time, quadrant grids, first/last histograms, stage curves (SSFT).
 
 Every function returns the matplotlib Figure and saves it as PNG (dpi 100) when `path` is given; none calls
 ``plt.show()``, so Jupyter's inline backend displays the figures. Without a display (scripts, CI) matplotlib
@@ -6,9 +7,14 @@ falls back to the Agg backend by itself; nothing here forces a backend.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from utils.ssft.quadrants import QuadrantRule
 
 DPI = 100
 
@@ -135,6 +141,101 @@ def score_bars(table: pd.DataFrame, top: int = 20, path=None):
     a2.set(xlim=(-1.1 * ceiling, 1.1 * ceiling), xlabel="signed SRCC")
     a2.legend(loc="lower right")
     fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------- SSFT
+def time_scatter(scores: pd.DataFrame, highlight: pd.Series | None = None, rule: QuadrantRule | None = None,
+                 x: str = "learning_fraction", y: str = "forgetting_fraction", label: str = "flagged",
+                 title: str = "", ax=None, path=None):
+    """LT (x) vs FT (y) of :func:`utils.ssft.ssft_scores`; the dashed line marks "never forgotten in any seed"
+    (fraction 1), red = ``highlight`` (aligned by sample id), dotted green = the quadrant thresholds of ``rule``."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 5))
+    rng = np.random.default_rng(0)  # small jitter so the many samples on the same level stay visible
+    jx, jy = (rng.uniform(-0.004, 0.004, len(scores)) for _ in range(2))
+    flag = np.zeros(len(scores), bool) if highlight is None else highlight.reindex(scores.index).to_numpy(bool)
+    ax.scatter(scores[x] + jx, scores[y] + jy, s=3, c="tab:blue", alpha=0.3, lw=0, label="other")
+    if flag.any():
+        ax.scatter(scores[x][flag] + jx[flag], scores[y][flag] + jy[flag], s=8, c="tab:red", lw=0,
+                   label=f"{label} ({int(flag.sum())})")
+    if y.endswith("fraction"):
+        ax.axhline(1.0, ls="--", c="k", lw=0.8, label="never forgotten")
+    if rule is not None:
+        ax.axvline(rule.lt_threshold, ls=":", c="g")
+        ax.axhline(rule.ft_threshold, ls=":", c="g", label="quadrant thresholds (Otsu, fit half)")
+    ax.set(xlabel=f"{x.replace('_', ' ')} (first split)", ylabel=f"{y.replace('_', ' ')} (second split)",
+           title=title)
+    ax.legend(loc="lower right", fontsize=7, markerscale=2)
+    return _save(fig, path)
+
+
+def quadrant_grids(images, ids, quadrant: pd.Series, titles: pd.Series | None = None, per_quadrant: int = 16,
+                   seed: int = 0, path=None):
+    """A 4x4 grid of random members of each quadrant; ``images[i]`` is the sample with id ``ids[i]``."""
+    from utils.ssft.quadrants import QUADRANTS
+
+    position = pd.Index(np.asarray(ids))
+    fig = plt.figure(figsize=(16, 4.6))
+    rng = np.random.default_rng(seed)
+    for sub, name in zip(fig.subfigures(1, 4), QUADRANTS):
+        members = quadrant.index[quadrant.to_numpy() == name]
+        pick = np.sort(rng.choice(members, size=min(per_quadrant, len(members)), replace=False))
+        sub.suptitle(f"{name} ({len(members)})")
+        for i, ax in enumerate(sub.subplots(4, 4).flat):
+            ax.axis("off")
+            if i < len(pick):
+                ax.imshow(np.asarray(images[position.get_loc(pick[i])])[0], cmap="gray")
+                if titles is not None:
+                    ax.set_title(str(titles.loc[pick[i]]), fontsize=7)
+    return _save(fig, path)
+
+
+def first_last_hist(first, last, name: str, highlight=None, bins: int = 60, ax=None, path=None):
+    """Histogram of a per-sample measurement at the first and the last log (mixed images overlaid if given)."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 3.5))
+    first, last = _numpy(first).ravel(), _numpy(last).ravel()
+    both = np.concatenate([first, last])
+    edges = np.linspace(np.nanmin(both), np.nanmax(both), bins + 1)
+    ax.hist(first, edges, alpha=0.5, label="first log")
+    ax.hist(last, edges, alpha=0.5, label="last log")
+    if highlight is not None and np.any(highlight):
+        ax.hist(last[_numpy(highlight).ravel().astype(bool)], edges, histtype="step", color="tab:red",
+                label="last log, mixed")
+    ax.set(xlabel=name, ylabel="samples", yscale="log")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def first_last_hists(runs, measures, highlight: pd.Series | None = None, title: str = "", seed: int | None = None,
+                     path=None):
+    """One :func:`first_last_hist` panel per measurement: every sample after the first epoch and at the end of
+    stage 1 (model seed ``seed``, default the first run's); ``highlight`` (by sample id) marks the mixed images."""
+    from utils.ssft.scores import first_split_log
+
+    measures = list(measures)
+    fig, axes = plt.subplots(1, len(measures), figsize=(5.5 * len(measures), 3.5), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        first, last = first_split_log(runs, measure, 0, seed), first_split_log(runs, measure, -1, seed)
+        flag = None if highlight is None else highlight.reindex(last.index).to_numpy(bool)
+        first_last_hist(first.to_numpy(), last.to_numpy(), measure, flag, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def stage_curves(runs, column: str = "train_acc", ax=None, path=None):
+    """Per-epoch history ``column`` (e.g. ``train_acc``, ``train_loss``) of every SSFT run, stage 2 drawn after
+    stage 1 (dotted line = the switch)."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
+    for run in runs:
+        h = run.history
+        if column not in h.columns:
+            raise ValueError(f"The run history has no column {column!r}; choose one of {list(h.columns)}.")
+        x = np.arange(1, len(h) + 1)
+        ax.plot(x, h[column], lw=0.8, label=f"seed {run.seed} {run.order}")
+        ax.axvline((h["stage"] == 1).sum() + 0.5, ls=":", c="gray", lw=0.6)
+    ax.set(xlabel="epoch (stage 1, then stage 2)", ylabel=column.replace("_", " "))
+    ax.legend(fontsize=6, ncol=2)
     return _save(fig, path)
 
 

@@ -6,7 +6,9 @@
 
 Quick mode trains on the embedded MNIST-5k (no data files, no internet) and writes executed copies
 and figures under ``--out``. ``--commit`` overwrites the committed notebooks, ``images/`` and the
-README's results section instead.
+README's results section instead. ``ssft/ssft-unsupervised.ipynb`` runs once per model (``TASK``); its
+executed copies are ``ssft-unsupervised-autoencoder`` and ``ssft-unsupervised-barlow-twins`` (beside it
+with ``--commit``), the source itself stays unexecuted.
 """
 from __future__ import annotations
 
@@ -18,19 +20,38 @@ from pathlib import Path
 
 import pandas as pd
 
+from utils import outputs
+
 ROOT = Path(__file__).resolve().parent.parent
 SSL_AE = ("ae-reconstruction-L1", "ae-analysis", "ae-correlations")
-SSFT = ("ssft-supervised", "ssft-autoencoder", "ssft-contrastive")
+UNSUPERVISED_TASKS = ("autoencoder", "barlow_twins")
+UNSUPERVISED_NOTEBOOK = "ssft-unsupervised"   # one notebook, executed once per task
+
+
+def unsupervised_name(task: str) -> str:
+    """Name of the executed copy of ssft-unsupervised for ``task``."""
+    return f"{UNSUPERVISED_NOTEBOOK}-{task.replace('_', '-')}"
+
+
+UNSUPERVISED = {unsupervised_name(t): t for t in UNSUPERVISED_TASKS}   # executed name -> TASK
+SSFT = ("ssft-supervised", *UNSUPERVISED)
 # ae-correlations runs last: it compares the autoencoder scores with the supervised SSFT times
 QUICK = dict(DATASET="mnist-5k", SPLIT="train", EPOCHS=30, BATCH_SIZE=32, SNAPSHOT_EVERY=5)
-# SSFT per notebook: quick mode keeps the method (3 model seeds, both halves, the recipe) and cuts epochs
-SSFT_QUICK = {"ssft-supervised": dict(MAX_EPOCHS=2), "ssft-autoencoder": dict(MAX_EPOCHS=3),
-              "ssft-contrastive": dict(MAX_EPOCHS=1)}
+# SSFT per executed notebook: quick mode keeps the method (3 model seeds, both halves, the recipe) and cuts epochs
+SSFT_QUICK = {"ssft-supervised": dict(MAX_EPOCHS=2), unsupervised_name("autoencoder"): dict(MAX_EPOCHS=3),
+              unsupervised_name("barlow_twins"): dict(MAX_EPOCHS=1)}
 # full mode, sized for 2 CPU cores: the CNN keeps 3 seeds and the paper's 100-epoch horizon; LeNet (twice the
 # CNN's time per epoch) and BarlowTwins get one seed, the autoencoder and BarlowTwins shorter horizons
 SSFT_FULL = {"ssft-supervised": dict(MAX_EPOCHS=100, SEEDS={"cnn": [0, 1, 2], "lenet": [0]}),
-             "ssft-autoencoder": dict(MAX_EPOCHS=15),
-             "ssft-contrastive": dict(MAX_EPOCHS=10, SEEDS=[0], MODES=["matched"])}
+             unsupervised_name("autoencoder"): dict(MAX_EPOCHS=15),
+             unsupervised_name("barlow_twins"): dict(MAX_EPOCHS=10, SEEDS=[0], MODES=["matched"])}
+
+
+def source(name: str) -> Path:
+    """The notebook file an executed notebook ``name`` comes from."""
+    if name in UNSUPERVISED:
+        return ROOT / "ssft" / f"{UNSUPERVISED_NOTEBOOK}.ipynb"
+    return ROOT / ("ssft" if name.startswith("ssft") else "ssl-ae") / f"{name}.ipynb"
 
 
 def parameters(args) -> dict:
@@ -51,6 +72,8 @@ def ssft_parameters(args, name: str) -> dict:
         params = dict(SSFT_QUICK[name], DATASET="mnist-5k", SPLIT="train")
     else:
         params = dict(SSFT_FULL[name], DATASET=args.dataset, SPLIT=args.split)
+    if name in UNSUPERVISED:
+        params["TASK"] = UNSUPERVISED[name]
     if args.ssft_epochs:
         params["MAX_EPOCHS"] = args.ssft_epochs
     return params
@@ -60,30 +83,29 @@ def execute(notebooks, params: dict, out_dir: Path, commit: bool, log_output: bo
     import papermill as pm
 
     for name in notebooks:
-        folder = "ssft" if name.startswith("ssft") else "ssl-ae"
-        source = ROOT / folder / f"{name}.ipynb"
-        target = source if commit else out_dir / "notebooks" / f"{name}.ipynb"
+        src = source(name)
+        target = src.with_name(f"{name}.ipynb") if commit else out_dir / outputs.NOTEBOOKS_DIR / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         tic = time.perf_counter()
         print(f"== {name} ==", flush=True)
-        pm.execute_notebook(str(source), str(target), parameters=params, cwd=str(source.parent),
+        pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(src.parent),
                             kernel_name="python3", progress_bar=True, log_output=log_output)
         print(f"   {name}: {time.perf_counter() - tic:.0f} s -> {target}", flush=True)
 
 
 def print_tables(results: Path, top: int = 10) -> None:
     """The metric table (SRCC, AUROC, AP per metric) of each mixing mode, as the last thing printed."""
-    for path in sorted(results.glob("score_table_*.csv")):
+    for path in sorted(results.glob(outputs.SCORE_TABLE_GLOB)):
         table = pd.read_csv(path, index_col=0)
-        print(f"\n{path.stem.replace('score_table_', '')} mixing (prevalence {table['prevalence'].iloc[0]:.4f}, "
+        print(f"\n{outputs.score_table_mode(path.name)} mixing (prevalence {table['prevalence'].iloc[0]:.4f}, "
               f"SRCC ceiling {table['srcc_ceiling'].iloc[0]:.4f}), top {top} of {len(table)} by AUROC:")
         print(table.head(top)[["auroc_best", "srcc", "ap", "precision", "recall"]].round(4).to_string())
-    summary = results / "summary.csv"
+    summary = results / outputs.SUMMARY
     if summary.is_file():
         print("\nTraining summary:\n" + pd.read_csv(summary, index_col=0).round(4).to_string())
-    for name, title in (("ssft_detection.csv", "SSFT mislabeled detection (flipped labels)"),
-                        ("ssft_ae_detection.csv", "Autoencoder SSFT vs mixed images"),
-                        ("ssft_bt_detection.csv", "BarlowTwins SSFT vs mixed images")):
+    for name, title in ((outputs.SSFT_DETECTION, "SSFT mislabeled detection (flipped labels)"),
+                        (outputs.ssft_unsupervised_detection("autoencoder"), "Autoencoder SSFT vs mixed images"),
+                        (outputs.ssft_unsupervised_detection("barlow_twins"), "BarlowTwins SSFT vs mixed images")):
         path = results / name
         if path.is_file():
             table = pd.read_csv(path, index_col=[0, 1])
@@ -106,7 +128,7 @@ def main(argv=None) -> int:
     if args.mode == "full" and not args.epochs:
         args.epochs = 200
     out = (ROOT / args.out).resolve()
-    images = ROOT / "images" if args.commit else out / "images"
+    images = ROOT / outputs.IMAGES_DIR if args.commit else out / outputs.IMAGES_DIR
     params = parameters(args)
     rel = lambda path: os.path.relpath(path, ROOT / "ssl-ae")  # noqa: E731  (notebooks run in ssl-ae/)
     common = dict(RESULTS=rel(out), IMAGES=rel(images))

@@ -1,4 +1,7 @@
-"""Training recipes for the two-split protocol: the SSFT paper's and the seed study's.
+"""Training recipes by name: optimizer + learning-rate schedule + batch size + epochs + early stop.
+
+One recipe drives every run of :func:`utils.loop.train` (autoencoder study, both SSFT stages,
+supervised runs, pruning retrains):
 
 * ``"paper"`` (Maini et al. 2022, github.com/pratyushmaini/ssft): SGD, momentum 0.9, weight decay
   5e-4, a per-step *triangle* learning rate (0 -> peak over the first 10 % of ``max_epochs``, then
@@ -6,10 +9,14 @@
   early stop once train accuracy has been 100 % for ``patience`` = 5 consecutive epochs.
 * ``"seed"`` (the original notebooks): the same SGD at a constant lr 0.01 for 100 epochs per stage,
   no early stop — kept to reproduce the original plots and their instability bands.
+* ``"autoencoder"`` (the autoencoder study): Adam 1e-3 at a constant rate, batch 32, no weight decay,
+  no early stop (an autoencoder has no accuracy to stop on).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+
+import math
 
 import torch
 
@@ -32,9 +39,16 @@ class Recipe:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
         if self.schedule not in ("triangle", "constant"):
             raise ValueError(f"schedule must be 'triangle' or 'constant', got {self.schedule!r}.")
-        if self.max_epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError("max_epochs, batch_size and lr must be positive; "
-                             f"got {self.max_epochs}, {self.batch_size}, {self.lr}.")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}.")
+        if self.max_epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"max_epochs and batch_size must be positive integers, got {self.max_epochs} and "
+                             f"{self.batch_size}.")
+        if not (0 <= self.weight_decay < math.inf and 0 <= self.momentum < 1):
+            raise ValueError(f"weight_decay must be >= 0 and momentum in [0, 1); got {self.weight_decay} and "
+                             f"{self.momentum}.")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be None (no early stop) or a positive integer, got {self.patience}.")
         if not 0 < self.warmup < 1:
             raise ValueError(f"warmup must lie strictly between 0 and 1, got {self.warmup}.")
 
@@ -45,6 +59,8 @@ class Recipe:
 RECIPES = {
     "paper": Recipe(),
     "seed": Recipe(name="seed", lr=0.01, schedule="constant", patience=None),
+    "autoencoder": Recipe(name="autoencoder", optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant",
+                          max_epochs=200, patience=None, batch_size=32),
 }
 
 

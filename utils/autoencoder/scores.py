@@ -14,7 +14,7 @@ import pandas as pd
 
 from utils.image_stats import intensity_stats, shape_stats
 from utils.metrics import aggregate, knn, lid_mle, scaled_epochs, silhouette
-from utils.tracking import SampleTracker
+from utils.recorder import Recorder
 
 SEED_EPOCHS = 600
 
@@ -38,19 +38,21 @@ def _snapshot_rows(snapshot_epochs: np.ndarray, epochs: int):
                          len(snapshot_epochs) - 1)
 
 
-def snapshot_scores(tracker: SampleTracker, lid_k: int = 20, silhouette_every: int = 1, seed: int = 91):
-    """LID (Levina-Bickel MLE, one exact kNN pass per snapshot) and silhouette of the code snapshots."""
-    snaps = tracker.snapshots
+def snapshot_scores(recorder: Recorder, lid_k: int = 20, silhouette_every: int = 1, seed: int = 91):
+    """LID (Levina-Bickel MLE, one exact kNN pass per snapshot) and silhouette of the recorded ``codes``."""
+    snaps = recorder["codes"]
     lid = np.stack([lid_mle(z, k=lid_k, knn_result=knn(z, lid_k)) for z in snaps])
     sil = np.stack([silhouette(z, n_clusters=10, seed=seed) for z in snaps[::silhouette_every]])
     return lid, sil
 
 
-def compute_scores(tracker: SampleTracker, images=None, lid_k: int = 20, silhouette_every: int = 1,
+def compute_scores(recorder: Recorder, images=None, lid_k: int = 20, silhouette_every: int = 1,
                    seed: int = 91) -> pd.DataFrame:
     """All per-sample scores of a finished run (and model-free image baselines when ``images`` given)."""
-    index = pd.Index(tracker.sample_ids, name="sample_id")
-    s, rows = tracker.series, _epoch_rows(tracker.epochs)
+    index = pd.Index(recorder.sample_ids, name="sample_id")
+    s = recorder
+    epochs = len(s["loss"])
+    rows = _epoch_rows(epochs)
     parts = [
         _seed_aggregate(s["loss"], "loss", index, rows, mean_from=(0, 20, 50), var_from=(0, 20, 50),
                         diff_last=(0, 20, 50)),
@@ -61,11 +63,11 @@ def compute_scores(tracker: SampleTracker, images=None, lid_k: int = 20, silhoue
     if "ssim" in s:
         parts.append(_seed_aggregate(s["ssim"], "ssim", index, rows, mean_from=(0, 50)))
     if "drift" in s:  # row 0 has no previous code
-        parts.append(_seed_aggregate(s["drift"][1:], "dif_L2", index, _epoch_rows(tracker.epochs - 1),
+        parts.append(_seed_aggregate(s["drift"][1:], "dif_L2", index, _epoch_rows(epochs - 1),
                                      mean_from=(0,), var_from=(0,)))
-    if tracker.snapshots is not None and len(tracker.snapshots) >= 2:
-        lid, sil = snapshot_scores(tracker, lid_k, silhouette_every, seed)
-        snap_rows = _snapshot_rows(tracker.snapshot_epochs, tracker.epochs)
+    if "codes" in s and len(s["codes"]) >= 2:
+        lid, sil = snapshot_scores(s, lid_k, silhouette_every, seed)
+        snap_rows = _snapshot_rows(s.steps("codes"), epochs)
         parts.append(_seed_aggregate(lid, "LID", index, snap_rows, mean_from=(10,), var_from=(10,)))
         parts.append(aggregate(sil, "sil_score", index=index, mean_from=(0,), var_from=(), std_from=(0,),
                                diff_last=()))

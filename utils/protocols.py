@@ -162,3 +162,78 @@ def supervised_run(task, recipe: Recipe, data: Samples, *, seed: int, test: Samp
     settings in ``folder`` is loaded instead of retrained (the loop does that)."""
     return train(task, recipe, data, seed=seed, record=True, eval_sets={"test": test} if test is not None else None,
                  folder=folder, progress=progress, **kwargs)
+
+
+def kfold_probs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int = 0, folder=None,
+                progress: bool = False) -> pd.DataFrame:
+    """Out-of-sample softmax probabilities of every sample by ``folds``-fold cross-validation through the loop.
+
+    The folds are a seeded stratified split (sklearn ``StratifiedKFold`` with shuffling) of the samples
+    sorted by id, so they depend on the ids, the labels and ``seed`` only, never on the order the samples
+    come in. For each fold k a fresh model (seed drawn from ``(seed, k)``) trains on the other folds, in
+    id order, with :func:`utils.loop.train` (no per-sample records), and an eval-mode pass predicts the
+    held-out fold. With a ``folder`` each fold's run is cached in ``folder/fold<k>/`` (the loop loads a
+    finished run and refuses other settings; the settings include a hash of the labels, which the loop's
+    own fingerprint leaves out) and the study's settings are checked in ``folder/settings.json``.
+
+    Returns a DataFrame indexed by ``sample_id`` (sorted) with columns ``p0 .. p{C-1}`` (C from the task's
+    DatasetInfo): every sample exactly once, predicted by the one model that did not train on it.
+    ``attrs`` records ``folds``, ``seed`` and ``fold_seeds``. This is what confident learning needs
+    (:mod:`utils.label_quality`); in-sample predictions would hide the mislabeled samples a model memorised."""
+    import torch
+    from sklearn.model_selection import StratifiedKFold
+
+    from utils.tasks import SupervisedTask
+
+    if not isinstance(task, SupervisedTask):
+        raise ValueError(f"K-fold probabilities need a classifier task (make_task('cnn' or 'lenet', info)), got "
+                         f"{type(task).__name__}.")
+    if data.labels is None:
+        raise ValueError("K-fold probabilities train on labels; give the samples labels.")
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= len(data):
+        raise ValueError(f"folds must be an integer from 2 to the number of samples ({len(data)}), got {folds!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    num_classes = task.info.num_classes
+    labels = data.labels.numpy()
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in 0..{num_classes - 1} (the task's DatasetInfo has {num_classes} "
+                         f"classes), got {labels.min()}..{labels.max()}.")
+    counts = np.bincount(labels, minlength=num_classes)
+    if counts.max() < folds:
+        raise ValueError(f"No class has {folds} samples (the largest has {counts.max()}); use fewer folds.")
+    task.prepare(data.images[:1])  # the shape check, before a folder is claimed
+
+    order = np.argsort(data.ids, kind="stable")           # rows in id order: the split ignores the input order
+    ids, y = data.ids[order], labels[order]
+    fold_of = np.empty(len(ids), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
+    for k, (_, held) in enumerate(splitter.split(np.zeros(len(ids)), y)):
+        fold_of[held] = k
+    fold_seeds = [int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0]) for k in range(folds)]
+    labels_hash = int(pd.util.hash_pandas_object(pd.Series(y, index=ids)).sum() % (2 ** 61))
+    study = {"folds": int(folds), "seed": int(seed), "labels_hash": labels_hash}
+    folder = Path(folder) if folder is not None else None
+    if folder is not None:
+        check_settings(folder, {"kfold": study, "task": task.settings(), "recipe": recipe.to_dict(),
+                                **data.fingerprint()})
+
+    probs = np.empty((len(ids), num_classes))
+    for k in range(folds):
+        held, trained = order[fold_of == k], order[fold_of != k]   # rows of ``data``, each in id order
+        run = train(task, recipe, data.subset(trained), seed=fold_seeds[k], record=False,
+                    folder=None if folder is None else folder / f"fold{k}", settings={"kfold": {**study, "fold": k}},
+                    progress=progress, desc=f"fold {k + 1}/{folds}")
+        net = run.model
+        device = next(net.parameters()).device
+        x = task.prepare(data.images[torch.as_tensor(held)])
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            logits = torch.cat([net(x[i:i + task.eval_batch_size].to(device)).float().cpu()
+                                for i in range(0, len(x), task.eval_batch_size)])
+        net.train(was_training)
+        probs[fold_of == k] = logits.double().softmax(1).numpy()
+    out = pd.DataFrame(probs, index=pd.Index(ids, name="sample_id"), columns=[f"p{c}" for c in range(num_classes)])
+    out.attrs.update(folds=int(folds), seed=int(seed), fold_seeds=fold_seeds)
+    return out

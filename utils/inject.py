@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.data import DATASET_INFO, DatasetInfo, check_images, load_dataset
-from utils.mixing import make_mixed
+from utils.mixing import make_mixed, other_class
 
 __all__ = ["Injected", "from_arrays", "from_dataset", "exact_count", "inject", "mixed", "uniform_noise",
            "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
@@ -290,7 +290,7 @@ def uniform_noise(data: Injected, fraction: float, seed: int, *, overlap: bool =
     pick = _draw(rng, _eligible(data, overlap), k, "uniform_noise", fraction, len(data), overlap=overlap)
     labels = data.labels.clone()
     t = torch.from_numpy(pick)
-    labels[t] = (labels[t] + torch.from_numpy(rng.integers(1, data.num_classes, size=k))) % data.num_classes
+    labels[t] = other_class(labels[t], rng, data.num_classes)
     return _done(data, "uniform_noise", fraction, seed, k, _flags(data.flags, "uniform_noise", pick), labels=labels)
 
 

@@ -223,6 +223,11 @@ def _skeleton(mask, max_iter=50):
     return m.to(torch.float32)
 
 
+def other_class(y: torch.Tensor, rng: np.random.Generator, num_classes: int) -> torch.Tensor:
+    """Each label moved to a class drawn uniformly among the ``num_classes - 1`` others (never itself)."""
+    return (y + torch.from_numpy(rng.integers(1, num_classes, size=len(y))).long()) % num_classes
+
+
 def flip_labels(labels, fraction: float, seed: int, num_classes: int | None = None):
     """Flip exactly round(fraction * N) labels (round half up) to a wrong class.
 
@@ -241,9 +246,8 @@ def flip_labels(labels, fraction: float, seed: int, num_classes: int | None = No
     rng = np.random.default_rng(seed)
     k = int(np.floor(fraction * len(y) + 0.5))
     idx = torch.from_numpy(rng.choice(len(y), size=k, replace=False)).long()
-    shift = torch.from_numpy(rng.integers(1, c, size=k)).long()  # uniform in 1..C-1
     new = y.clone()
-    new[idx] = (y[idx] + shift) % c
+    new[idx] = other_class(y[idx], rng, c)
     flipped = torch.zeros(len(y), dtype=torch.bool)
     flipped[idx] = True
     return new, flipped

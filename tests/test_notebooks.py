@@ -15,8 +15,8 @@ def test_all_notebooks_run_in_quick_mode(tmp_path, capsys):
     assert "SSFT mislabeled detection" in printed
     for name in run_notebooks.SSL_AE + run_notebooks.SSFT:
         nb = json.loads((tmp_path / outputs.NOTEBOOKS_DIR / f"{name}.ipynb").read_text())
-        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
-        assert not [o for o in outputs if o["output_type"] == "error"], name
+        cell_outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+        assert not [o for o in cell_outputs if o["output_type"] == "error"], name
     for mode in ("seed", "matched"):
         table = pd.read_csv(tmp_path / outputs.score_table(mode), index_col=0)
         assert {"loss__last", "H__mean_from_0", "LID__mean_from_10", "image__total_variation"} <= set(table.index)

@@ -32,7 +32,7 @@ def test_every_unsupervised_task_has_its_outputs_and_an_executed_notebook():
     from utils.ssft.study import UNSUPERVISED
 
     assert set(UNSUPERVISED) == set(outputs.UNSUPERVISED_PREFIX) == set(run_notebooks.UNSUPERVISED_TASKS)
-    assert run_notebooks.SSFT == ("ssft-supervised", "ssft-unsupervised-autoencoder", "ssft-unsupervised-barlow-twins")
+    assert run_notebooks.SSFT == ("ssft-supervised", "ssft-unsupervised", "ssft-unsupervised-barlow-twins")
     for name in run_notebooks.SSL_AE + run_notebooks.SSFT:
         assert run_notebooks.source(name).is_file(), name
         assert name in run_notebooks.SSFT_QUICK and name in run_notebooks.SSFT_FULL or name in run_notebooks.SSL_AE
@@ -46,6 +46,6 @@ def test_runner_parameters_name_the_task():
     assert run_notebooks.ssft_parameters(args, "ssft-unsupervised-barlow-twins") == dict(
         MAX_EPOCHS=1, DATASET="mnist-5k", SPLIT="train", TASK="barlow_twins")
     args = argparse.Namespace(mode="full", ssft_epochs=4, dataset="mnist", split="test")
-    assert run_notebooks.ssft_parameters(args, "ssft-unsupervised-autoencoder") == dict(
+    assert run_notebooks.ssft_parameters(args, "ssft-unsupervised") == dict(
         MAX_EPOCHS=4, DATASET="mnist", SPLIT="test", TASK="autoencoder")
     assert "TASK" not in run_notebooks.ssft_parameters(args, "ssft-supervised")

@@ -6,9 +6,9 @@
 
 Quick mode trains on the embedded MNIST-5k (no data files, no internet) and writes executed copies
 and figures under ``--out``. ``--commit`` overwrites the committed notebooks, ``images/`` and the
-README's results section instead. ``ssft/ssft-unsupervised.ipynb`` runs once per model (``TASK``); its
-executed copies are ``ssft-unsupervised-autoencoder`` and ``ssft-unsupervised-barlow-twins`` (beside it
-with ``--commit``), the source itself stays unexecuted.
+README's results section instead. ``ssft/ssft-unsupervised.ipynb`` runs once per model (``TASK``): with
+``--commit`` it is executed in place for the autoencoder (its default ``TASK``) and into the copy
+``ssft-unsupervised-barlow-twins`` for BarlowTwins.
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ UNSUPERVISED_NOTEBOOK = "ssft-unsupervised"   # one notebook, executed once per 
 
 
 def unsupervised_name(task: str) -> str:
-    """Name of the executed copy of ssft-unsupervised for ``task``."""
+    """Name of the executed ssft-unsupervised for ``task``: the notebook itself for its default task (the
+    autoencoder), a copy beside it for the others (``ssft-unsupervised-barlow-twins``)."""
+    if task == UNSUPERVISED_TASKS[0]:
+        return UNSUPERVISED_NOTEBOOK
     return f"{UNSUPERVISED_NOTEBOOK}-{task.replace('_', '-')}"
 
 
@@ -127,7 +130,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.mode == "full" and not args.epochs:
         args.epochs = 200
-    out = (ROOT / args.out).resolve()
+    out = Path(os.path.normpath(ROOT / args.out))  # not resolve(): keep a symlinked results folder as named
     images = ROOT / outputs.IMAGES_DIR if args.commit else out / outputs.IMAGES_DIR
     params = parameters(args)
     rel = lambda path: os.path.relpath(path, ROOT / "ssl-ae")  # noqa: E731  (notebooks run in ssl-ae/)

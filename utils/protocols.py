@@ -29,7 +29,7 @@ import pandas as pd
 from utils.loop import Run, Samples, check_settings, train
 from utils.recipes import Recipe
 from utils.recorder import Recorder
-from utils.tasks import TASKS
+from utils.tasks import TASKS, eval_pass
 
 ORDERS = ("AB", "BA")
 
@@ -225,14 +225,8 @@ def kfold_probs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: in
                     folder=None if folder is None else folder / f"fold{k}", settings={"kfold": {**study, "fold": k}},
                     progress=progress, desc=f"fold {k + 1}/{folds}")
         net = run.model
-        device = next(net.parameters()).device
-        x = task.prepare(data.images[torch.as_tensor(held)])
-        was_training = net.training
-        net.eval()
-        with torch.no_grad():
-            logits = torch.cat([net(x[i:i + task.eval_batch_size].to(device)).float().cpu()
-                                for i in range(0, len(x), task.eval_batch_size)])
-        net.train(was_training)
+        x = task.prepare(data.images[torch.as_tensor(held)]).to(next(net.parameters()).device)
+        logits = eval_pass(net, x, None, task.eval_batch_size, lambda xb, yb: {"logits": net(xb).float()})["logits"]
         probs[fold_of == k] = logits.double().softmax(1).numpy()
     out = pd.DataFrame(probs, index=pd.Index(ids, name="sample_id"), columns=[f"p{c}" for c in range(num_classes)])
     out.attrs.update(folds=int(folds), seed=int(seed), fold_seeds=fold_seeds)

@@ -38,7 +38,7 @@ from utils.metrics import bottleneck_entropy, ssim
 from utils.models import CLASSIFIERS, Autoencoder, BarlowTwins, make_classifier
 
 
-def _in_batches(model, x, y, size: int, fn) -> dict[str, torch.Tensor]:
+def eval_pass(model, x, y, size: int, fn) -> dict[str, torch.Tensor]:
     """Eval-mode pass over fixed consecutive batches, per-sample outputs concatenated on the CPU."""
     was_training = model.training
     model.eval()
@@ -121,7 +121,7 @@ class SupervisedTask(_Task):
         return losses.mean(), values, logits.detach().argmax(1) == y
 
     def measure(self, model, x, y, state, step):
-        return _in_batches(model, x, y, self.eval_batch_size,
+        return eval_pass(model, x, y, self.eval_batch_size,
                            lambda xb, yb: supervised_values(model(xb), yb, with_logits=self.record_logits))
 
     def evaluate(self, model, x, y):
@@ -173,7 +173,7 @@ class AutoencoderTask(_Task):
                                    dtype=torch.float32)
             return out
 
-        values = _in_batches(model, x, y, self.eval_batch_size, batch)
+        values = eval_pass(model, x, y, self.eval_batch_size, batch)
         codes = values.pop("z")
         if state is None:  # a held-out set: no drift, no snapshots
             return values
@@ -185,7 +185,7 @@ class AutoencoderTask(_Task):
         return values
 
     def evaluate(self, model, x, y):
-        return _in_batches(model, x, y, self.eval_batch_size,
+        return eval_pass(model, x, y, self.eval_batch_size,
                            lambda xb, yb: {"loss": self.per_sample_loss(model(xb)[0], xb)})
 
 

@@ -23,7 +23,6 @@ MNIST test split the full study trains on).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -65,8 +64,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}.")
+        self.recipe()  # the recipe validates lr (one place for the rule)
 
     def recipe(self):
         return get_recipe("autoencoder", lr=self.lr, batch_size=self.batch_size, max_epochs=self.epochs)

@@ -7,7 +7,7 @@ DATASET ?= mnist
 SPLIT   ?= test
 EPOCHS  ?= 200
 
-.PHONY: run test reproduce benchmark clean
+.PHONY: run test reproduce scoreboard pruning benchmark clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 	$(PY) -c "import os, site; open(os.path.join(site.getsitepackages()[0], 'hardrare-repo.pth'), 'w').write(os.getcwd())"
 	touch $(STAMP)
 
-## Quick mode on the embedded MNIST-5k: executes the ssl-ae and ssft notebooks into results/, prints the tables.
+## Quick mode on the embedded MNIST-5k: executes every notebook (ssl-ae, ssft, scoreboard, pruning) into results/, prints the tables.
 run: $(STAMP)
 	$(PY) -m utils.run_notebooks --mode quick --out results/quick
 
@@ -27,7 +27,15 @@ test: $(STAMP)
 
 ## Full study (DATA_ROOT must hold the data): autoencoder + SSFT; rewrites the committed notebooks, images/ and the README sections.
 reproduce: $(STAMP)
-	$(PY) -m utils.run_notebooks --mode full --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
+	$(PY) -m utils.run_notebooks --mode full --study seed --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
+
+## The hardness scoreboard (MNIST test split via DATA_ROOT, Fashion-MNIST test; 3 seeds; resumable, cached in results/board).
+scoreboard: $(STAMP)
+	$(PY) -m utils.run_notebooks --mode full --study scoreboard --out results/board --commit
+
+## The pruning curves on Fashion-MNIST (60,000 train / 10,000 test; resumable, cached in results/prune).
+pruning: $(STAMP)
+	$(PY) -m utils.run_notebooks --mode full --study pruning --out results/prune --commit
 
 ## Speed measured side by side; rewrites the README's performance section.
 benchmark: $(STAMP)

@@ -245,3 +245,24 @@ def test_aum_flags_flipped_labels_after_a_short_supervised_run():
     assert s.loc[is_flipped, "aum"].mean() < s.loc[~is_flipped, "aum"].mean() - 1  # about -2.4 vs 2.1 logits
     pd.testing.assert_frame_equal(dynamics_scores([run], labels=pd.Series(noisy.numpy(), index=ids)), s)
     assert time.perf_counter() - tic < 30
+
+
+def test_runs_of_overlapping_samples_average_over_the_runs_that_trained_on_each():
+    # the K-fold pass: each run trains on a different subset; a sample is averaged over the runs that saw it
+    z, labels, ids = _case(t=5, n=9, seed=3)
+    z2 = _logits(5, 9, seed=4)
+    y = pd.Series(labels, index=ids)
+    first, second = np.arange(0, 6), np.arange(3, 9)       # samples 3..5 in both runs
+    a = _recorder(z[:, first], labels[first], ids[first])
+    b = _recorder(z2[:, second], labels[second], ids[second])
+    out = dynamics_scores([a, b], labels=y, el2n_epoch=1, same_samples=False)
+    assert out.index.tolist() == sorted(ids.tolist())
+    assert out.loc[ids[[0, 1, 2, 6, 7, 8]], "n_runs"].tolist() == [1, 1, 1, 1, 1, 1]
+    assert (out.loc[ids[3:6], "n_runs"] == 2).all()
+    ra, rb = run_scores(a, y, 1, True), run_scores(b, y, 1, True)
+    np.testing.assert_allclose(out.loc[ids[0], "el2n"], ra.loc[ids[0], "el2n"], rtol=1e-6)
+    np.testing.assert_allclose(out.loc[ids[8], "aum"], rb.loc[ids[8], "aum"], rtol=1e-6)
+    np.testing.assert_allclose(out.loc[ids[4], "mean_loss"], (ra.loc[ids[4], "mean_loss"] + rb.loc[ids[4], "mean_loss"]) / 2,
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="other samples"):
+        dynamics_scores([a, b], labels=y, el2n_epoch=1)        # the default still refuses different samples

@@ -61,3 +61,42 @@ def _ssft_checks(out):
     # constant scores (e.g. the background pixel) have no rank correlation: NaN, not a number made up
     finite = corr["max_abs"].dropna()
     assert np.isfinite(corr.loc["loss__last", "max_abs"]) and len(finite) > 10 and finite.between(0, 1).all()
+
+
+def _no_errors(path):
+    nb = json.loads(path.read_text())
+    cell_outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in cell_outputs if o["output_type"] == "error"], path.name
+
+
+def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
+    from utils.inject import HARDNESS_TYPES
+    args = ["--mode", "quick", "--out", str(tmp_path), "--quiet"]
+    assert run_notebooks.main([*args, "--study", "scoreboard"]) == 0
+    assert run_notebooks.main([*args, "--study", "pruning"]) == 0
+    printed = capsys.readouterr().out
+    assert "Scoreboard: best score per hardness type" in printed and "Pruning: smallest kept fraction" in printed
+    for name in (run_notebooks.SCOREBOARD, run_notebooks.PRUNING):
+        _no_errors(tmp_path / outputs.NOTEBOOKS_DIR / f"{name}.ipynb")
+    board = tmp_path / outputs.SCOREBOARD_DIR
+    table = pd.read_csv(board / outputs.SCOREBOARD_TABLE)
+    assert set(table["type"]) == set(HARDNESS_TYPES) | {"claim"}
+    assert table["auroc"].between(0, 1).all() and (table["positives"] > 0).all()
+    # copies near-duplicated in pixels are found by the pixel nearest-neighbour distance
+    dup = table[(table["type"] == "near_duplicates") & (table["score"] == "px_duplicate_score")]
+    assert dup["auroc"].iloc[0] > 0.9
+    best = pd.read_csv(board / outputs.SCOREBOARD_BEST)
+    assert set(best["type"]) == set(HARDNESS_TYPES)
+    assert (tmp_path / outputs.IMAGES_DIR / outputs.fig_scoreboard("mnist-5k")).is_file()
+    md = report.scoreboard_markdown(board, tmp_path / outputs.IMAGES_DIR, tmp_path)
+    assert "Best score per hardness type" in md and "Goal on mnist-5k" in md and "uniform_noise_vs_atypical" in md
+    prune = tmp_path / outputs.PRUNING_DIR
+    runs = pd.read_csv(prune / outputs.PRUNING_TABLE)
+    assert set(runs["noise"]) == {0.0, 0.1} and runs["test_acc"].between(0, 1).all()
+    assert {"random", "full", "el2n", "prototype", "redundancy"} <= set(runs["score"])
+    within = pd.read_csv(prune / outputs.PRUNING_WITHIN)
+    assert within.loc[within["score"] == "prototype", "label_free"].all()
+    assert not within.loc[within["score"] == "el2n", "label_free"].any()
+    for noise in (0.0, 0.1):
+        assert (tmp_path / outputs.IMAGES_DIR / outputs.fig_pruning("mnist-5k", noise)).is_file()
+    assert "Smallest kept fraction" in report.pruning_markdown(prune, tmp_path / outputs.IMAGES_DIR, tmp_path)

@@ -277,3 +277,41 @@ def _load_mnist_5k(split: str):
         is_test[np.flatnonzero(y == c)[-(MNIST_5K_TEST // 10):]] = True
     keep = is_test if split == "test" else ~is_test
     return images[keep], y[keep]
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def load_image_folder(path) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """Images of a folder as ``[N, C, H, W]`` float32 in [0, 1], their labels and their relative paths.
+
+    With class sub-folders (torchvision's ``ImageFolder`` layout, ``path/<class>/<image>``) the labels are the
+    sub-folder indices in sorted name order; a flat folder of images gives ``labels = None``. Files are read in
+    sorted path order, so sample ``i`` is ``paths[i]`` on every machine. Grayscale images load as 1 channel,
+    anything else as RGB; every image must have the same size (resize them first)."""
+    from PIL import Image
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder; pass a folder of images (optionally one sub-folder per class).")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) under {root}.")
+    classes = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
+    if classes and any(p.parent == root for p in files):
+        raise ValueError(f"{root} mixes images at its top level with class sub-folders; put every image in a "
+                         "class sub-folder, or none.")
+    opened = [Image.open(p) for p in files]
+    gray = all(im.mode in ("L", "1", "I;16", "I") for im in opened)
+    arrays = [np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0 for im in opened]
+    sizes = {a.shape[:2] for a in arrays}
+    if len(sizes) > 1:
+        raise ValueError(f"Images under {root} have {len(sizes)} different sizes (e.g. {sorted(sizes)[:2]}); resize "
+                         "them to one size first.")
+    x = torch.from_numpy(np.stack(arrays))
+    x = x.unsqueeze(1) if gray else x.permute(0, 3, 1, 2).contiguous()
+    labels = None
+    if classes:
+        index = {c: i for i, c in enumerate(classes)}
+        labels = torch.tensor([index[p.relative_to(root).parts[0]] for p in files], dtype=torch.int64)
+    return x, labels, [str(p.relative_to(root)) for p in files]

@@ -219,7 +219,8 @@ def run_scores(rec, labels=None, el2n_epoch: int | None = None, with_el2n: bool 
     return pd.DataFrame(cols, index=pd.Index(rec.sample_ids, name="sample_id"))
 
 
-def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n: bool | None = None) -> pd.DataFrame:
+def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n: bool | None = None,
+                    same_samples: bool = True) -> pd.DataFrame:
     """The module's scores averaged over runs (seeds) by sample id, one row per sample id (sorted).
 
     ``recorders``: Recorders (or Runs) of supervised runs of the same samples, in any sample order and of any
@@ -228,6 +229,10 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
     needed only for exact EL2N. ``el2n_epoch``: the recorded epoch (0-based step) EL2N and ``el2n_lower`` are
     read at, default :func:`default_el2n_epoch`. ``el2n``: ``None`` adds the exact ``el2n`` column when every run
     recorded full logits, ``True`` requires it (raising otherwise), ``False`` leaves it out.
+
+    ``same_samples=False`` accepts runs of different (overlapping) samples, e.g. the fold runs of
+    :func:`utils.protocols.kfold_runs`: each sample is averaged over the runs that trained on it, and the
+    ``n_runs`` column says how many did; the result covers the union of the runs' samples.
 
     ``attrs`` records ``el2n_epoch``, ``horizons`` (epochs per run), ``n_runs`` and :data:`DIRECTION`."""
     if isinstance(recorders, Recorder) or hasattr(recorders, "records"):
@@ -259,6 +264,15 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
     epoch = default_el2n_epoch(horizons) if el2n_epoch is None else int(el2n_epoch)
 
     ids = np.sort(recs[0].sample_ids)
+    if not same_samples:
+        frames = [run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
+        stacked = pd.concat(frames)
+        out = stacked.groupby(level=0).mean()
+        out.index.name = "sample_id"
+        out["n_runs"] = stacked.groupby(level=0).size().reindex(out.index)
+        out.attrs.update(el2n_epoch=epoch, horizons=horizons, n_runs=len(recs),
+                         direction={k: v for k, v in DIRECTION.items() if k in out})
+        return out
     for i, rec in enumerate(recs[1:], 1):
         other = np.sort(rec.sample_ids)
         if not np.array_equal(other, ids):

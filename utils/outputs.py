@@ -146,3 +146,28 @@ def fig_ssft_first_last(model: str, mode: str) -> str:
 def fig_ssft_unsupervised_times(model: str, mode: str, rule: str) -> str:
     """Learning vs forgetting time under one learned rule, mixed images in red."""
     return f"ssft_{_prefix(model)}_times_{mode}_{rule}.png"
+
+# ---------------------------------------------------------------------------------------- scoreboard
+# RESULTS/scoreboard/<dataset>/<type>/seed<s>/ holds each copy's cached scores (utils.scoreboard)
+SCOREBOARD_DIR = "scoreboard"
+SCOREBOARD_TABLE = "scoreboard.csv"            # every (dataset, type, target, seed, score): AUROC, AP
+SCOREBOARD_SUMMARY = "scoreboard_summary.csv"  # mean +- std over seeds
+SCOREBOARD_BEST = "scoreboard_best.csv"        # per (dataset, type): best score, best supervised, best label-free
+SCOREBOARD_CLAIM = "scoreboard_claim.csv"      # the SSFT claim: mislabeled vs atypical AUROC per score
+
+
+def fig_scoreboard(dataset: str, metric: str = "auroc") -> str:
+    """Heatmap of scores x hardness types for one dataset."""
+    return f"scoreboard_{dataset}_{metric}.png"
+
+# ------------------------------------------------------------------------------------------- pruning
+# RESULTS/pruning/noise<p>/scores/ (score_dataset cache) and noise<p>/runs/<score>/<policy>/f<f>/seed<s>/ (retrains)
+PRUNING_DIR = "pruning"
+PRUNING_TABLE = "pruning.csv"             # one row per retrain: noise, score, policy, fraction, seed, test_acc, ...
+PRUNING_SUMMARY = "pruning_summary.csv"   # mean +- std of test accuracy per (noise, score, policy, fraction)
+PRUNING_WITHIN = "pruning_within.csv"     # per (noise, score, policy): smallest fraction within 0.5 pt, vs random
+
+
+def fig_pruning(dataset: str, noise: float) -> str:
+    """Test accuracy vs kept fraction, every score and policy, for one label-noise level."""
+    return f"pruning_{dataset}_noise{noise:g}.png"

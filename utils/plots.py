@@ -256,3 +256,56 @@ def _save(fig, path):
     if path is not None:
         fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return fig
+
+
+# ------------------------------------------------------------------------------------------ scoreboard
+def scoreboard_heatmap(wide: pd.DataFrame, title: str = "", metric: str = "AUROC", path=None):
+    """Scores (rows, grouped by family) x hardness types (columns) of one metric, annotated; from
+    ``utils.scoreboard.detection(summary)[dataset]`` (rows indexed by (family, score))."""
+    if wide.empty:
+        raise ValueError("Nothing to plot: the table has no scores; run the scoreboard first.")
+    values = wide.to_numpy(float)
+    labels = [f"{s}  ({f})" if isinstance(wide.index, pd.MultiIndex) else str(s)
+              for f, s in (wide.index if isinstance(wide.index, pd.MultiIndex) else [(None, i) for i in wide.index])]
+    fig, ax = plt.subplots(figsize=(1.1 * wide.shape[1] + 3.5, 0.32 * wide.shape[0] + 1.5))
+    im = ax.imshow(values, cmap="viridis", vmin=0.5 if metric == "AUROC" else 0, vmax=1, aspect="auto")
+    ax.set_xticks(range(wide.shape[1]), [str(c) for c in wide.columns], rotation=35, ha="right")
+    ax.set_yticks(range(wide.shape[0]), labels, fontsize=8)
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if v > (0.8 if metric == "AUROC" else 0.6) else "white")
+    fig.colorbar(im, ax=ax, label=metric)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
+    """Test accuracy vs kept fraction (mean ± std over seeds), one panel per policy, one line per score; the
+    random baseline and the full-data accuracy in every panel. ``summary``: :func:`utils.pruning.summary`."""
+    need = {"score", "policy", "fraction", "acc_mean", "acc_std"}
+    if not need <= set(summary.columns):
+        raise ValueError(f"summary lacks columns {sorted(need - set(summary.columns))}; pass utils.pruning.summary.")
+    policies = [p for p in summary["policy"].unique() if p not in ("random", "full")] or ["random"]
+    fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4.2), sharey=True, squeeze=False)
+    rand = summary[summary["policy"] == "random"].sort_values("fraction")
+    full = summary[summary["policy"] == "full"]
+    for ax, policy in zip(axes[0], policies):
+        for score, g in summary[summary["policy"] == policy].groupby("score"):
+            g = g.sort_values("fraction")
+            ax.errorbar(g["fraction"], g["acc_mean"], yerr=g["acc_std"].fillna(0), marker="o", ms=3, capsize=2,
+                        label=score)
+        if len(rand):
+            ax.errorbar(rand["fraction"], rand["acc_mean"], yerr=rand["acc_std"].fillna(0), color="k", ls="--",
+                        marker="s", ms=3, capsize=2, label="random")
+        if len(full):
+            ax.axhline(float(full["acc_mean"].iloc[0]), color="grey", lw=0.8, label="full data")
+            ax.axhline(float(full["acc_mean"].iloc[0]) - 0.005, color="grey", lw=0.8, ls=":", label="full - 0.5 pt")
+        ax.set(title=policy, xlabel="kept fraction", xscale="log")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -164,8 +164,23 @@ def supervised_run(task, recipe: Recipe, data: Samples, *, seed: int, test: Samp
                  folder=folder, progress=progress, **kwargs)
 
 
+@dataclass
+class KFold:
+    """What :func:`kfold_runs` returns: out-of-sample probabilities and, when recorded, each fold's in-loop records."""
+
+    probs: pd.DataFrame           # indexed by sample_id (sorted), columns p0..p{C-1}
+    records: list                 # one Recorder per fold (its training samples, one step per epoch); [] unrecorded
+    histories: list               # one per-epoch history DataFrame per fold
+
+
 def kfold_probs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int = 0, folder=None,
                 progress: bool = False) -> pd.DataFrame:
+    """:func:`kfold_runs` without records: the out-of-sample probabilities only."""
+    return kfold_runs(task, recipe, data, folds=folds, seed=seed, folder=folder, progress=progress).probs
+
+
+def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int = 0, folder=None,
+               progress: bool = False, record: bool = False) -> KFold:
     """Out-of-sample softmax probabilities of every sample by ``folds``-fold cross-validation through the loop.
 
     The folds are a seeded stratified split (sklearn ``StratifiedKFold`` with shuffling) of the samples
@@ -179,7 +194,12 @@ def kfold_probs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: in
     Returns a DataFrame indexed by ``sample_id`` (sorted) with columns ``p0 .. p{C-1}`` (C from the task's
     DatasetInfo): every sample exactly once, predicted by the one model that did not train on it.
     ``attrs`` records ``folds``, ``seed`` and ``fold_seeds``. This is what confident learning needs
-    (:mod:`utils.label_quality`); in-sample predictions would hide the mislabeled samples a model memorised."""
+    (:mod:`utils.label_quality`); in-sample predictions would hide the mislabeled samples a model memorised.
+
+    ``record=True`` also records every fold's training samples in-loop (what :func:`supervised_run` records),
+    so one K-fold pass gives both: every sample is trained on by K-1 fresh models (its training dynamics,
+    e.g. :func:`utils.dynamics.dynamics_scores` with ``same_samples=False``) and predicted by the one that held
+    it out, at the cost of K-1 full-data trainings."""
     import torch
     from sklearn.model_selection import StratifiedKFold
 
@@ -219,15 +239,19 @@ def kfold_probs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: in
                                 **data.fingerprint()})
 
     probs = np.empty((len(ids), num_classes))
+    records, histories = [], []
     for k in range(folds):
         held, trained = order[fold_of == k], order[fold_of != k]   # rows of ``data``, each in id order
-        run = train(task, recipe, data.subset(trained), seed=fold_seeds[k], record=False,
+        run = train(task, recipe, data.subset(trained), seed=fold_seeds[k], record=bool(record),
                     folder=None if folder is None else folder / f"fold{k}", settings={"kfold": {**study, "fold": k}},
                     progress=progress, desc=f"fold {k + 1}/{folds}")
         net = run.model
         x = task.prepare(data.images[torch.as_tensor(held)]).to(next(net.parameters()).device)
         logits = eval_pass(net, x, None, task.eval_batch_size, lambda xb, yb: {"logits": net(xb).float()})["logits"]
         probs[fold_of == k] = logits.double().softmax(1).numpy()
+        histories.append(run.history)
+        if record:
+            records.append(run.records)
     out = pd.DataFrame(probs, index=pd.Index(ids, name="sample_id"), columns=[f"p{c}" for c in range(num_classes)])
     out.attrs.update(folds=int(folds), seed=int(seed), fold_seeds=fold_seeds)
-    return out
+    return KFold(out, records, histories)

@@ -2,7 +2,9 @@
 
     python -m utils.run_notebooks --mode quick --out results/quick            # `make run`
     python -m utils.run_notebooks --mode full --dataset mnist --split test \\
-        --epochs 200 --out results/full --commit                               # `make reproduce`
+        --epochs 200 --out results/full --study seed --commit                  # `make reproduce`
+    python -m utils.run_notebooks --mode full --study scoreboard --out results/board --commit   # `make scoreboard`
+    python -m utils.run_notebooks --mode full --study pruning --out results/prune --commit      # `make pruning`
 
 Quick mode trains on the embedded MNIST-5k (no data files, no internet) and writes executed copies
 and figures under ``--out``. ``--commit`` overwrites the committed notebooks, ``images/`` and the
@@ -50,8 +52,28 @@ SSFT_FULL = {"ssft-supervised": dict(MAX_EPOCHS=100, SEEDS={"cnn": [0, 1, 2], "l
              unsupervised_name("barlow_twins"): dict(MAX_EPOCHS=10, SEEDS=[0], MODES=["matched"])}
 
 
+# the scoreboard (scoreboard/): quick mode scores 600 MNIST-5k digits, one seed, a few epochs per family
+SCOREBOARD = "hardness-scoreboard"
+SCOREBOARD_QUICK = dict(DATASETS=["mnist-5k"], SPLIT="train", N=600, SEEDS=[0], ENCODER_EPOCHS=2, WORKERS=1,
+                        ENCODER_POOL_SIZE=1000,
+                        SCORING=dict(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, batch_size=64))
+SCOREBOARD_FULL = dict(DATASETS=["mnist", "fashion-mnist"], SPLIT="test", SEEDS=[0, 1, 2])
+# the pruning study (pruning/): quick mode prunes 1,500 MNIST-5k digits at one fraction, one seed, one epoch
+PRUNING = "pruning-curves"
+PRUNING_QUICK = dict(DATASET="mnist-5k", TRAIN_SPLIT="train", TEST_SPLIT="test", N=1500, FRACTIONS=[0.3, 1.0],
+                     SEEDS=[0], NOISE=[0.0, 0.1], POLICIES=["keep_hard", "ccs"], EPOCHS=1, BATCH_SIZE=128, WORKERS=1,
+                     ENCODER_EPOCHS=2, ENCODER_POOL_SIZE=1000,
+                     SCORING=dict(folds=3, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, batch_size=128))
+PRUNING_FULL = dict(DATASET="fashion-mnist")
+STUDIES = ("seed", "scoreboard", "pruning")
+
+
 def source(name: str) -> Path:
     """The notebook file an executed notebook ``name`` comes from."""
+    if name == SCOREBOARD:
+        return ROOT / "scoreboard" / f"{name}.ipynb"
+    if name == PRUNING:
+        return ROOT / "pruning" / f"{name}.ipynb"
     if name in UNSUPERVISED:
         return ROOT / "ssft" / f"{UNSUPERVISED_NOTEBOOK}.ipynb"
     return ROOT / ("ssft" if name.startswith("ssft") else "ssl-ae") / f"{name}.ipynb"
@@ -127,6 +149,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results/quick")
     parser.add_argument("--commit", action="store_true", help="overwrite the committed notebooks, images/ and README")
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
+    parser.add_argument("--study", choices=(*STUDIES, "all"), default="all",
+                        help="seed: the autoencoder and SSFT notebooks; scoreboard: the hardness scoreboard; "
+                        "pruning: the pruning curves; all (default): every study")
     args = parser.parse_args(argv)
     if args.mode == "full" and not args.epochs:
         args.epochs = 200
@@ -136,6 +161,44 @@ def main(argv=None) -> int:
     rel = lambda path: os.path.relpath(path, ROOT / "ssl-ae")  # noqa: E731  (notebooks run in ssl-ae/)
     common = dict(RESULTS=rel(out), IMAGES=rel(images))
     tic = time.perf_counter()
+    if args.study in ("seed", "all"):
+        run_seed_study(args, params, common, out, rel)
+    if args.study in ("scoreboard", "all"):
+        board = dict(SCOREBOARD_QUICK if args.mode == "quick" else SCOREBOARD_FULL,
+                     RESULTS=rel(out / outputs.SCOREBOARD_DIR), IMAGES=common["IMAGES"])
+        if args.mode == "full" and os.environ.get("DATA_ROOT"):
+            board["DATA_ROOT"] = os.environ["DATA_ROOT"]
+        if args.commit:
+            board["WRITE_README"] = rel(ROOT / "README.md")
+        execute([SCOREBOARD], board, out, args.commit, not args.quiet)
+        print_scoreboard(out / outputs.SCOREBOARD_DIR)
+    if args.study in ("pruning", "all"):
+        prune = dict(PRUNING_QUICK if args.mode == "quick" else PRUNING_FULL,
+                     RESULTS=rel(out / outputs.PRUNING_DIR), IMAGES=common["IMAGES"])
+        if args.commit:
+            prune["WRITE_README"] = rel(ROOT / "README.md")
+        execute([PRUNING], prune, out, args.commit, not args.quiet)
+        print_pruning(out / outputs.PRUNING_DIR)
+    print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")
+    return 0
+
+
+def print_scoreboard(results: Path) -> None:
+    best = results / outputs.SCOREBOARD_BEST
+    if best.is_file():
+        print("\nScoreboard: best score per hardness type (mean AUROC over seeds):")
+        print(pd.read_csv(best).round(3).to_string(index=False))
+
+
+def print_pruning(results: Path) -> None:
+    within = results / outputs.PRUNING_WITHIN
+    if within.is_file():
+        print("\nPruning: smallest kept fraction within 0.5 pt of full-data accuracy, per score and policy:")
+        print(pd.read_csv(within).round(4).to_string(index=False))
+
+
+def run_seed_study(args, params, common, out, rel) -> None:
+    """The autoencoder study and the SSFT notebooks (the seed's study)."""
     execute(SSL_AE[:1], {**params, **common}, out, args.commit, not args.quiet)
     readme = dict(WRITE_README=rel(ROOT / "README.md")) if args.commit else {}
     execute(SSL_AE[1:2], common, out, args.commit, not args.quiet)
@@ -144,8 +207,6 @@ def main(argv=None) -> int:
             execute([name], {**ssft_parameters(args, name), **common}, out, args.commit, not args.quiet)
     execute(SSL_AE[2:], {**common, **readme}, out, args.commit, not args.quiet)
     print_tables(out)
-    print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")
-    return 0
 
 
 if __name__ == "__main__":

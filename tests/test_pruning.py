@@ -1,0 +1,302 @@
+"""utils.pruning: exact counts, policy semantics, CCS strata, dedup pairs, cached retrains, resumable studies."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import utils.pruning as pruning
+from utils.data import load_dataset
+from utils.geometry import embedding_scores
+from utils.inject import from_arrays, inject
+from utils.loop import Samples
+from utils.pruning import (POLICIES, allocate_strata, budget_recipe, dedup_order, default_beta, keep_count,
+                           pruning_study, retrain, select, smallest_fraction_within, summary)
+from utils.recipes import get_recipe
+from utils.tasks import make_task
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def scores(n=1000, seed=0, ties=False):
+    """Oriented scores on shuffled, non-contiguous ids."""
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(10 * n)[:n]
+    values = rng.integers(0, 5, n).astype(float) if ties else rng.normal(size=n)
+    return pd.Series(values, index=ids)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    x, y, info = load_dataset("mnist-5k", "train")
+    xt, yt, _ = load_dataset("mnist-5k", "test")
+    return x, y, info, Samples(xt[:200], yt[:200], np.arange(200))
+
+
+# ---------------------------------------------------------------------------------------------- select
+@pytest.mark.parametrize("n,fraction,k", [(10, 0.15, 2), (10, 0.25, 3), (10, 0.001, 1), (7, 1.0, 7), (1000, 1 / 3, 333),
+                                          (1000, 0.3, 300)])
+def test_exact_counts(n, fraction, k):
+    assert keep_count(fraction, n) == k
+    s = scores(n)
+    for policy in POLICIES:
+        assert len(np.unique(select(s, fraction, policy, seed=3))) == k
+
+
+def test_keep_hard_and_easy_match_a_sort():
+    s = scores(500)
+    by_value = s.sort_values()
+    assert np.array_equal(select(s, 0.2, "keep_hard"), np.sort(by_value.index[-100:]))
+    assert np.array_equal(select(s, 0.2, "keep_easy"), np.sort(by_value.index[:100]))
+
+
+def test_ties_broken_by_seeded_permutation_not_by_id():
+    s = pd.Series(1.0, index=np.arange(100))
+    a, b = select(s, 0.1, "keep_hard", seed=0), select(s, 0.1, "keep_hard", seed=1)
+    assert np.array_equal(a, select(s, 0.1, "keep_hard", seed=0))
+    assert not np.array_equal(a, b)
+    assert not np.array_equal(a, np.arange(10)) and not np.array_equal(a, np.arange(90, 100))
+    # a tie at the boundary: all 3's are kept after the 4's, and which 3's is seeded
+    t = scores(1000, ties=True)
+    kept = t.loc[select(t, 0.3, "keep_hard", seed=5)]
+    assert kept.min() >= t.sort_values().iloc[-300]
+
+
+def test_random_ignores_values_is_seeded_and_nested():
+    s = scores(400)
+    other = pd.Series(np.arange(400.0), index=s.index)
+    a = select(s, 0.25, "random", seed=7)
+    assert np.array_equal(a, select(other, 0.25, "random", seed=7))
+    assert not np.array_equal(a, select(s, 0.25, "random", seed=8))
+    assert set(select(s, 0.1, "random", seed=7)) <= set(a)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_input_order_does_not_matter(policy):
+    s = scores(600, ties=True)
+    shuffled = s.sample(frac=1.0, random_state=1)
+    assert np.array_equal(select(s, 0.3, policy, seed=2), select(shuffled, 0.3, policy, seed=2))
+
+
+# ---------------------------------------------------------------------------------------------- ccs
+def test_allocate_strata_by_hand():
+    assert allocate_strata([1, 5, 10, 2], 10).tolist() == [1, 3, 4, 2]   # 10//4=2 ->1; 9//3=3 ->2; 7//2=3; 4
+    assert allocate_strata([0, 3, 3], 5).tolist() == [0, 2, 3]
+    assert allocate_strata([4, 4], 8).tolist() == [4, 4]
+
+
+def test_ccs_budget_per_stratum_matches_hand_computation():
+    # strata of width 0.25 on [0, 1] holding 1, 5, 10, 2 samples
+    values = [0.0] + [0.3] * 5 + [0.6] * 10 + [0.8, 1.0]
+    s = pd.Series(values, index=np.random.default_rng(0).permutation(100)[:18])
+    kept = s.loc[select(s, 10 / 18, "ccs", seed=0, strata=4)]
+    counts = np.bincount(np.minimum((kept.to_numpy() / 0.25).astype(int), 3), minlength=4)
+    assert counts.tolist() == [1, 3, 4, 2]
+
+
+def test_ccs_cuts_the_hardest_and_covers_every_stratum():
+    s = pd.Series(np.random.default_rng(1).uniform(size=1000) ** 3, index=np.arange(1000) * 7)  # skewed
+    kept = select(s, 0.3, "ccs", seed=0, beta=0.2, strata=10)
+    assert len(kept) == 300
+    hardest = s.sort_values().index[-200:]
+    assert not set(kept) & set(hardest)
+    rest = s.drop(hardest)
+    edges = np.linspace(rest.min(), rest.max(), 11)
+    nonempty = set(np.minimum(np.searchsorted(edges, rest, side="right") - 1, 9))
+    assert set(np.minimum(np.searchsorted(edges, s.loc[kept], side="right") - 1, 9)) == nonempty
+    # ccs flattens a skewed score: the sparse upper half of the range is over-represented relative to the pool
+    upper = (rest.min() + rest.max()) / 2
+    assert (s.loc[kept] > upper).mean() > 2 * (rest > upper).mean()
+
+
+def test_ccs_default_beta_and_budget_errors():
+    assert default_beta(0.9) == 0 and default_beta(0.1) == pytest.approx(0.3)
+    assert default_beta(0.5) > default_beta(0.7) == 0
+    s = scores(200)
+    kept = select(s, 0.1, "ccs", seed=0, beta=None)      # beta = default_beta(0.1) = 0.3
+    assert not set(kept) & set(s.sort_values().index[-60:])
+    with pytest.raises(ValueError, match="fewer than"):
+        select(s, 0.9, "ccs", beta=0.2)
+
+
+@pytest.mark.parametrize("args,match", [
+    ((0.0, "keep_hard"), "fraction"), ((1.5, "keep_hard"), "fraction"), (("0.5", "keep_hard"), "fraction"),
+    ((0.5, "bogus"), "Unknown policy"), ((0.5, "keep_easy", 0, 0.1), "beta"), ((0.5, "ccs", 0, 1.0), "beta"),
+])
+def test_bad_input_errors(args, match):
+    fraction, policy, *rest = args
+    kwargs = {"seed": rest[0], "beta": rest[1]} if rest else {}
+    with pytest.raises(ValueError, match=match):
+        select(scores(50), fraction, policy, **kwargs)
+
+
+def test_nan_and_non_series_errors():
+    s = scores(50)
+    s.iloc[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        select(s, 0.5, "random")
+    with pytest.raises(ValueError, match="Series"):
+        select(s.to_numpy(), 0.5, "keep_hard")
+
+
+# ---------------------------------------------------------------------------------------------- dedup
+def test_dedup_order_by_hand():
+    nearest = pd.Series({1: 2, 2: 1, 3: 1, 4: 5, 5: 4})
+    dist = pd.Series({1: 0.1, 2: 0.1, 3: 0.3, 4: 0.2, 5: 0.2})
+    keepers = set()
+    for seed in range(8):
+        red = dedup_order(nearest, dist, seed=seed)
+        top = red.sort_values().index[-3:]
+        assert 3 in top and len(set(top) & {1, 2}) == 1 and len(set(top) & {4, 5}) == 1
+        assert red.loc[3] == red[top].min()                 # the farthest redundant sample goes last
+        assert red.attrs["keepers"] == 2
+        keepers.add(tuple(sorted(set(red.index) - set(top))))
+    assert len(keepers) > 1                                 # a coin, not the id, picks the keeper
+
+
+def test_dedup_keeps_one_of_each_injected_pair(mnist):
+    x, y, _, _ = mnist
+    data = inject(from_arrays(x[:300], y[:300], name="mnist-5k"), "near_duplicates", 0.1, seed=0)
+    emb = embedding_scores(data.images.flatten(1), ids=data.sample_ids, k=5)
+    red = dedup_order(emb["nearest_id"], emb["duplicate_score"], seed=0)
+    kept = set(select(red, 300 / 330, "keep_easy", seed=0))
+    copies = data.flags[data.flags["near_duplicates"]]
+    pairs = list(zip(copies.index, copies["source_id"]))
+    assert len(pairs) == 30 and len(kept) == 300
+    assert all((c in kept) != (s in kept) for c, s in pairs)
+    dropped_copies = sum(c not in kept for c, _ in pairs)
+    assert 0 < dropped_copies < 30                          # sometimes the source goes, sometimes the copy
+
+
+# ---------------------------------------------------------------------------------------------- retrain
+def test_budget_recipe_steps():
+    r = get_recipe("paper", max_epochs=3, batch_size=100)
+    assert budget_recipe(r, 10_000, 500, "epochs") is r
+    assert budget_recipe(r, 1000, 250, "steps").max_epochs == 10        # 30 steps / 3 per epoch
+    assert budget_recipe(r, 10_000, 100, "steps").max_epochs == 30      # 300 steps, capped at 10 x 3
+    assert budget_recipe(r, 1000, 1000, "steps").max_epochs == 3
+    with pytest.raises(ValueError, match="budget"):
+        budget_recipe(r, 1000, 100, "flops")
+
+
+def test_retrain_caches_and_refuses_other_settings(mnist, tmp_path, monkeypatch):
+    x, y, info, test = mnist
+    data = Samples(x[:600], y[:600], np.arange(600) + 1000)
+    task, recipe = make_task("cnn", info), get_recipe("paper", max_epochs=1, patience=None, batch_size=64)
+    kept = data.ids[::2]                                     # 300 samples
+    first = retrain(task, recipe, data, kept, test=test, seed=0, folder=tmp_path / "r")
+    assert not first["cached"] and first["kept"] == 300 and first["epochs"] == 1 and first["steps"] == 5
+    assert 0.0 <= first["test_acc"] <= 1.0 and np.isfinite(first["test_loss"])
+    saved = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert saved["result"]["test_acc"] == first["test_acc"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained instead of reading the cache")
+    monkeypatch.setattr(pruning, "train", no_training)
+    second = retrain(task, recipe, data, kept, test=test, seed=0, folder=tmp_path / "r")
+    assert second["cached"] and second["test_acc"] == first["test_acc"]
+    with pytest.raises(ValueError, match="other settings"):
+        retrain(task, recipe, data, kept, test=test, seed=1, folder=tmp_path / "r")
+    with pytest.raises(ValueError, match="not in data"):
+        retrain(task, recipe, data, [0, 1], test=test, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------- study
+def test_pruning_study_resumes_only_missing_runs(mnist, tmp_path, monkeypatch):
+    x, y, info, test = mnist
+    data = Samples(x[:200], y[:200], np.arange(200))
+    task, recipe = make_task("cnn", info), get_recipe("paper", max_epochs=1, patience=None, batch_size=50)
+    table_scores = pd.DataFrame({"loss": np.random.default_rng(0).normal(size=200)}, index=data.ids)
+    kwargs = dict(fractions=(0.5, 1.0), policies_by_score={"loss": ("keep_hard", "ccs", "random")}, seeds=(0,),
+                  task=task, recipe=recipe, folder=tmp_path)
+    first = pruning_study(data, test, table_scores, **kwargs)
+    assert list(zip(first.score, first.policy)) == [("full", "full"), ("random", "random"), ("loss", "keep_hard"),
+                                                    ("loss", "ccs")]
+    assert first.kept.tolist() == [200, 100, 100, 100] and not first.cached.any()
+    assert first.loc[first.policy == "ccs", "beta"].item() == pytest.approx(0.1)
+
+    shutil.rmtree(tmp_path / "loss" / "keep_hard" / "f0.5" / "seed0")
+    calls = []
+    real = pruning.train
+    monkeypatch.setattr(pruning, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = pruning_study(data, test, table_scores, **kwargs)
+    assert len(calls) == 1 and again.cached.tolist() == [True, True, False, True]
+    pd.testing.assert_series_equal(again.test_acc, first.test_acc)   # CPU runs are bit-identical
+    part = pruning_study(data, test, table_scores, shard=(1, 2), **kwargs)
+    assert part.policy.tolist() == ["random", "ccs"] and len(calls) == 1
+
+
+def test_study_input_errors(mnist, tmp_path):
+    x, y, info, test = mnist
+    data = Samples(x[:20], y[:20], np.arange(20))
+    common = dict(seeds=(0,), task=make_task("cnn", info), recipe=get_recipe("paper", max_epochs=1), folder=tmp_path)
+    s = pd.DataFrame({"a": np.zeros(20), "random": np.zeros(20)}, index=data.ids)
+    with pytest.raises(ValueError, match="not a column"):
+        pruning_study(data, test, s, fractions=(0.5,), policies_by_score={"b": ("keep_hard",)}, **common)
+    with pytest.raises(ValueError, match="reserved"):
+        pruning_study(data, test, s, fractions=(0.5,), policies_by_score={"random": ("keep_hard",)}, **common)
+    with pytest.raises(ValueError, match="policies"):
+        pruning_study(data, test, s, fractions=(0.5,), policies_by_score={"a": "keep_hard"}, **common)
+    with pytest.raises(ValueError, match="fraction"):
+        pruning_study(data, test, s, fractions=(0.0,), policies_by_score={"a": ("keep_hard",)}, **common)
+    with pytest.raises(ValueError, match="lack"):
+        pruning_study(data, test, s.iloc[1:], fractions=(0.5,), policies_by_score={"a": ("keep_hard",)}, **common)
+    assert not any(tmp_path.iterdir())                                   # nothing trained, no folder claimed
+
+
+def test_summary_and_smallest_fraction():
+    rows = [("full", "full", 1.0, 0.90), ("full", "full", 1.0, 0.92),
+            ("random", "random", 0.1, 0.80), ("random", "random", 0.5, 0.88),
+            ("a", "keep_hard", 0.1, 0.85), ("a", "keep_hard", 0.5, 0.907),
+            ("b", "keep_easy", 0.1, 0.70), ("b", "keep_easy", 0.5, 0.915),
+            ("c", "ccs", 0.1, 0.81), ("c", "ccs", 0.5, 0.89)]
+    table = pd.DataFrame([{"score": s, "policy": p, "fraction": f, "seed": i % 2, "kept": 100, "test_acc": a}
+                          for i, (s, p, f, a) in enumerate(rows)])
+    s = summary(table)
+    full = s[s.policy == "full"].iloc[0]
+    assert full.acc_mean == pytest.approx(0.91) and full.acc_std == pytest.approx(np.std([0.90, 0.92], ddof=1))
+    assert full.runs == 2
+    out = smallest_fraction_within(table, tolerance=0.005).set_index(["score", "policy"])
+    assert out.loc[("a", "keep_hard"), "smallest_fraction"] == 0.5
+    assert bool(out.loc[("a", "keep_hard"), "beats_random"])
+    assert out.loc[("b", "keep_easy"), "smallest_fraction"] == 0.5
+    assert not out.loc[("b", "keep_easy"), "beats_random"]
+    assert np.isnan(out.loc[("c", "ccs"), "smallest_fraction"]) and bool(out.loc[("c", "ccs"), "beats_random"])
+    assert pd.isna(out.loc[("random", "random"), "beats_random"])
+    assert out.loc[("a", "keep_hard"), "min_margin_vs_random"] == pytest.approx(0.027)
+
+
+def test_parallel_study_matches_one_process(mnist, tmp_path):
+    from utils.pruning import parallel_study
+    x, y, info, test = mnist
+    data = Samples(x[:120], y[:120], np.arange(120) * 3)
+    task, recipe = make_task("cnn", info), get_recipe("paper", max_epochs=1, patience=None, batch_size=40)
+    s = pd.DataFrame({"loss": np.random.default_rng(1).normal(size=120)}, index=data.ids)
+    kwargs = dict(fractions=(0.5, 1.0), policies_by_score={"loss": ("keep_easy",)}, seeds=(0,), task=task,
+                  recipe=recipe)
+    two = parallel_study(data, test, s, workers=2, folder=tmp_path / "two", **kwargs)
+    one = pruning_study(data, test, s, folder=tmp_path / "one", **kwargs)
+    assert two.cached.all()                              # read back from the workers' runs
+    pd.testing.assert_series_equal(two.test_acc, one.test_acc)   # one thread or two, the same numbers
+
+
+def test_study_scores_orient_and_mark_label_free():
+    from utils.pruning import study_scores
+    ids = pd.Index([5, 9, 12, 20], name="sample_id")
+    scored = pd.DataFrame({"aum": [1.0, -2.0, 0.5, 3.0], "el2n": [0.1, 0.9, 0.3, 0.0],
+                           "bt_prototype_distance": [0.2, 0.1, 0.4, 0.3],
+                           "px_nearest_id": [9, 5, 20, 12], "px_duplicate_score": [0.1, 0.1, 3.0, 3.0]}, index=ids)
+    out = study_scores(scored)
+    assert out["aum"].tolist() == [-1.0, 2.0, -0.5, -3.0]            # low AUM = hard
+    assert out["el2n"].tolist() == scored["el2n"].tolist()
+    assert set(out.attrs["label_free"]) == {"prototype", "redundancy"}
+    # one member of each mutual pair is redundant (> 0.5), the closer pair first
+    assert (out["redundancy"] > 0.5).sum() == 2 and out["redundancy"].idxmax() in (5, 9)

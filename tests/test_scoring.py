@@ -1,0 +1,165 @@
+"""The one scoring entry point (utils.scoring.score_dataset) and the scoreboard study (utils.scoreboard)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import mannwhitneyu
+
+from utils.data import dataset_info, load_dataset, load_image_folder
+from utils.inject import from_arrays, inject
+from utils.scoreboard import BoardConfig, best_per_type, evaluate, goal_statement, run_board, summarize
+from utils.scoring import SCORES, ScoringConfig, oriented, score_dataset
+
+TINY = ScoringConfig(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, bt_epochs=1, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    x, y, info = load_dataset("mnist-5k", "train")
+    rows = np.sort(np.random.default_rng(3).permutation(len(x))[:300])
+    data = inject(from_arrays(x[rows], y[rows], rows * 7 + 11, name="mnist-5k"), "uniform_noise", 0.1, seed=2)
+    return data, info
+
+
+@pytest.fixture(scope="module")
+def scored(noisy, tmp_path_factory):
+    data, info = noisy
+    folder = tmp_path_factory.mktemp("scores")
+    return score_dataset(data.images, data.labels, data.sample_ids.numpy(), info=info, config=TINY, folder=folder), \
+        folder
+
+
+def test_every_family_keyed_by_sample_id(scored, noisy):
+    scores, _ = scored
+    data, _ = noisy
+    assert scores.index.tolist() == data.sample_ids.tolist()
+    assert set(SCORES) <= set(scores.columns)
+    assert scores[list(SCORES)].notna().all().all()
+    assert (scores["n_runs"] == TINY.folds - 1).all()       # every sample trained on by K-1 fold models
+    assert scores.attrs["direction"] == {c: SCORES[c][1] for c in SCORES}
+
+
+def test_confident_learning_and_dynamics_find_flipped_labels(scored, noisy):
+    scores, _ = scored
+    flipped = noisy[0].flags["uniform_noise"].to_numpy()
+    o = oriented(scores)
+    for col in ("cl_label_quality", "aum", "mean_loss"):
+        s = o[col].to_numpy()
+        auroc = mannwhitneyu(s[flipped], s[~flipped]).statistic / (flipped.sum() * (~flipped).sum())
+        assert auroc > 0.8, (col, auroc)
+
+
+def test_cached_and_independent_of_input_order(scored, noisy):
+    scores, folder = scored
+    data, info = noisy
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(len(data)))
+    again = score_dataset(data.images[perm], data.labels[perm], data.sample_ids[perm].numpy(), info=info, config=TINY,
+                          folder=folder)
+    pd.testing.assert_frame_equal(again.loc[scores.index], scores, check_dtype=False)
+    # recomputed from scratch in another order: the same per-id scores (training sees samples in id order)
+    fresh = score_dataset(data.images[perm], data.labels[perm], data.sample_ids[perm].numpy(), info=info,
+                          config=TINY, families=("pixels", "supervised"))
+    cols = ["px_knn_density", "px_duplicate_score", "mean_loss", "el2n", "cl_label_quality"]
+    np.testing.assert_allclose(fresh.loc[scores.index, cols].to_numpy(), scores[cols].to_numpy(), rtol=1e-5,
+                               atol=1e-6)
+    other = data.labels.clone()
+    other[0] = (other[0] + 1) % 10
+    with pytest.raises(ValueError, match="other settings"):
+        score_dataset(data.images, other, data.sample_ids.numpy(), info=info, config=TINY, folder=folder)
+
+
+def test_label_free_without_labels():
+    x, _, info = load_dataset("mnist-5k", "test")
+    scores = score_dataset(x[:120], config=TINY, families=("pixels", "autoencoder"))
+    assert "mean_loss" not in scores and "label" not in scores
+    assert {"px_knn_density", "ae_loss_last", "flag_near_duplicate", "flag_outlier"} <= set(scores.columns)
+    assert scores.index.tolist() == list(range(120))
+
+
+def test_pixel_duplicates_flag_injected_copies():
+    x, y, _ = load_dataset("mnist-5k", "test")
+    rows = torch.from_numpy(np.random.default_rng(1).permutation(len(x))[:200])   # every class (the split is sorted)
+    data = inject(from_arrays(x[rows], y[rows]), "near_duplicates", 0.1, seed=1)
+    scores = score_dataset(data.images, data.labels, data.sample_ids.numpy(), config=TINY, families=("pixels",))
+    copies = data.flags["near_duplicates"]
+    sources = data.flags.loc[copies, "source_id"].to_numpy()
+    assert scores.loc[copies, "flag_near_duplicate"].all()
+    assert (scores.loc[copies[copies].index, "px_nearest_id"].to_numpy() == sources).all()
+    assert scores["flag_near_duplicate"].sum() == 2 * copies.sum()   # copy and source, nothing else
+
+
+def test_other_shapes_and_class_counts():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(96, 3, 32, 32, generator=g)
+    y = torch.arange(96) % 7
+    scores = score_dataset(x, y, config=TINY, families=("pixels", "supervised", "autoencoder"))
+    assert len(scores) == 96 and scores["el2n"].notna().all() and scores["ae_loss_last"].notna().all()
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
+    x, labels, names = load_image_folder(tmp_path)
+    assert x.shape == (6, 3, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1, 1] and names[3] == "dog/0.png"
+    assert np.allclose(x[0].permute(1, 2, 0).numpy() * 255, np.asarray(Image.open(tmp_path / "cat/0.png")), atol=1e-3)
+    (tmp_path / "loose.png").write_bytes((tmp_path / "cat/0.png").read_bytes())
+    with pytest.raises(ValueError, match="mixes images"):
+        load_image_folder(tmp_path)
+
+
+def test_bad_inputs_say_what_to_fix():
+    x = torch.rand(40, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        score_dataset(x * 255, config=TINY)
+    with pytest.raises(ValueError, match="one per image"):
+        score_dataset(x, torch.zeros(39, dtype=torch.long), config=TINY)
+    with pytest.raises(ValueError, match="Unknown score families"):
+        score_dataset(x, config=TINY, families=("magic",))
+    with pytest.raises(ValueError, match="el2n_epoch"):
+        ScoringConfig(epochs=3, el2n_epoch=3)
+
+
+def test_evaluate_matches_mann_whitney_and_keeps_orientation():
+    rng = np.random.default_rng(0)
+    ids = pd.Index(np.arange(500) * 3, name="sample_id")
+    pos = pd.Series(rng.random(500) < 0.1, index=ids)
+    aum = rng.normal(size=500) - 1.5 * pos.to_numpy()             # "lower" = suspicious: positives low
+    scores = pd.DataFrame({"aum": aum, "mean_loss": -aum}, index=ids)
+    table = evaluate(scores, pos).set_index("score")
+    y = pos.to_numpy()
+    expected = mannwhitneyu(-aum[y], -aum[~y]).statistic / (y.sum() * (~y).sum())
+    assert table.loc["aum", "auroc"] == pytest.approx(expected)
+    assert table.loc["mean_loss", "auroc"] == pytest.approx(expected)   # same ranking, other stated direction
+    assert 0.35 < table.loc["random", "auroc"] < 0.65
+    neg = pd.Series(~y & (rng.random(500) < 0.5), index=ids)
+    sub = evaluate(scores, pos, neg).set_index("score")
+    assert sub.loc["aum", "negatives"] == neg.sum()
+
+
+def test_board_runs_resumes_and_states_its_goal(tmp_path):
+    cfg = BoardConfig(dataset="mnist-5k", split="train", n=240, types=("uniform_noise", "near_duplicates"),
+                      seeds=(0,), claim=True, encoder_pool_size=200, encoder_epochs=1,
+                      scoring=ScoringConfig(folds=3, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=1,
+                                            batch_size=64))
+    table = run_board(cfg, tmp_path, log=None)
+    assert set(table["type"]) == {"uniform_noise", "near_duplicates", "claim"}
+    claim = table[table["type"] == "claim"]
+    assert set(claim["target"]) == {"uniform_noise", "atypical", "uniform_noise_vs_atypical"}
+    vs = claim[claim["target"] == "uniform_noise_vs_atypical"].iloc[0]
+    assert vs["positives"] == vs["negatives"] == 24
+    dup = table[(table["type"] == "near_duplicates")].set_index("score")
+    assert dup.loc["px_duplicate_score", "auroc"] > 0.9
+    board = tmp_path / "uniform_noise" / "seed0" / "board.csv"
+    stamp = board.stat().st_mtime_ns
+    (tmp_path / "claim" / "seed0" / "board.csv").unlink()
+    again = run_board(cfg, tmp_path, log=None)       # only the deleted copy is re-evaluated, from its cached scores
+    assert board.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), table.drop(columns="seconds"))
+    best = best_per_type(summarize(table))
+    assert set(best["type"]) == {"uniform_noise", "near_duplicates"}
+    goal = goal_statement(best)["mnist-5k"]
+    assert goal["met"] == (len(goal["types_within"]) >= 2)

@@ -96,16 +96,26 @@ def test_other_shapes_and_class_counts():
     assert len(scores) == 96 and scores["el2n"].notna().all() and scores["ae_loss_last"].notna().all()
 
 
+def test_channels_last_uint8_arrays_are_understood():
+    rng = np.random.default_rng(0)
+    hwc = rng.integers(0, 256, (48, 12, 12, 3), dtype=np.uint8)
+    a = score_dataset(hwc, config=TINY, families=("pixels",))
+    b = score_dataset(torch.from_numpy(hwc).permute(0, 3, 1, 2).float() / 255, config=TINY, families=("pixels",))
+    pd.testing.assert_frame_equal(a, b)
+
+
 def test_image_folder(tmp_path):
     from PIL import Image
     rng = np.random.default_rng(0)
     for c in ("cat", "dog"):
         (tmp_path / c).mkdir()
-        for i in range(3):
+        for i in range(10):
             Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / c / f"{i}.png")
     x, labels, names = load_image_folder(tmp_path)
-    assert x.shape == (6, 3, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1, 1] and names[3] == "dog/0.png"
+    assert x.shape == (20, 3, 8, 8) and labels.tolist() == [0] * 10 + [1] * 10 and names[10] == "dog/0.png"
     assert np.allclose(x[0].permute(1, 2, 0).numpy() * 255, np.asarray(Image.open(tmp_path / "cat/0.png")), atol=1e-3)
+    scores = score_dataset(tmp_path, config=TINY, families=("pixels",))   # the folder's classes are the labels
+    assert scores["label"].tolist() == labels.tolist() and len(scores) == 20
     (tmp_path / "loose.png").write_bytes((tmp_path / "cat/0.png").read_bytes())
     with pytest.raises(ValueError, match="mixes images"):
         load_image_folder(tmp_path)
@@ -119,6 +129,8 @@ def test_bad_inputs_say_what_to_fix():
         score_dataset(x, torch.zeros(39, dtype=torch.long), config=TINY)
     with pytest.raises(ValueError, match="Unknown score families"):
         score_dataset(x, config=TINY, families=("magic",))
+    with pytest.raises(ValueError, match="factorize"):
+        score_dataset(x, np.array(["cat", "dog"] * 20), config=TINY)
     with pytest.raises(ValueError, match="el2n_epoch"):
         ScoringConfig(epochs=3, el2n_epoch=3)
 

@@ -152,15 +152,17 @@ class ScoringConfig:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def _as_inputs(images, labels, ids, info, root_labels):
+def _as_inputs(images, labels, ids, info):
     if isinstance(images, (str, Path)):
         from utils.data import load_image_folder
         images, folder_labels, _ = load_image_folder(images)
         if labels is None:
             labels = folder_labels
-    x = torch.as_tensor(images)
+    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     if x.ndim == 3:
         x = x.unsqueeze(1)
+    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):   # channels-last [N, H, W, C]
+        x = x.permute(0, 3, 1, 2).contiguous()
     x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
     x = check_images(x, "images")
     if float(x.min()) < 0 or float(x.max()) > 1:
@@ -169,7 +171,12 @@ def _as_inputs(images, labels, ids, info, root_labels):
     n = len(x)
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids).astype(np.int64).reshape(-1)
     if labels is not None:
-        labels = torch.as_tensor(np.asarray(labels)).reshape(-1)
+        values = np.asarray(labels)
+        if values.dtype.kind not in "iu":
+            raise ValueError(f"labels must be integer class indices 0..C-1, got {values.dtype} values (e.g. "
+                             f"{values.reshape(-1)[:2].tolist()}); map class names to integers first, e.g. with "
+                             "pandas.factorize.")
+        labels = torch.as_tensor(values).reshape(-1)
         if labels.is_floating_point() or labels.dtype == torch.bool or len(labels) != n:
             raise ValueError(f"labels must be {n} integers (one per image), got {labels.dtype} {list(labels.shape)}.")
         labels = labels.long()
@@ -352,7 +359,8 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
                   families=FAMILIES, progress: bool = False) -> pd.DataFrame:
     """Every score of every sample, one row per sample id (input order); see the module docstring.
 
-    ``images``: ``[N, C, H, W]`` or ``[N, H, W]`` floats in [0, 1] (or uint8), or the path of an image folder
+    ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1 or 3]`` (tensor or array), floats
+    in [0, 1] or uint8, or the path of an image folder
     (class sub-folders give the labels, :func:`utils.data.load_image_folder`). ``labels``: N class indices or
     None (then only the label-free families run). ``ids``: N unique integers (default 0..N-1); every row of the
     result is keyed by them. ``info``: the data description (default computed from the images). ``config``:
@@ -366,7 +374,7 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"Unknown score families {unknown}: choose from {', '.join(FAMILIES)}.")
-    data, info = _as_inputs(images, labels, ids, info, None)
+    data, info = _as_inputs(images, labels, ids, info)
     given_order = data.ids
     data = data.subset(np.argsort(data.ids, kind="stable"))   # every family sees the samples in id order:
     # the scores of a sample do not depend on the order the samples come in

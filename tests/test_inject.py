@@ -185,6 +185,7 @@ def test_near_duplicates_are_close_new_samples(digits):
     assert torch.equal(out.labels[800:], digits.labels[src]) and torch.equal(out.clean_labels[800:], digits.labels[src])
     copies, sources = out.images[800:, 0], digits.images[src, 0]
     assert (copies - sources).abs().max() < 0.15  # sigma 0.02: about 5 sigma at most over 80 x 784 pixels
+    assert (copies[sources == 0] == 0).all()   # the background stays black: no speckle to give copies away
     nearest = torch.cdist(copies.flatten(1), digits.images[:, 0].flatten(1)).argmin(1)
     assert np.array_equal(nearest.numpy(), src)  # each copy is its source's nearest neighbour
     # shift=1: copies translated by up to 1 px, close to their source once the shift is undone

@@ -199,6 +199,8 @@ def scoreboard_markdown(results, images="images", readme_dir=".") -> str:
     claim_path = results / outputs.SCOREBOARD_CLAIM
     if claim_path.is_file():
         claim = claim_table(summary)
+        claim.columns = [f"{d}: {t}" for d, t in claim.columns]
+        claim.index = [f"{sc} ({f})" for f, sc in claim.index]
         lines += ["**The SSFT claim**: uniform label noise and atypical samples (zoom / shift) injected together; "
                   "`uniform_noise_vs_atypical` is the AUROC of mislabeled (positive) against atypical (negative) "
                   "samples, each score in its stated orientation (0.5 = cannot tell them apart, below 0.5 = ranks "

@@ -62,6 +62,14 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     cols = ["px_knn_density", "px_duplicate_score", "mean_loss", "el2n", "cl_label_quality"]
     np.testing.assert_allclose(fresh.loc[scores.index, cols].to_numpy(), scores[cols].to_numpy(), rtol=1e-5,
                                atol=1e-6)
+    # each step checks its own settings: another epoch count is refused by the step it changes, with its file named
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="scores_supervised.csv was computed with other settings"):
+        score_dataset(data.images, data.labels, data.sample_ids.numpy(), info=info, config=replace(TINY, epochs=2),
+                      folder=folder)
+    label_free = score_dataset(data.images, data.labels, data.sample_ids.numpy(), info=info, folder=folder,
+                               config=replace(TINY, epochs=2), families=("pixels", "autoencoder"))
+    np.testing.assert_allclose(label_free["ae_loss_last"], scores["ae_loss_last"], rtol=1e-6)   # loaded, not retrained
     other = data.labels.clone()
     other[0] = (other[0] + 1) % 10
     with pytest.raises(ValueError, match="other settings"):

@@ -24,7 +24,9 @@ Families (:data:`FAMILIES`), in the order they are computed:
   ``ssft_second_split_area``.
 * **autoencoder** (label-free): the seed's autoencoder trained on the images themselves, measured every
   epoch; ``ae_loss_last``, ``ae_loss_mean`` (per-sample reconstruction error), ``ae_ssim_last`` and the geometry
-  of its last codes (``ae_prototype_distance``, ``ae_knn_density``, ``ae_duplicate_score``). It trains with MSE:
+  of its last codes (``ae_prototype_distance``, ``ae_knn_density``, ``ae_duplicate_score``); and the
+  autoencoder's own SSFT (``ae_ssft_forgetting_time``, ``ae_ssft_second_split_area``, :func:`ae_ssft_scores`).
+  It trains with MSE:
   with the seed's L1 loss it stays on the blank-image plateau for the few epochs a scoring pass can afford
   (measured on the 10,000 Fashion-MNIST test images, Adam 1e-3, 4 epochs: L1 at batch 32 or 64 keeps a uniform
   softmax bottleneck (entropy ln 10, every code the same) and SSIM 0.15; MSE at batch 64 reaches SSIM 0.43 with
@@ -86,6 +88,8 @@ SCORES: dict[str, tuple[str, str]] = {
     "ae_prototype_distance": ("autoencoder", "higher"),
     "ae_knn_density": ("autoencoder", "higher"),
     "ae_duplicate_score": ("autoencoder", "lower"),
+    "ae_ssft_forgetting_time": ("autoencoder", "lower"),
+    "ae_ssft_second_split_area": ("autoencoder", "lower"),
     "bt_prototype_distance": ("self-supervised", "higher"),
     "bt_knn_density": ("self-supervised", "higher"),
     "bt_duplicate_score": ("self-supervised", "lower"),
@@ -125,6 +129,7 @@ class ScoringConfig:
     ae_epochs: int = 6         # autoencoder (Adam 1e-3); 0 skips
     ae_batch_size: int = 64
     ae_loss: str = "mse"       # the seed's L1 sits on the blank-image plateau for tens of epochs (module docstring)
+    ae_ssft_epochs: int = 3    # per stage of the autoencoder's SSFT (label-free, MSE, Adam 1e-3); 0 skips
     bt_epochs: int = 8         # BarlowTwins on the images when no encoder is given; 0 skips
     batch_size: int = 128
     k: int = 10                # neighbours of the kNN scores (cleanlab Datalab's default)
@@ -134,7 +139,7 @@ class ScoringConfig:
         from utils.models import CLASSIFIERS
         if self.arch not in CLASSIFIERS:
             raise ValueError(f"Unknown classifier {self.arch!r}: choose one of {', '.join(CLASSIFIERS)}.")
-        for name in ("epochs", "ssft_epochs", "ae_epochs", "bt_epochs", "el2n_epoch"):
+        for name in ("epochs", "ssft_epochs", "ae_epochs", "ae_ssft_epochs", "bt_epochs", "el2n_epoch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}.")
@@ -194,15 +199,46 @@ def _as_inputs(images, labels, ids, info):
     return data, info
 
 
-def _cached(path: Path | None, compute) -> pd.DataFrame:
-    if path is not None and path.is_file():
+# each cached step of score_dataset -> the ScoringConfig fields its scores depend on (checked per step, so adding a
+# step or changing one family's epochs recomputes / refuses only that step)
+STEPS = {
+    "pixels": ("k", "seed"),
+    "supervised": ("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"),
+    "ssft": ("arch", "ssft_epochs", "batch_size", "seed"),
+    "autoencoder": ("ae_epochs", "ae_batch_size", "ae_loss", "k", "seed"),
+    "ae_ssft": ("ae_ssft_epochs", "ae_batch_size", "seed"),
+    "ssl": ("bt_epochs", "k", "seed"),
+}
+
+
+def step_settings(config: "ScoringConfig", step: str, encoder_hash: int | None = None) -> dict:
+    """What a cached step of :func:`score_dataset` was computed with (its ``scores_<step>.json``)."""
+    out = {f: getattr(config, f) for f in STEPS[step]}
+    if step == "ssl":
+        out["encoder"] = encoder_hash
+    return out
+
+
+def _cached(folder: Path | None, step: str, settings: dict, compute) -> pd.DataFrame:
+    """One step's scores, loaded from ``folder/scores_<step>.csv`` when computed with the same settings."""
+    if folder is None:
+        frame = compute()
+        frame.index.name = "sample_id"
+        return frame
+    path, spec = folder / f"scores_{step}.csv", folder / f"scores_{step}.json"
+    settings = json.loads(json.dumps(settings))
+    if path.is_file():
+        saved = json.loads(spec.read_text()) if spec.is_file() else None
+        if saved != settings:
+            raise ValueError(f"{path} was computed with other settings ({saved} instead of {settings}); delete it and "
+                             f"its run folder, or score into a new folder.")
         return pd.read_csv(path, index_col="sample_id")
     frame = compute()
     frame.index.name = "sample_id"
-    if path is not None:
-        tmp = path.with_name(path.name + ".tmp")
-        frame.to_csv(tmp)
-        tmp.replace(path)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp)
+    spec.write_text(json.dumps(settings, indent=1))
+    tmp.replace(path)
     return frame
 
 
@@ -283,6 +319,34 @@ def autoencoder_scores(data: Samples, info: DatasetInfo, config: ScoringConfig, 
     out = pd.DataFrame({"ae_loss_last": loss[-1], "ae_loss_mean": loss.mean(0), "ae_ssim_last": m["ssim"][-1]},
                        index=pd.Index(m.sample_ids, name="sample_id"))
     return pd.concat([out, _prefixed(geo, "ae_")], axis=1).reindex(data.ids)
+
+
+def ae_ssft_scores(data: Samples, info: DatasetInfo, config: ScoringConfig, folder: Path | None,
+                   progress: bool) -> pd.DataFrame:
+    """Label-free SSFT with the autoencoder (:mod:`utils.ssft`): both halves, one model seed, MSE, Adam 1e-3 at a
+    constant rate; "learned" = reconstruction SSIM above its median over every first-half sample at the end of
+    stage 1 (:class:`utils.ssft.study.LearnedRule` with no fixed value: a short run never reaches the seed's fixed
+    0.5 on most samples)."""
+    import tempfile
+
+    from utils.protocols import SSFTConfig, run_ssft
+    from utils.recipes import get_recipe
+    from utils.ssft.scores import ssft_scores
+    from utils.ssft.study import LearnedRule
+    from utils.tasks import AutoencoderTask
+
+    recipe = get_recipe("autoencoder", max_epochs=config.ae_ssft_epochs, batch_size=config.ae_batch_size)
+    half = len(data) // 2
+    logs = max(1, min(2, -(-half // config.ae_batch_size)))
+    cfg = SSFTConfig("autoencoder", recipe, logs_per_epoch=logs, split_seed=config.seed, model_seeds=(config.seed,))
+    unlabeled = Samples(data.images, None, data.ids)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = run_ssft(AutoencoderTask(info, loss="mse"), cfg, unlabeled,
+                        folder / "ae_ssft" if folder else Path(tmp), progress)
+    rule = LearnedRule("ssim")
+    s = ssft_scores(runs, rule.measure, rule.threshold(runs), rule.direction)
+    return pd.DataFrame({"ae_ssft_forgetting_time": s["forgetting_time"],
+                         "ae_ssft_second_split_area": s["second_split_area"]}).reindex(data.ids)
 
 
 def train_encoder(images, info: DatasetInfo, epochs: int, seed: int = 0, folder=None, batch_size: int = 128,
@@ -385,23 +449,25 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
         labels_hash = None if data.labels is None else int(
             pd.util.hash_pandas_object(pd.Series(data.labels.numpy(), index=data.ids)).sum() % (2 ** 61))
         pixels_hash = int(pd.util.hash_array(data.images[:, :, ::4, ::4].flatten().numpy()).sum() % (2 ** 61))
-        check_settings(folder, {"scoring": config.to_dict(), **data.fingerprint(), "labels_hash": labels_hash,
-                                "pixels_hash": pixels_hash, "info": info.to_dict(),
-                                "encoder": None if encoder is None else _encoder_hash(encoder)})
+        check_settings(folder, {**data.fingerprint(), "labels_hash": labels_hash, "pixels_hash": pixels_hash,
+                                "info": info.to_dict()})
 
-    def path(name):
-        return None if folder is None else folder / f"scores_{name}.csv"
+    def step(name, compute, encoder_hash=None):
+        return _cached(folder, name, step_settings(config, name, encoder_hash), compute)
 
-    parts = [_cached(path("pixels"), lambda: pixel_scores(data, config, info.num_classes))]
+    parts = [step("pixels", lambda: pixel_scores(data, config, info.num_classes))]
     labeled = data.labels is not None
     if "supervised" in families and labeled and config.epochs:
-        parts.append(_cached(path("supervised"), lambda: supervised_scores(data, info, config, folder, progress)))
+        parts.append(step("supervised", lambda: supervised_scores(data, info, config, folder, progress)))
     if "ssft" in families and labeled and config.ssft_epochs:
-        parts.append(_cached(path("ssft"), lambda: ssft_family(data, info, config, folder, progress)))
+        parts.append(step("ssft", lambda: ssft_family(data, info, config, folder, progress)))
     if "autoencoder" in families and config.ae_epochs:
-        parts.append(_cached(path("autoencoder"), lambda: autoencoder_scores(data, info, config, folder, progress)))
+        parts.append(step("autoencoder", lambda: autoencoder_scores(data, info, config, folder, progress)))
+    if "autoencoder" in families and config.ae_ssft_epochs:
+        parts.append(step("ae_ssft", lambda: ae_ssft_scores(data, info, config, folder, progress)))
     if "self-supervised" in families and (config.bt_epochs or encoder is not None):
-        parts.append(_cached(path("ssl"), lambda: ssl_scores(data, info, config, folder, encoder, progress)))
+        parts.append(step("ssl", lambda: ssl_scores(data, info, config, folder, encoder, progress),
+                          None if encoder is None else _encoder_hash(encoder)))
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
     if data.labels is not None:

@@ -56,6 +56,8 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     again = score_dataset(data.images[perm], data.labels[perm], data.sample_ids[perm].numpy(), info=info, config=TINY,
                           folder=folder)
     pd.testing.assert_frame_equal(again.loc[scores.index], scores, check_dtype=False)
+    assert again.attrs["fresh"] == [] and set(scores.attrs["fresh"]) == set(scores.attrs["seconds"])
+    assert again.attrs["seconds"] == pytest.approx(scores.attrs["seconds"], abs=1e-3)   # each step's cost is kept
     # recomputed from scratch in another order: the same per-id scores (training sees samples in id order)
     fresh = score_dataset(data.images[perm], data.labels[perm], data.sample_ids[perm].numpy(), info=info,
                           config=TINY, families=("pixels", "supervised"))

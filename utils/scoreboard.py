@@ -190,8 +190,14 @@ def _copy_table(kinds, seed, config, base, ood, encoder, folder: Path, progress:
     if len(kinds) == 2:   # the claim: first type (positives) against the second (negatives)
         parts.append(evaluate(scores, flags[kinds[0]], flags[kinds[1]], seed=seed)
                      .assign(target=f"{kinds[0]}_vs_{kinds[1]}"))
-    table = pd.concat(parts, ignore_index=True).assign(seed=seed, seconds=time.perf_counter() - tic,
-                                                        n_samples=len(scores))
+    # compute time of the copy: its steps' own times (kept beside their caches) + this evaluation; the wall time of
+    # this call when a step's time is unknown
+    steps, wall = scores.attrs["seconds"], time.perf_counter() - tic
+    if all(np.isfinite(v) for v in steps.values()):
+        seconds = sum(steps.values()) + wall - sum(steps[s] for s in scores.attrs["fresh"])
+    else:
+        seconds = wall
+    table = pd.concat(parts, ignore_index=True).assign(seed=seed, seconds=seconds, n_samples=len(scores))
     tmp = folder / "board.csv.tmp"
     table.to_csv(tmp, index=False)
     tmp.replace(done)
@@ -223,7 +229,8 @@ def run_board(config: BoardConfig, folder, root=None, progress: bool = False, lo
     ``workers`` > 1 scores the copies in that many processes of one torch thread each (on 2 cores, two
     one-thread processes do more work per minute than one two-thread process), then reads them back."""
     folder = Path(folder)
-    check_settings(folder, {"board": config.to_dict()})
+    # the copies and the encoder; the scoring settings are checked by each cached step of score_dataset
+    check_settings(folder, {"board": {k: v for k, v in config.to_dict().items() if k != "scoring"}})
     encoder = encoder_for(config, folder, root, progress)     # once, before any worker needs it
     if workers > 1:
         import multiprocessing as mp

@@ -54,6 +54,7 @@ at the cost of 3 full-data trainings; the recipe is the paper's (SGD, triangle l
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -221,23 +222,30 @@ def step_settings(config: "ScoringConfig", step: str, encoder_hash: int | None =
 
 def _cached(folder: Path | None, step: str, settings: dict, compute) -> pd.DataFrame:
     """One step's scores, loaded from ``folder/scores_<step>.csv`` when computed with the same settings."""
+    tic = time.perf_counter()
     if folder is None:
         frame = compute()
         frame.index.name = "sample_id"
+        frame.attrs.update(seconds=time.perf_counter() - tic, step=step, fresh=True)
         return frame
-    path, spec = folder / f"scores_{step}.csv", folder / f"scores_{step}.json"
+    path, spec, clock = (folder / f"scores_{step}.{ext}" for ext in ("csv", "json", "seconds"))
     settings = json.loads(json.dumps(settings))
     if path.is_file():
         saved = json.loads(spec.read_text()) if spec.is_file() else None
         if saved != settings:
             raise ValueError(f"{path} was computed with other settings ({saved} instead of {settings}); delete it and "
                              f"its run folder, or score into a new folder.")
-        return pd.read_csv(path, index_col="sample_id")
+        frame = pd.read_csv(path, index_col="sample_id")
+        frame.attrs.update(seconds=float(clock.read_text()) if clock.is_file() else float("nan"), step=step,
+                           fresh=False)
+        return frame
     frame = compute()
     frame.index.name = "sample_id"
+    frame.attrs.update(seconds=time.perf_counter() - tic, step=step, fresh=True)   # its cost, kept beside it
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp)
     spec.write_text(json.dumps(settings, indent=1))
+    clock.write_text(f"{frame.attrs['seconds']:.3f}")
     tmp.replace(path)
     return frame
 
@@ -468,12 +476,16 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     if "self-supervised" in families and (config.bt_epochs or encoder is not None):
         parts.append(step("ssl", lambda: ssl_scores(data, info, config, folder, encoder, progress),
                           None if encoder is None else _encoder_hash(encoder)))
+    seconds = {p.attrs["step"]: p.attrs["seconds"] for p in parts}
+    fresh = [p.attrs["step"] for p in parts if p.attrs["fresh"]]
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
     if data.labels is not None:
         out.insert(0, "label", data.labels.numpy())
     out = add_flags(out).reindex(given_order)
     out.attrs["direction"] = {c: direction(c) for c in SCORES if c in out.columns}
+    out.attrs["seconds"] = seconds   # compute time of each step (when it was computed, also if loaded now)
+    out.attrs["fresh"] = fresh       # the steps computed by this call (the others were loaded from the folder)
     return out
 
 

@@ -100,8 +100,24 @@ def ood_images(config: BoardConfig, root=None) -> torch.Tensor | None:
     pool = OOD_POOL.get(config.dataset)
     if pool is None:
         return None
-    images, _, _ = load_dataset(*pool, root=root)
+    try:
+        images, _, _ = load_dataset(*pool, root=root)
+    except (FileNotFoundError, OSError, RuntimeError) as err:
+        raise ValueError(f"far_ood on {config.dataset} takes its images from {pool[0]} ({pool[1]}), which is not "
+                         f"available here ({err}); install it or drop far_ood from the types.") from err
     return images
+
+
+def ood_available(dataset: str, root=None) -> bool:
+    """Whether the far-OOD pool of ``dataset`` can be loaded on this machine."""
+    pool = OOD_POOL.get(dataset)
+    if pool is None:
+        return False
+    try:
+        load_dataset(*pool, root=root)
+    except Exception:
+        return False
+    return True
 
 
 def make_copy(base: Injected, kinds, seed: int, config: BoardConfig, ood=None) -> Injected:

@@ -258,11 +258,12 @@ def run_board(config: BoardConfig, folder, root=None, progress: bool = False, lo
     ood = ood_images(config, root) if "far_ood" in config.types else None
     parts = []
     for kinds, name, seed in _copies(config):
-        tic = time.perf_counter()
+        cached = (folder / name / f"seed{seed}" / "board.csv").is_file()
         table = _copy_table(kinds, seed, config, base, ood, encoder, folder / name / f"seed{seed}", progress)
         parts.append(table.assign(type=name))
         if log is not None:
-            log(f"{config.dataset} {name} seed {seed}: {time.perf_counter() - tic:.0f} s")
+            log(f"{config.dataset} {name} seed {seed}: {table['seconds'].iloc[0]:.0f} s of compute"
+                + (" (loaded from the cache)" if cached else ""))
     out = pd.concat(parts, ignore_index=True)
     out.insert(0, "dataset", config.dataset)
     return out

@@ -19,6 +19,7 @@ $(STAMP): requirements.txt
 
 ## Quick mode on the embedded MNIST-5k: executes every notebook (ssl-ae, ssft, scoreboard, pruning) into results/, prints the tables.
 run: $(STAMP)
+	rm -rf results/quick  # quick mode starts fresh: a cache left by another version of the code would be refused
 	$(PY) -m utils.run_notebooks --mode quick --out results/quick
 
 ## The test suite, notebooks in quick mode included.

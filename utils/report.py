@@ -131,8 +131,8 @@ def ssft_markdown(results, images="images", readme_dir=".") -> str:
     corr = results / outputs.SSFT_CORRELATIONS
     if corr.is_file():
         c = pd.read_csv(corr, index_col=0)
-        lines += [f"**Autoencoder metrics vs SSFT times** (signed SRCC, top 8 by |SRCC|; the seed found all "
-                  f"|SRCC| < 0.112):", "", c.head(8).round(4).to_markdown(), ""]
+        lines += ["**Autoencoder metrics vs SSFT times** (signed SRCC, top 8 by |SRCC|; the seed found all "
+                  "|SRCC| < 0.112):", "", c.head(8).round(4).to_markdown(), ""]
     main_rule = UNSUPERVISED["autoencoder"].rules[0].name
     figures = [f for f in (outputs.fig_ssft_supervised_times("cnn", 0.1), outputs.fig_ssft_quadrants("cnn", 0.001),
                            outputs.fig_ssft_unsupervised_times("autoencoder", "matched", main_rule))

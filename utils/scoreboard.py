@@ -37,7 +37,7 @@ import torch
 from utils.data import dataset_info, load_dataset
 from utils.inject import HARDNESS_TYPES, Injected, from_arrays, inject
 from utils.loop import check_settings
-from utils.scoring import LABEL_FREE, SCORES, ScoringConfig, family, oriented, score_dataset, train_encoder
+from utils.scoring import LABEL_FREE, NEEDS_LABELS, ScoringConfig, family, oriented, score_dataset, train_encoder
 
 # far-OOD images come from the other dataset (a garment in MNIST, a digit in Fashion-MNIST)
 OOD_POOL = {"mnist": ("fashion-mnist", "train"), "mnist-5k": ("fashion-mnist", "test"),
@@ -292,7 +292,7 @@ def best_per_type(summary: pd.DataFrame, margin: float = 0.02) -> pd.DataFrame:
     for (dataset, kind), g in single.groupby(["dataset", "type"], sort=False):
         g = g.sort_values("auroc", ascending=False)
         sup = g[g["family"].isin(["supervised", "ssft"])]
-        free = g[g["family"].isin(LABEL_FREE) & ~g["score"].eq("bt_knn_disagreement")]
+        free = g[g["family"].isin(LABEL_FREE) & ~g["score"].isin(NEEDS_LABELS)]
         base = summary[(summary["dataset"] == dataset) & (summary["type"] == kind) & (summary["target"] == kind)]
         battery = base.loc[base["score"] == "battery_cv", "auroc"]
         row = dict(dataset=dataset, type=kind, best=g.iloc[0]["score"], best_auroc=g.iloc[0]["auroc"],

@@ -98,7 +98,7 @@ SCORES: dict[str, tuple[str, str]] = {
 }
 FAMILIES = ("pixels", "supervised", "ssft", "autoencoder", "self-supervised")
 LABEL_FREE = ("pixels", "autoencoder", "self-supervised")
-NEEDS_LABELS = {"supervised", "ssft"} | {"bt_knn_disagreement"}
+NEEDS_LABELS = {"bt_knn_disagreement"}   # label-free families' columns that still read the labels (not label-free)
 DUPLICATE_RATIO = 0.13   # cleanlab Datalab's near-duplicate threshold, relative to the median NN distance
 OUTLIER_FENCE = 3.0      # Tukey's far-out fence: Q3 + 3 IQR
 

@@ -254,12 +254,15 @@ def run_board(config: BoardConfig, folder, root=None, progress: bool = False, lo
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
             for job in [pool.submit(_copy_job, config, folder, root, i, workers) for i in range(workers)]:
                 job.result()
-    base = base_data(config, root)
-    ood = ood_images(config, root) if "far_ood" in config.types else None
+    data = {}   # the clean data and the OOD pool, loaded only if a copy still has to be scored (not when all are cached)
     parts = []
     for kinds, name, seed in _copies(config):
         cached = (folder / name / f"seed{seed}" / "board.csv").is_file()
-        table = _copy_table(kinds, seed, config, base, ood, encoder, folder / name / f"seed{seed}", progress)
+        if not cached and not data:
+            data.update(base=base_data(config, root),
+                        ood=ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None)
+        table = _copy_table(kinds, seed, config, data.get("base"), data.get("ood"), encoder,
+                            folder / name / f"seed{seed}", progress)
         parts.append(table.assign(type=name))
         if log is not None:
             log(f"{config.dataset} {name} seed {seed}: {table['seconds'].iloc[0]:.0f} s of compute"

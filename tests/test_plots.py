@@ -171,3 +171,26 @@ def test_quadrant_grids_one_panel_per_quadrant(tmp_path):
     assert len(fig.subfigs) == 4 and [sf._suptitle.get_text() for sf in fig.subfigs][0] == "typical (10)"
     assert sum(bool(ax.images) for ax in fig.axes) == 16
     _png(tmp_path / "q.png")
+
+
+def test_pruning_curves_one_color_per_score_and_a_legend_per_panel(tmp_path):
+    from utils.pruning import summary
+
+    rows = [dict(score="full", policy="full", fraction=1.0, seed=s, test_acc=0.9, kept=100) for s in (0, 1)]
+    for score, policies in {"a": ("keep_hard", "ccs"), "b": ("ccs",), "random": ("random",)}.items():
+        for policy in policies:
+            for f in (0.1, 0.5):
+                rows += [dict(score=score, policy=policy, fraction=f, seed=s, test_acc=0.5 + f / 2 - s / 100,
+                              kept=int(100 * f)) for s in (0, 1)]
+    fig = plots.pruning_curves(summary(pd.DataFrame(rows)), "t", path=tmp_path / "p.png")
+    assert sorted(ax.get_title() for ax in fig.axes) == ["ccs", "keep_hard"]
+    color = {}
+    for ax in fig.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        assert ax.get_legend() is not None and "random" in labels
+        for h, label in zip(handles, labels):
+            if label in ("a", "b"):
+                color.setdefault(label, set()).add(tuple(h.lines[0].get_color()))
+    assert set(color) == {"a", "b"} and all(len(c) == 1 for c in color.values())  # same color in every panel
+    assert color["a"] != color["b"]
+    _png(tmp_path / "p.png")

@@ -288,14 +288,17 @@ def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
     if not need <= set(summary.columns):
         raise ValueError(f"summary lacks columns {sorted(need - set(summary.columns))}; pass utils.pruning.summary.")
     policies = [p for p in summary["policy"].unique() if p not in ("random", "full")] or ["random"]
-    fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4.2), sharey=True, squeeze=False)
+    # own y-axis per panel: keep_hard's collapse at small fractions would flatten the other panels' differences
+    fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4.2), squeeze=False)
     rand = summary[summary["policy"] == "random"].sort_values("fraction")
     full = summary[summary["policy"] == "full"]
+    names = sorted(set(summary["score"]) - {"random", "full"})
+    colors = {n: plt.get_cmap("tab10" if len(names) <= 10 else "tab20")(i) for i, n in enumerate(names)}
     for ax, policy in zip(axes[0], policies):
         for score, g in summary[summary["policy"] == policy].groupby("score"):
             g = g.sort_values("fraction")
             ax.errorbar(g["fraction"], g["acc_mean"], yerr=g["acc_std"].fillna(0), marker="o", ms=3, capsize=2,
-                        label=score)
+                        label=score, color=colors.get(score))
         if len(rand):
             ax.errorbar(rand["fraction"], rand["acc_mean"], yerr=rand["acc_std"].fillna(0), color="k", ls="--",
                         marker="s", ms=3, capsize=2, label="random")
@@ -304,8 +307,8 @@ def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
             ax.axhline(float(full["acc_mean"].iloc[0]) - 0.005, color="grey", lw=0.8, ls=":", label="full - 0.5 pt")
         ax.set(title=policy, xlabel="kept fraction", xscale="log")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("test accuracy")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)

@@ -61,7 +61,8 @@ SCOREBOARD_FULL = dict(DATASETS=["mnist", "fashion-mnist"], SPLIT="test", SEEDS=
 # the pruning study (pruning/): quick mode prunes 1,500 MNIST-5k digits at one fraction, one seed, one epoch
 PRUNING = "pruning-curves"
 PRUNING_QUICK = dict(DATASET="mnist-5k", TRAIN_SPLIT="train", TEST_SPLIT="test", N=1500, FRACTIONS=[0.3, 1.0],
-                     SEEDS=[0], NOISE=[0.0, 0.1], POLICIES=["keep_hard", "ccs"], NOISY_POLICIES=["ccs"], EPOCHS=1, BATCH_SIZE=128, WORKERS=1,
+                     SEEDS=[0], NOISE=[0.0, 0.1], POLICIES=["keep_hard", "ccs"], NOISY_POLICIES=["ccs"],
+                     EPOCHS=1, BATCH_SIZE=128, WORKERS=1,
                      ENCODER_EPOCHS=2, ENCODER_POOL_SIZE=1000,
                      SCORING=dict(folds=3, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, batch_size=128))
 PRUNING_FULL = dict(DATASET="fashion-mnist")

@@ -92,6 +92,7 @@ def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
     assert (tmp_path / outputs.IMAGES_DIR / outputs.fig_scoreboard("mnist-5k")).is_file()
     md = report.scoreboard_markdown(board, tmp_path / outputs.IMAGES_DIR, tmp_path)
     assert "Best score per hardness type" in md and "Goal on mnist-5k" in md and "uniform_noise_vs_atypical" in md
+    assert "Measured wall time of the scoreboard from scratch" in md   # quick mode scores every copy fresh
     prune = tmp_path / outputs.PRUNING_DIR
     runs = pd.read_csv(prune / outputs.PRUNING_TABLE)
     assert set(runs["noise"]) == {0.0, 0.1} and runs["test_acc"].between(0, 1).all()
@@ -103,3 +104,14 @@ def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
         assert (tmp_path / outputs.IMAGES_DIR / outputs.fig_pruning("mnist-5k", noise)).is_file()
     md = report.pruning_markdown(prune, tmp_path / outputs.IMAGES_DIR, tmp_path)
     assert "Smallest kept fraction" in md and "At 10% label noise" in md and "Compute, summed" in md
+
+
+def test_a_relative_data_root_is_made_absolute_from_where_the_command_runs(tmp_path, monkeypatch):
+    """`DATA_ROOT=../shared/data make scoreboard`: the notebooks and the scoreboard's workers run in other folders."""
+    monkeypatch.chdir(tmp_path)
+    env = {"DATA_ROOT": "../shared/data"}
+    run_notebooks.absolute_data_root(env)
+    assert env["DATA_ROOT"] == str(tmp_path.parent / "shared" / "data")
+    empty = {}
+    run_notebooks.absolute_data_root(empty)     # unset stays unset (the loaders' default applies)
+    assert empty == {}

@@ -181,6 +181,10 @@ def test_board_runs_resumes_and_states_its_goal(tmp_path):
     again = run_board(cfg, tmp_path, log=None)       # only the deleted copy is re-evaluated, from its cached scores
     assert board.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), table.drop(columns="seconds"))
+    wall = pd.read_csv(tmp_path / "wall.csv")   # one row per call that scored copies: 3 from scratch, then 1
+    assert wall["scored"].tolist() == [3, 1] and (wall["copies"] == 3).all() and (wall["wall_seconds"] > 0).all()
+    run_board(cfg, tmp_path, log=None)               # nothing left to score: no row
+    assert len(pd.read_csv(tmp_path / "wall.csv")) == 2
     best = best_per_type(summarize(table))
     assert set(best["type"]) == {"uniform_noise", "near_duplicates"}
     goal = goal_statement(best)["mnist-5k"]

@@ -157,3 +157,20 @@ def test_task_settings_name_what_changes_the_run():
     a, b = AutoencoderTask(MNIST), AutoencoderTask(MNIST, latent=4)
     assert a.settings() != b.settings() and a.settings()["info"] == MNIST.to_dict()
     assert make_task("cnn", MNIST).settings() != make_task("lenet", MNIST).settings()
+
+
+@pytest.mark.parametrize("kind", ["cnn", "autoencoder"])
+def test_per_sample_measures_do_not_depend_on_the_eval_batch_size(kind, mnist5k):
+    """The eval batch is a speed setting only (benchmarks/bench_training.py item 4): every per-sample value of a
+    channels-last model, as the loop holds it, is the same at the default batch, at 7 and at 1000."""
+    images, labels = mnist5k[0][:300], mnist5k[1][:300]
+    torch.manual_seed(0)
+    model = make_task(kind, MNIST).make_model().to(memory_format=torch.channels_last)
+    y = labels if kind == "cnn" else None
+    runs = [make_task(kind, MNIST, **kw).measure(model, make_task(kind, MNIST).prepare(images), y, {}, 0)
+            for kw in ({}, {"eval_batch_size": 7}, {"eval_batch_size": 1000})]
+    assert set(runs[0]) == set(runs[1]) and len(runs[0]) >= 3
+    for other in runs[1:]:
+        for name, v in runs[0].items():
+            assert v.shape[0] == 300
+            torch.testing.assert_close(other[name], v, atol=1e-5, rtol=1e-5, equal_nan=True)   # drift: NaN at 0

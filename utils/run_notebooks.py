@@ -138,6 +138,13 @@ def print_tables(results: Path, top: int = 10) -> None:
             print(f"\n{title}:\n" + table[["auroc", "ap", "precision", "recall"]].round(4).to_string())
 
 
+def absolute_data_root(environ) -> None:
+    """Make ``DATA_ROOT`` absolute, relative to where the command was typed: the notebooks (and the scoreboard's
+    worker processes) run in their own folders, where a relative path would point elsewhere."""
+    if environ.get("DATA_ROOT"):
+        environ["DATA_ROOT"] = os.path.abspath(environ["DATA_ROOT"])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("quick", "full"), default="quick")
@@ -154,6 +161,7 @@ def main(argv=None) -> int:
                         help="seed: the autoencoder and SSFT notebooks; scoreboard: the hardness scoreboard; "
                         "pruning: the pruning curves; all (default): every study")
     args = parser.parse_args(argv)
+    absolute_data_root(os.environ)
     if args.mode == "full" and not args.epochs:
         args.epochs = 200
     out = Path(os.path.normpath(ROOT / args.out))  # not resolve(): keep a symlinked results folder as named

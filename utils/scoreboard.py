@@ -48,6 +48,7 @@ ENCODER_POOL = {("mnist", "test"): ("mnist-5k", ("train", "test")),
                 ("mnist-5k", "train"): ("mnist-5k", ("test",))}
 BASELINES = {"random": "baseline", "battery_cv": "baseline"}
 CLAIM_TYPES = ("uniform_noise", "atypical")
+WALL_LOG = "wall.csv"   # <dataset folder>/wall.csv: one row per run_board call that scored copies (wall time)
 
 
 @dataclass(frozen=True)
@@ -228,13 +229,17 @@ def _copies(config: BoardConfig) -> list:
 
 
 def _copy_job(config: BoardConfig, folder: Path, root, start: int, step: int) -> None:
-    """One worker's share of the copies (every ``step``-th from ``start``), one torch thread."""
+    """One worker's share of the copies (every ``step``-th from ``start``), one thread: torch's, and OpenMP's and
+    BLAS's for scikit-learn's kNN and k-means (two workers on two cores, not four threads)."""
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
-    base = base_data(config, root)
-    ood = ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None
-    encoder = encoder_for(config, folder, root)
-    for kinds, name, seed in _copies(config)[start::step]:
-        _copy_table(kinds, seed, config, base, ood, encoder, folder / name / f"seed{seed}", False)
+    with threadpool_limits(limits=1):
+        base = base_data(config, root)
+        ood = ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None
+        encoder = encoder_for(config, folder, root)
+        for kinds, name, seed in _copies(config)[start::step]:
+            _copy_table(kinds, seed, config, base, ood, encoder, folder / name / f"seed{seed}", False)
 
 
 def run_board(config: BoardConfig, folder, root=None, progress: bool = False, log=print,
@@ -245,8 +250,10 @@ def run_board(config: BoardConfig, folder, root=None, progress: bool = False, lo
     ``workers`` > 1 scores the copies in that many processes of one torch thread each (on 2 cores, two
     one-thread processes do more work per minute than one two-thread process), then reads them back."""
     folder = Path(folder)
+    tic = time.perf_counter()
     # the copies and the encoder; the scoring settings are checked by each cached step of score_dataset
     check_settings(folder, {"board": {k: v for k, v in config.to_dict().items() if k != "scoring"}})
+    todo = sum(not (folder / name / f"seed{seed}" / "board.csv").is_file() for _, name, seed in _copies(config))
     encoder = encoder_for(config, folder, root, progress)     # once, before any worker needs it
     if workers > 1:
         import multiprocessing as mp
@@ -269,6 +276,12 @@ def run_board(config: BoardConfig, folder, root=None, progress: bool = False, lo
                 + (" (loaded from the cache)" if cached else ""))
     out = pd.concat(parts, ignore_index=True)
     out.insert(0, "dataset", config.dataset)
+    if todo:   # the wall time of every call that scored something, encoder pretraining included
+        row = pd.DataFrame([dict(dataset=config.dataset, copies=len(_copies(config)), scored=todo, workers=workers,
+                                 threads=torch.get_num_threads(), wall_seconds=time.perf_counter() - tic,
+                                 finished=pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"))])
+        log_path = folder / WALL_LOG
+        row.to_csv(log_path, mode="a", header=not log_path.is_file(), index=False)
     return out
 
 

@@ -377,7 +377,7 @@ def train_encoder(images, info: DatasetInfo, epochs: int, seed: int = 0, folder=
 
 
 @torch.no_grad()
-def embed(encoder: torch.nn.Module, images: torch.Tensor, info: DatasetInfo, batch: int = 1000) -> np.ndarray:
+def embed(encoder: torch.nn.Module, images: torch.Tensor, info: DatasetInfo, batch: int = 128) -> np.ndarray:
     """Features of ``images`` from ``encoder`` (its ``features`` method if it has one, else its output)."""
     fn = getattr(encoder, "features", encoder)
     encoder.eval()

@@ -99,7 +99,7 @@ class SupervisedTask(_Task):
     has_accuracy = True
     needs_labels = True
 
-    def __init__(self, info: DatasetInfo, arch: str = "cnn", eval_batch_size: int = 1000, record_logits: bool = False):
+    def __init__(self, info: DatasetInfo, arch: str = "cnn", eval_batch_size: int = 128, record_logits: bool = False):
         if arch not in CLASSIFIERS:
             raise ValueError(f"Unknown classifier {arch!r}: choose one of {', '.join(CLASSIFIERS)}.")
         super().__init__(info, eval_batch_size)
@@ -133,7 +133,7 @@ class AutoencoderTask(_Task):
     """The seed's autoencoder (253,707 parameters on 1x28x28) with per-sample ``loss`` = L1 or MSE."""
 
     def __init__(self, info: DatasetInfo, loss: str = "l1", latent: int = 10, snapshot_every: int | None = None,
-                 with_ssim: bool = True, eval_batch_size: int = 2048):
+                 with_ssim: bool = True, eval_batch_size: int = 256):
         if loss not in ("l1", "mse"):
             raise ValueError(f"loss must be 'l1' or 'mse', got {loss!r}.")
         if latent < 1 or (snapshot_every is not None and snapshot_every < 1):

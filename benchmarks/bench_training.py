@@ -72,14 +72,14 @@ def ddp_epoch(nproc: int, limit: int, batch_size: int) -> float:
         return float(pd.read_csv(Path(folder) / "history.csv")["seconds"].iloc[-1])
 
 
-def measure_pass(task, model, images) -> float:
+def measure_pass(task, model, images, labels) -> float:
     """Seconds of one eval pass of ``task.measure`` over ``images`` (the model as the loop holds it: channels-last)."""
     tic = time.perf_counter()
-    task.measure(model, task.prepare(images), None, {}, 0)
+    task.measure(model, task.prepare(images), labels if task.needs_labels else None, {}, 0)
     return time.perf_counter() - tic
 
 
-def eval_batches(images, info, repeats: int) -> dict:
+def eval_batches(images, labels, info, repeats: int) -> dict:
     """One-thread eval pass of the CNN and the autoencoder at the tasks' default eval batch and the old one."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -91,7 +91,7 @@ def eval_batches(images, info, repeats: int) -> dict:
             model = make_task(name, info).make_model().to(memory_format=torch.channels_last)
             tasks = {f"batch {b}": make_task(name, info, eval_batch_size=b) for b in sizes}
             print(f"{name} eval pass, {len(images)} images, 1 thread")
-            t = interleaved({k: (lambda task=task: measure_pass(task, model, images)) for k, task in tasks.items()},
+            t = interleaved({k: (lambda task=task: measure_pass(task, model, images, labels)) for k, task in tasks.items()},
                             repeats)
             out[name] = {"images": len(images), "default_batch": sizes[0], "old_batch": sizes[1], "median_s": t,
                          "old_over_default": t[f"batch {sizes[1]}"] / t[f"batch {sizes[0]}"]}
@@ -141,8 +141,8 @@ def main(argv=None):
     out["ddp"] = {"images": n_ddp, "median_epoch_s": ddp, "samples_per_s": {k: n_ddp / v for k, v in ddp.items()},
                   "two_ranks_throughput_over_one": ddp["1 process"] / ddp["2 ranks"]}
 
-    x, _, info = tiled(n_sup)
-    out["eval_batch"] = eval_batches(x, info, args.repeats)
+    x, y, info = tiled(n_sup)
+    out["eval_batch"] = eval_batches(x, y, info, args.repeats)
 
     print(f"\nsupervised in-loop recording / plain loop   {out['supervised']['recorded_over_plain']:.3f}   (goal <= 1.05)")
     print(f"autoencoder in-loop tracking / plain loop   {out['autoencoder']['inloop_over_plain']:.3f}")

@@ -210,27 +210,26 @@ def scoreboard_markdown(results, images="images", readme_dir=".") -> str:
 
 
 def _board_wall(results: Path, datasets: list) -> str:
-    """The measured wall time of the scoreboard (``<dataset>/wall.csv`` of :func:`utils.scoreboard.run_board`): the
-    latest call per dataset that scored every copy from scratch, else the sum of the calls that resumed it."""
+    """The measured wall time of the scoreboard (``<dataset>/wall.csv`` of :func:`utils.scoreboard.run_board`): per
+    dataset the latest call that scored every copy from scratch, else the sum of the calls that resumed it."""
     from utils.scoreboard import WALL_LOG
 
-    parts, total, scratch = [], 0.0, True
-    for d in datasets:
-        path = results / d / WALL_LOG
-        if not path.is_file():
-            return ""
+    paths = [results / d / WALL_LOG for d in datasets]
+    if not all(p.is_file() for p in paths):
+        return ""
+    parts, total, resumed = [], 0.0, False
+    for d, path in zip(datasets, paths):
         log = pd.read_csv(path)
         full = log[log["scored"] == log["copies"]]
-        row_s = float(full["wall_seconds"].iloc[-1]) if len(full) else float(log["wall_seconds"].sum())
-        scratch &= bool(len(full))
-        w = (full if len(full) else log).iloc[-1]
-        parts.append(f"{d} {row_s / 60:.1f} min")
-        total += row_s
-    how = ("from scratch" if scratch else "summed over the calls that resumed it")
-    procs = (f"{int(w['workers'])} worker processes of one thread each" if w["workers"] > 1
-             else f"one process of {int(w['threads'])} threads")
-    return (f" Measured wall time of the scoreboard {how} ({procs}, encoder pretraining included): "
-            f"{', '.join(parts)}; in all **{total / 60:.1f} min**.")
+        seconds = float(full["wall_seconds"].iloc[-1]) if len(full) else float(log["wall_seconds"].sum())
+        resumed |= full.empty
+        parts.append(f"{d} {seconds / 60:.1f} min" + (f" (resumed over {len(log)} calls)" if full.empty else ""))
+        total += seconds
+    last = log.iloc[-1]
+    procs = (f"{int(last['workers'])} worker processes of one thread each" if last["workers"] > 1
+             else f"one process of {int(last['threads'])} threads")
+    return (f" Measured wall time of the scoreboard {'partly resumed' if resumed else 'from scratch'} ({procs}, "
+            f"encoder pretraining included): {', '.join(parts)}; in all **{total / 60:.1f} min**.")
 
 
 def write_scoreboard_section(results, readme="README.md", images="images") -> None:

@@ -20,7 +20,7 @@ $(STAMP): requirements.txt
 ## Quick mode on the embedded MNIST-5k: executes every notebook (ssl-ae, ssft, scoreboard, pruning) into results/, prints the tables.
 run: $(STAMP)
 	rm -rf results/quick  # quick mode starts fresh: a cache left by another version of the code would be refused
-	$(PY) -m utils.run_notebooks --mode quick --out results/quick
+	$(PY) -m utils.report.run_notebooks --mode quick --out results/quick
 
 ## The test suite, notebooks in quick mode included.
 test: $(STAMP)
@@ -28,22 +28,22 @@ test: $(STAMP)
 
 ## Full study (DATA_ROOT must hold the data): autoencoder + SSFT; rewrites the committed notebooks, images/ and the README sections.
 reproduce: $(STAMP)
-	$(PY) -m utils.run_notebooks --mode full --study seed --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
+	$(PY) -m utils.report.run_notebooks --mode full --study seed --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
 
 ## The hardness scoreboard (MNIST test split via DATA_ROOT, Fashion-MNIST test; 3 seeds; resumable, cached in results/board).
 scoreboard: $(STAMP)
-	$(PY) -m utils.run_notebooks --mode full --study scoreboard --out results/board --commit
+	$(PY) -m utils.report.run_notebooks --mode full --study scoreboard --out results/board --commit
 
 ## The pruning curves on Fashion-MNIST (60,000 train / 10,000 test; resumable, cached in results/prune).
 pruning: $(STAMP)
-	$(PY) -m utils.run_notebooks --mode full --study pruning --out results/prune --commit
+	$(PY) -m utils.report.run_notebooks --mode full --study pruning --out results/prune --commit
 
 ## Speed measured side by side; rewrites the README's performance section.
 benchmark: $(STAMP)
 	mkdir -p results
 	$(PY) -m benchmarks.bench_training --json results/bench_training.json
 	$(PY) -m benchmarks.bench_metrics --json results/bench_metrics.json
-	$(PY) -m utils.report --performance results/bench_training.json results/bench_metrics.json
+	$(PY) -m utils.report.sections --performance results/bench_training.json results/bench_metrics.json
 
 clean:
 	rm -rf results .pytest_cache

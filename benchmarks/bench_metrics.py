@@ -37,7 +37,7 @@ def timed(fn, *args, **kwargs):
 
 def mnist_pairs(n: int):
     """n real digits in [0, 1] and noisy copies (Gaussian noise 0.2, clamped)."""
-    from utils.data import load_dataset
+    from utils.data.datasets import load_dataset
     try:
         x, _, _ = load_dataset("mnist", "test", root=SHARED_DATA)
     except Exception:  # noqa: BLE001 - fall back to the embedded 4,000 digits, tiled

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils.autoencoder.study import TrainConfig, train_autoencoder
-from utils.data import load_dataset
-from utils.loop import Samples, train
-from utils.recipes import get_recipe
-from utils.tasks import make_task
+from utils.studies.autoencoder import TrainConfig, train_autoencoder
+from utils.data.datasets import load_dataset
+from utils.engine.loop import Samples, train
+from utils.engine.recipes import get_recipe
+from utils.engine.tasks import make_task
 
 SEED_GPU_EPOCH_S = 22.4
 AE_GOAL_S = SEED_GPU_EPOCH_S / 2
@@ -61,13 +61,13 @@ def autoencoder_epoch(images, info, track: str, batch_size: int) -> float:
 
 
 def ddp_epoch(nproc: int, limit: int, batch_size: int) -> float:
-    """Seconds of the second epoch of a ``utils.launch`` CNN run (the first warms up), from its history."""
+    """Seconds of the second epoch of a ``utils.engine.launch`` CNN run (the first warms up), from its history."""
     with tempfile.TemporaryDirectory() as folder:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               "-m", "utils.launch", "--task", "cnn", "--dataset", "mnist-5k", "--limit", str(limit), "--epochs", "2",
+               "-m", "utils.engine.launch", "--task", "cnn", "--dataset", "mnist-5k", "--limit", str(limit), "--epochs", "2",
                "--batch-size", str(batch_size), "--test-split", "", "--out", folder]
         if nproc == 1:
-            cmd = [sys.executable, "-m", "utils.launch", *cmd[cmd.index("utils.launch") + 1:]]
+            cmd = [sys.executable, "-m", "utils.engine.launch", *cmd[cmd.index("utils.engine.launch") + 1:]]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         return float(pd.read_csv(Path(folder) / "history.csv")["seconds"].iloc[-1])
 

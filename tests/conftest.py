@@ -11,7 +11,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def mnist5k():
     """(images, labels) of the mnist-5k training split (load_dataset's info left out)."""
-    from utils.data import load_dataset
+    from utils.data.datasets import load_dataset
     images, labels, _ = load_dataset("mnist-5k", "train")
     return images, labels
 

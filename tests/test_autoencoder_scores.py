@@ -1,10 +1,10 @@
-"""Per-sample scores of an autoencoder run (utils.autoencoder.scores) from a Recorder."""
+"""Per-sample scores of an autoencoder run (utils.scores.autoencoder) from a Recorder."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from utils.autoencoder.scores import compute_scores
-from utils.recorder import Recorder
+from utils.scores.autoencoder import compute_scores
+from utils.engine.recorder import Recorder
 
 SCALARS = ("loss", "entropy", "norm", "drift", "ssim")
 SNAPSHOT_STEPS = list(range(9, 60, 10))  # codes every 10 epochs, as snapshot_every=10 records them

@@ -1,4 +1,4 @@
-"""The autoencoder study's training step (utils.autoencoder.study.train_autoencoder) through the one loop."""
+"""The autoencoder study's training step (utils.studies.autoencoder.train_autoencoder) through the one loop."""
 import math
 
 import numpy as np
@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-import utils.tasks as tasks
-from utils.autoencoder.scores import compute_scores
-from utils.autoencoder.study import TrainConfig, blank_image_l1, series, train_autoencoder
-from utils.data import DatasetInfo, dataset_info
-from utils.mixing import make_mixed
+import utils.engine.tasks as tasks
+from utils.scores.autoencoder import compute_scores
+from utils.studies.autoencoder import TrainConfig, blank_image_l1, series, train_autoencoder
+from utils.data.datasets import DatasetInfo, dataset_info
+from utils.data.mixing import make_mixed
 
 MNIST = dataset_info("mnist")
 

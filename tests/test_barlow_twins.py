@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.barlow_twins import LAMBDA, _gaussian_kernels, augment, barlow_twins_loss, sample_correlations
+from utils.engine.barlow_twins import LAMBDA, _gaussian_kernels, augment, barlow_twins_loss, sample_correlations
 
 
 def _standardize_loop(z):
@@ -33,7 +33,7 @@ def test_decorrelated_identical_views_reach_the_known_minimum():
     centred = torch.cat([torch.ones(n, 1, dtype=torch.float64), torch.randn(n, d, dtype=torch.float64)], 1)
     q = torch.linalg.qr(centred)[0][:, 1:]  # orthogonal to the constant vector, hence zero-mean
     z = q * (n - 1) ** 0.5
-    eps = 1e-5  # the std guard of utils.barlow_twins.standardize
+    eps = 1e-5  # the std guard of utils.engine.barlow_twins.standardize
     assert barlow_twins_loss(z, z).item() == pytest.approx(d * (1 - (n - 1) / n / (1 + eps) ** 2) ** 2, rel=1e-6)
 
 

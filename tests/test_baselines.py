@@ -1,4 +1,4 @@
-"""Tests for utils.baselines: each new statistic against hand-built images and scipy / skimage references, the
+"""Tests for utils.scores.battery: each new statistic against hand-built images and scipy / skimage references, the
 cross-validated baseline for out-of-fold honesty and power, and the matched-mode MNIST check."""
 import numpy as np
 import pandas as pd
@@ -10,8 +10,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from utils.baselines import DIRECTION, best_single_statistic, cross_validated_baseline, image_battery
-from utils.image_stats import intensity_stats, shape_stats
+from utils.scores.battery import DIRECTION, best_single_statistic, cross_validated_baseline, image_battery
+from utils.scores.image_stats import intensity_stats, shape_stats
 
 NEW = ["laplacian_abs_mean", "components_4", "components_8", "isolated_pixels_4", "stroke_width"]
 
@@ -72,7 +72,7 @@ def test_new_statistics_match_scipy_and_skimage_on_random_images():
         lab, n = scipy.ndimage.label(m)
         iso4.append(int((np.bincount(lab.ravel(), minlength=n + 1)[1:] == 1).sum()))
     assert b["isolated_pixels_4"].tolist() == iso4 and sum(iso4) > 0
-    # the reused columns are exactly utils.image_stats's
+    # the reused columns are exactly utils.scores.image_stats's
     t = torch.from_numpy(x[:, None]).float()
     pd.testing.assert_frame_equal(b[intensity_stats(t).columns], intensity_stats(t))
     pd.testing.assert_series_equal(b["total_variation"], shape_stats(t)["total_variation"])
@@ -136,7 +136,7 @@ def test_cv_baseline_refuses_nan_statistics():
 
 
 def test_battery_beats_total_variation_on_matched_mixed_mnist(mnist5k):
-    from utils.mixing import make_mixed
+    from utils.data.mixing import make_mixed
 
     images, labels = mnist5k
     m = make_mixed(images, labels, fraction=0.2, mode="matched", seed=0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.data import DATASET_INFO, DatasetInfo, DatasetNotFoundError, dataset_info, load_dataset, read_idx
+from utils.data.datasets import DATASET_INFO, DatasetInfo, DatasetNotFoundError, dataset_info, load_dataset, read_idx
 
 
 def test_mnist5k_is_embedded_and_split_4000_1000(mnist5k):
@@ -42,7 +42,7 @@ def test_data_root_env_var(shared_data_root, monkeypatch):
 
 
 def test_fashion_mnist_from_debian_package(tmp_path):
-    from utils.data import DEBIAN_FASHION_MNIST
+    from utils.data.datasets import DEBIAN_FASHION_MNIST
     if not DEBIAN_FASHION_MNIST.is_dir():
         pytest.skip("apt-get install dataset-fashion-mnist to run this test")
     images, labels, info = load_dataset("fashion-mnist", "test", root=tmp_path)

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils import launch
-from utils.loop import load_run, shard
+from utils.engine import launch
+from utils.engine.loop import load_run, shard
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--task", "cnn", "--dataset", "mnist-5k", "--limit", "301", "--epochs", "2", "--batch-size", "16",
@@ -27,7 +27,7 @@ def test_shard_pads_like_distributed_sampler_and_marks_the_padding():
 def test_two_gloo_processes_record_every_sample_once_and_match_a_single_process_eval(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "utils.launch", *ARGS, "--out", str(out)]
+           "-m", "utils.engine.launch", *ARGS, "--out", str(out)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 process(es), 301 samples" in done.stdout

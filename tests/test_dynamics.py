@@ -1,4 +1,4 @@
-"""Peer training-dynamics scores (utils.dynamics) against independent computations on hand-built recorders."""
+"""Peer training-dynamics scores (utils.scores.dynamics) against independent computations on hand-built recorders."""
 import math
 import time
 
@@ -8,9 +8,9 @@ import pytest
 import scipy.special
 import torch
 
-from utils.dynamics import DIRECTION, dynamics_scores, el2n, oriented, run_scores
-from utils.recorder import Recorder
-from utils.tasks import supervised_values
+from utils.scores.dynamics import DIRECTION, dynamics_scores, el2n, oriented, run_scores
+from utils.engine.recorder import Recorder
+from utils.engine.tasks import supervised_values
 
 C = 4
 
@@ -20,7 +20,7 @@ def _logits(t, n, seed=0, scale=2.0):
 
 
 def _recorder(logits, labels, ids, with_logits=True, logit_epochs=None):
-    """What the loop records per epoch (utils.tasks.supervised_values), plus optionally the full logits."""
+    """What the loop records per epoch (utils.engine.tasks.supervised_values), plus optionally the full logits."""
     rec = Recorder(ids)
     y = torch.as_tensor(labels)
     for e, z in enumerate(logits):
@@ -225,12 +225,12 @@ def test_without_logits_everything_but_el2n():
 
 # ---------------------------------------------------------------------------------------------- end to end
 def test_aum_flags_flipped_labels_after_a_short_supervised_run():
-    from utils.data import load_dataset
-    from utils.loop import Samples
-    from utils.mixing import flip_labels
-    from utils.protocols import supervised_run
-    from utils.recipes import get_recipe
-    from utils.tasks import SupervisedTask
+    from utils.data.datasets import load_dataset
+    from utils.engine.loop import Samples
+    from utils.data.mixing import flip_labels
+    from utils.engine.protocols import supervised_run
+    from utils.engine.recipes import get_recipe
+    from utils.engine.tasks import SupervisedTask
 
     tic = time.perf_counter()
     images, labels, info = load_dataset("mnist-5k", "train")

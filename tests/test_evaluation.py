@@ -4,7 +4,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from utils.evaluation import holdout_threshold, score_table, srcc_ceiling
+from utils.scores.evaluate import holdout_threshold, score_table, srcc_ceiling
 
 
 @pytest.fixture

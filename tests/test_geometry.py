@@ -1,4 +1,4 @@
-"""Tests for utils.geometry against independent references (scikit-learn) and planted known answers."""
+"""Tests for utils.scores.geometry against independent references (scikit-learn) and planted known answers."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +6,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from utils.geometry import DIRECTION, embedding_scores
+from utils.scores.geometry import DIRECTION, embedding_scores
 from utils.metrics import knn
 
 

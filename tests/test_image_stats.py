@@ -1,4 +1,4 @@
-"""Tests for utils.image_stats against hand-made images and independent references (numpy, scipy)."""
+"""Tests for utils.scores.image_stats against hand-made images and independent references (numpy, scipy)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +6,7 @@ import scipy.ndimage
 import scipy.stats
 import torch
 
-from utils.image_stats import intensity_stats, separability_table, shape_stats
+from utils.scores.image_stats import intensity_stats, separability_table, shape_stats
 
 
 def test_known_answers_on_hand_made_images():

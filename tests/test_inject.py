@@ -1,11 +1,11 @@
-"""Tests for utils.inject: exact counts, determinism, stable ids, flags that match what changed, composition."""
+"""Tests for utils.data.inject: exact counts, determinism, stable ids, flags that match what changed, composition."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.inject import (CLASS_PAIRS, HARDNESS_TYPES, Injected, atypical, class_noise, exact_count, far_ood,
+from utils.data.inject import (CLASS_PAIRS, HARDNESS_TYPES, Injected, atypical, class_noise, exact_count, far_ood,
                           from_arrays, inject, mixed, near_duplicates, near_ood, rare_class, uniform_noise)
 
 OOD = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(5))

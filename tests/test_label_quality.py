@@ -1,4 +1,4 @@
-"""K-fold out-of-sample probabilities (utils.protocols.kfold_probs) and confident learning (utils.label_quality)."""
+"""K-fold out-of-sample probabilities (utils.engine.protocols.kfold_probs) and confident learning (utils.scores.label_quality)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,15 +7,15 @@ from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores, get_normalized_margin_for_each_label
 from sklearn.metrics import roc_auc_score
 
-import utils.loop
-import utils.protocols
-from utils.data import DatasetInfo
-from utils.label_quality import DIRECTION, label_quality
-from utils.loop import Samples
-from utils.mixing import flip_labels
-from utils.protocols import kfold_probs
-from utils.recipes import get_recipe
-from utils.tasks import make_task
+import utils.engine.loop
+import utils.engine.protocols
+from utils.data.datasets import DatasetInfo
+from utils.scores.label_quality import DIRECTION, label_quality
+from utils.engine.loop import Samples
+from utils.data.mixing import flip_labels
+from utils.engine.protocols import kfold_probs
+from utils.engine.recipes import get_recipe
+from utils.engine.tasks import make_task
 
 TINY = get_recipe("paper", max_epochs=2, batch_size=8, lr=0.05, patience=None)
 SHAPE = (1, 12, 12)  # the smallest images the CNN takes are 10x10
@@ -45,7 +45,7 @@ def _cnn(data, classes=3):
 def _spy(monkeypatch):
     """Wrap the protocol's ``train``: log each run's training ids and every eval-mode input its model sees."""
     calls = []
-    real = utils.protocols.train
+    real = utils.engine.protocols.train
 
     def train(task, recipe, data, **kwargs):
         run = real(task, recipe, data, **kwargs)
@@ -54,7 +54,7 @@ def _spy(monkeypatch):
         calls.append(call)
         return run
 
-    monkeypatch.setattr(utils.protocols, "train", train)
+    monkeypatch.setattr(utils.engine.protocols, "train", train)
     return calls
 
 
@@ -108,12 +108,12 @@ def test_kfold_caches_each_fold_and_refuses_other_settings(tmp_path, monkeypatch
     data = _data()
     task = _cnn(data)
     first = kfold_probs(task, TINY, data, folds=3, seed=0, folder=tmp_path)
-    assert all((tmp_path / f"fold{k}" / utils.loop.MODEL).is_file() for k in range(3))
+    assert all((tmp_path / f"fold{k}" / utils.engine.loop.MODEL).is_file() for k in range(3))
 
     def no_saving(run):
         raise AssertionError("a finished fold was trained again")
 
-    monkeypatch.setattr(utils.loop, "save_run", no_saving)
+    monkeypatch.setattr(utils.engine.loop, "save_run", no_saving)
     pd.testing.assert_frame_equal(kfold_probs(task, TINY, data, folds=3, seed=0, folder=tmp_path), first)
     with pytest.raises(ValueError, match="other settings"):
         kfold_probs(task, TINY, data, folds=3, seed=1, folder=tmp_path)

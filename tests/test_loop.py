@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score
 
-from utils.data import DatasetInfo
-from utils.loop import Samples, is_finished, load_run, shard, train
-from utils.recipes import get_recipe
-from utils.tasks import SupervisedTask
+from utils.data.datasets import DatasetInfo
+from utils.engine.loop import Samples, is_finished, load_run, shard, train
+from utils.engine.recipes import get_recipe
+from utils.engine.tasks import SupervisedTask
 
 RECORDED = ("loss", "given_logit", "other_logit", "prob", "correct")
 
@@ -243,7 +243,7 @@ def test_a_last_batch_of_one_sample_is_refused_up_front_or_trained():
     # BarlowTwins standardises over the batch (BatchNorm1d, batch statistics): a last batch of one sample
     # (17 samples in batches of 8) cannot be trained on. Today it fails mid-epoch with torch's
     # "Expected more than 1 value per channel"; it should be refused before training, naming batch_size.
-    from utils.tasks import BarlowTwinsTask
+    from utils.engine.tasks import BarlowTwinsTask
     images = torch.rand(17, 1, 12, 12, generator=torch.Generator().manual_seed(0))
     task = BarlowTwinsTask(DatasetInfo.from_images(images))
     calls = []

@@ -1,13 +1,13 @@
-"""Tests for utils.mixing: the original study's layout, seed-mode pixels, matched mode, label flips."""
+"""Tests for utils.data.mixing: the original study's layout, seed-mode pixels, matched mode, label flips."""
 import numpy as np
 import pytest
 import scipy.stats
 import torch
 import torch.nn.functional as F
 
-from utils.data import DatasetInfo, dataset_info
-from utils.image_stats import intensity_stats, separability_table
-from utils.mixing import flip_labels, make_mixed, original_layout
+from utils.data.datasets import DatasetInfo, dataset_info
+from utils.scores.image_stats import intensity_stats, separability_table
+from utils.data.mixing import flip_labels, make_mixed, original_layout
 
 INTENSITY_STATS = ["mean", "std", "min", "max", "background", "ink_fraction", "faint_fraction", "isolated_pixels",
                    "border_ink_top", "border_ink_bottom", "border_ink_left", "border_ink_right"]
@@ -190,12 +190,12 @@ def test_flip_labels_bad_inputs(labels, fraction, num_classes):
     assert one_sentence(e)
 
 
-def test_data_does_not_import_mixing():  # utils.mixing imports utils.data: no cycle, no re-export
+def test_data_does_not_import_mixing():  # utils.data.mixing imports utils.data.datasets: no cycle, no re-export
     import subprocess
     import sys
-    code = "import sys, utils.data; assert 'utils.mixing' not in sys.modules"
+    code = "import sys, utils.data.datasets; assert 'utils.data.mixing' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
-    from utils import data
+    from utils.data import datasets as data
     assert not hasattr(data, "make_mixed") and not hasattr(data, "flip_labels")
 
 

@@ -1,11 +1,11 @@
-"""Every network of utils.models: the seed's exact layers on 1x28x28, sized from the data elsewhere."""
+"""Every network of utils.engine.models: the seed's exact layers on 1x28x28, sized from the data elsewhere."""
 import hashlib
 
 import pytest
 import torch
 from torch import nn
 
-from utils.models import (CLASSIFIERS, Autoencoder, BarlowTwins, LeNet, SmallCNN, backbone_features, conv_backbone,
+from utils.engine.models import (CLASSIFIERS, Autoencoder, BarlowTwins, LeNet, SmallCNN, backbone_features, conv_backbone,
                           count_parameters, make_classifier)
 
 MODELS = {"autoencoder": Autoencoder, "cnn": SmallCNN, "lenet": LeNet, "barlow_twins": BarlowTwins}

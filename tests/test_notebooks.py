@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from utils import outputs, report, run_notebooks
+from utils.report import run_notebooks, sections as report
+from utils.studies import outputs
 
 
 def test_all_notebooks_run_in_quick_mode(tmp_path, capsys):
@@ -70,7 +71,7 @@ def _no_errors(path):
 
 
 def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
-    from utils.inject import HARDNESS_TYPES
+    from utils.data.inject import HARDNESS_TYPES
     args = ["--mode", "quick", "--out", str(tmp_path), "--quiet"]
     assert run_notebooks.main([*args, "--study", "scoreboard"]) == 0
     assert run_notebooks.main([*args, "--study", "pruning"]) == 0
@@ -80,7 +81,7 @@ def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
         _no_errors(tmp_path / outputs.NOTEBOOKS_DIR / f"{name}.ipynb")
     board = tmp_path / outputs.SCOREBOARD_DIR
     table = pd.read_csv(board / outputs.SCOREBOARD_TABLE)
-    from utils.scoreboard import ood_available
+    from utils.studies.scoreboard import ood_available
     types = set(HARDNESS_TYPES) - (set() if ood_available("mnist-5k") else {"far_ood"})   # far-OOD needs Fashion
     assert set(table["type"]) == types | {"claim"}
     assert table["auroc"].between(0, 1).all() and (table["positives"] > 0).all()

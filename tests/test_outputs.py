@@ -1,7 +1,8 @@
 """The output-name registry: the names the report and the committed README read stay what they were."""
 import pytest
 
-from utils import outputs, run_notebooks
+from utils.report import run_notebooks
+from utils.studies import outputs
 
 
 def test_names_the_report_and_readme_read():
@@ -29,7 +30,7 @@ def test_unknown_unsupervised_model_is_a_clear_error():
 
 
 def test_every_unsupervised_task_has_its_outputs_and_an_executed_notebook():
-    from utils.ssft.study import UNSUPERVISED
+    from utils.studies.ssft import UNSUPERVISED
 
     assert set(UNSUPERVISED) == set(outputs.UNSUPERVISED_PREFIX) == set(run_notebooks.UNSUPERVISED_TASKS)
     assert run_notebooks.SSFT == ("ssft-supervised", "ssft-unsupervised", "ssft-unsupervised-barlow-twins")

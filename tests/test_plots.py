@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from utils import plots
-from utils.evaluation import score_table
+from utils.report import plots
+from utils.scores.evaluate import score_table
 
 
 @pytest.fixture(autouse=True)
@@ -90,14 +90,14 @@ def test_score_bars(tmp_path):
 def test_tail_quantile_out_of_range_is_a_clear_error():
     import numpy as np
     import pytest
-    from utils.plots import tail_grid
+    from utils.report.plots import tail_grid
     with pytest.raises(ValueError, match="not a quantile"):
         tail_grid(np.zeros((5, 1, 4, 4)), np.arange(5.0), q=99)
 
 
 def test_tail_mask_is_the_selection_tail_grid_shows():
     import numpy as np
-    from utils.plots import tail_mask, tail_grid
+    from utils.report.plots import tail_mask, tail_grid
     scores = np.arange(100.0)
     assert tail_mask(scores, 0.95).sum() == 5 and tail_mask(scores, 0.95)[-5:].all()
     fig = tail_grid(np.zeros((100, 1, 4, 4)), scores, q=0.95)
@@ -107,8 +107,8 @@ def test_tail_mask_is_the_selection_tail_grid_shows():
 # ------------------------------------------------------------------------------ SSFT figures
 def _two_split_runs(n=40, seeds=(0, 1)):
     """Fake SSFT runs (both orders per seed) with an ``ssim`` and a ``mse`` measurement."""
-    from utils.protocols import TwoSplitRun, split_halves
-    from utils.recorder import Recorder
+    from utils.engine.protocols import TwoSplitRun, split_halves
+    from utils.engine.recorder import Recorder
 
     rng = np.random.default_rng(0)
     a, b = split_halves(np.arange(n), 0)
@@ -150,7 +150,7 @@ def test_first_last_hists_one_panel_per_measure(tmp_path):
 
 
 def test_time_scatter_highlights_by_sample_id(tmp_path):
-    from utils.ssft import ssft_scores
+    from utils.scores.ssft import ssft_scores
 
     scores = ssft_scores(_two_split_runs(), "ssim", 0.5)
     flag = pd.Series(False, index=scores.index[::-1])  # another order: aligned by id
@@ -163,7 +163,7 @@ def test_time_scatter_highlights_by_sample_id(tmp_path):
 
 
 def test_quadrant_grids_one_panel_per_quadrant(tmp_path):
-    from utils.ssft.quadrants import QUADRANTS
+    from utils.scores.quadrants import QUADRANTS
 
     ids = np.arange(100, 140)
     quadrant = pd.Series(np.array(QUADRANTS)[np.arange(40) % 4], index=ids)
@@ -174,7 +174,7 @@ def test_quadrant_grids_one_panel_per_quadrant(tmp_path):
 
 
 def test_pruning_curves_one_color_per_score_and_a_legend_per_panel(tmp_path):
-    from utils.pruning import summary
+    from utils.studies.pruning import summary
 
     rows = [dict(score="full", policy="full", fraction=1.0, seed=s, test_acc=0.9, kept=100) for s in (0, 1)]
     for score, policies in {"a": ("keep_hard", "ccs"), "b": ("ccs",), "random": ("random",)}.items():

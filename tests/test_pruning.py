@@ -1,4 +1,4 @@
-"""utils.pruning: exact counts, policy semantics, CCS strata, dedup pairs, cached retrains, resumable studies."""
+"""utils.studies.pruning: exact counts, policy semantics, CCS strata, dedup pairs, cached retrains, resumable studies."""
 import json
 import shutil
 
@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-import utils.pruning as pruning
-from utils.data import load_dataset
-from utils.geometry import embedding_scores
-from utils.inject import from_arrays, inject
-from utils.loop import Samples
-from utils.pruning import (POLICIES, allocate_strata, budget_recipe, dedup_order, default_beta, keep_count,
+import utils.studies.pruning as pruning
+from utils.data.datasets import load_dataset
+from utils.scores.geometry import embedding_scores
+from utils.data.inject import from_arrays, inject
+from utils.engine.loop import Samples
+from utils.studies.pruning import (POLICIES, allocate_strata, budget_recipe, dedup_order, default_beta, keep_count,
                            pruning_study, retrain, select, smallest_fraction_within, summary)
-from utils.recipes import get_recipe
-from utils.tasks import make_task
+from utils.engine.recipes import get_recipe
+from utils.engine.tasks import make_task
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -275,7 +275,7 @@ def test_summary_and_smallest_fraction():
 
 
 def test_parallel_study_matches_one_process(mnist, tmp_path):
-    from utils.pruning import parallel_study
+    from utils.studies.pruning import parallel_study
     x, y, info, test = mnist
     data = Samples(x[:120], y[:120], np.arange(120) * 3)
     task, recipe = make_task("cnn", info), get_recipe("paper", max_epochs=1, patience=None, batch_size=40)
@@ -289,7 +289,7 @@ def test_parallel_study_matches_one_process(mnist, tmp_path):
 
 
 def test_study_scores_orient_and_mark_label_free():
-    from utils.pruning import study_scores
+    from utils.studies.pruning import study_scores
     ids = pd.Index([5, 9, 12, 20], name="sample_id")
     scored = pd.DataFrame({"aum": [1.0, -2.0, 0.5, 3.0], "el2n": [0.1, 0.9, 0.3, 0.0],
                            "bt_prototype_distance": [0.2, 0.1, 0.4, 0.3],

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from utils.recorder import Recorder
+from utils.engine.recorder import Recorder
 
 
 def test_records_land_in_each_ids_column_whatever_the_batch_order(tmp_path):

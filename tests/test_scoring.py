@@ -1,14 +1,14 @@
-"""The one scoring entry point (utils.scoring.score_dataset) and the scoreboard study (utils.scoreboard)."""
+"""The one scoring entry point (utils.scores.dataset.score_dataset) and the scoreboard study (utils.studies.scoreboard)."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from scipy.stats import mannwhitneyu
 
-from utils.data import dataset_info, load_dataset, load_image_folder
-from utils.inject import from_arrays, inject
-from utils.scoreboard import BoardConfig, best_per_type, evaluate, goal_statement, run_board, summarize
-from utils.scoring import SCORES, ScoringConfig, oriented, score_dataset
+from utils.data.datasets import dataset_info, load_dataset, load_image_folder
+from utils.data.inject import from_arrays, inject
+from utils.studies.scoreboard import BoardConfig, best_per_type, evaluate, goal_statement, run_board, summarize
+from utils.scores.dataset import SCORES, ScoringConfig, oriented, score_dataset
 
 TINY = ScoringConfig(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, bt_epochs=1, batch_size=64)
 

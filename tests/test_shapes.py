@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from utils.autoencoder.scores import compute_scores
-from utils.autoencoder.study import TrainConfig, series, train_autoencoder
-from utils.data import DatasetInfo
-from utils.loop import Samples, train
-from utils.protocols import SSFTConfig, run_ssft, supervised_run
-from utils.recipes import get_recipe
-from utils.ssft import ssft_scores
-from utils.tasks import make_task
+from utils.scores.autoencoder import compute_scores
+from utils.studies.autoencoder import TrainConfig, series, train_autoencoder
+from utils.data.datasets import DatasetInfo
+from utils.engine.loop import Samples, train
+from utils.engine.protocols import SSFTConfig, run_ssft, supervised_run
+from utils.engine.recipes import get_recipe
+from utils.scores.ssft import ssft_scores
+from utils.engine.tasks import make_task
 
 SHAPE = (3, 32, 32)
 SUPERVISED = ("loss", "given_logit", "other_logit", "prob", "correct")

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from utils.data import DatasetInfo
-from utils.loop import Samples
-from utils.protocols import SSFTConfig, TwoSplitRun, run_ssft, split_halves
-from utils.recipes import Recipe, get_recipe, make_optimizer, triangle
-from utils.recorder import Recorder
-from utils.ssft import ssft_scores
-from utils.tasks import make_task
+from utils.data.datasets import DatasetInfo
+from utils.engine.loop import Samples
+from utils.engine.protocols import SSFTConfig, TwoSplitRun, run_ssft, split_halves
+from utils.engine.recipes import Recipe, get_recipe, make_optimizer, triangle
+from utils.engine.recorder import Recorder
+from utils.scores.ssft import ssft_scores
+from utils.engine.tasks import make_task
 
 TINY = get_recipe("paper", max_epochs=2, batch_size=8, lr=0.05)
 SHAPE = (1, 12, 12)  # the smallest images the CNN takes are 10x10: small and fast
@@ -187,7 +187,7 @@ def test_config_and_recipe_validation_is_one_clear_sentence():
 def test_supervised_run_loads_a_finished_run_only_with_the_same_settings(tmp_path):
     # supervised_run returns the finished run in its folder without the settings check that train() does,
     # so asking for another seed (or recipe, or data) silently returns the old run.
-    from utils.protocols import supervised_run
+    from utils.engine.protocols import supervised_run
     images, labels, ids = _data(16)
     data = Samples(images, labels, ids)
     first = supervised_run(_cnn(images), TINY, data, seed=0, folder=tmp_path, progress=False)

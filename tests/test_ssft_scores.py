@@ -3,8 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.recorder import Recorder
-from utils.ssft import QUADRANTS, TwoSplitRun, fit_quadrants, quadrant_table, ssft_scores
+from utils.engine.recorder import Recorder
+from utils.engine.protocols import TwoSplitRun
+from utils.scores.quadrants import QUADRANTS, fit_quadrants, quadrant_table
+from utils.scores.ssft import ssft_scores
 
 
 def _stage(ids, rows):
@@ -60,7 +62,7 @@ def test_quadrants_recover_planted_groups_with_held_out_thresholds():
 
 
 def test_detection_orientation_is_fixed_and_areas_follow_the_rule():
-    from utils.ssft.detection import best_per_study, detection_table
+    from utils.scores.ssft_detection import best_per_study, detection_table
     rng = np.random.default_rng(0)
     n = 200
     flag = pd.Series(rng.random(n) < 0.2, index=np.arange(n))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from utils.ssft.times import forgetting_events, forgetting_time, learning_time
+from utils.metrics.times import forgetting_events, forgetting_time, learning_time
 
 # columns: never learned, learned then forgotten, flapping, learned at the last log, always learned
 C = np.array([

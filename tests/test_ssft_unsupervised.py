@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.protocols import TwoSplitRun, split_halves
-from utils.recorder import Recorder
-from utils.ssft.study import (UNSUPERVISED, LearnedRule, best_vs_baseline, first_last_summary,
+from utils.engine.protocols import TwoSplitRun, split_halves
+from utils.engine.recorder import Recorder
+from utils.studies.ssft import (UNSUPERVISED, LearnedRule, best_vs_baseline, first_last_summary,
                               unsupervised_config, unsupervised_detection, unsupervised_rules)
 
 

@@ -4,12 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import utils.tasks as tasks
-from utils.data import DatasetInfo, dataset_info
-from utils.loop import Samples, train
+import utils.engine.tasks as tasks
+from utils.data.datasets import DatasetInfo, dataset_info
+from utils.engine.loop import Samples, train
 from utils.metrics import bottleneck_entropy, ssim
-from utils.recipes import get_recipe
-from utils.tasks import AutoencoderTask, BarlowTwinsTask, SupervisedTask, make_task, supervised_values
+from utils.engine.recipes import get_recipe
+from utils.engine.tasks import AutoencoderTask, BarlowTwinsTask, SupervisedTask, make_task, supervised_values
 
 MNIST = dataset_info("mnist")
 
@@ -98,7 +98,9 @@ def test_autoencoder_measures_every_sample_in_order_with_drift_and_snapshots():
     torch.testing.assert_close(first["loss"], (recon - x).pow(2).flatten(1).mean(1))
     torch.testing.assert_close(first["norm"], z.norm(dim=1))
     torch.testing.assert_close(first["entropy"], bottleneck_entropy(z))
-    assert model.training is False and torch.equal(state["codes"], z)
+    # eval batches of 4 against one pass of 9: the CPU kernels may sum in another order (float tolerance)
+    assert model.training is False
+    torch.testing.assert_close(state["codes"], z)
     with torch.no_grad():
         for p in model.encoder.head[-2].parameters():
             p.add_(0.1)
@@ -145,7 +147,7 @@ def test_make_task_and_bad_arguments_are_one_clear_sentence():
              (lambda: make_task("cnn", MNIST, eval_batch_size=0), ValueError,
               "eval_batch_size must be a positive integer, got 0."),
              (lambda: make_task("cnn", "mnist"), TypeError,
-              "info must be a DatasetInfo (utils.data.load_dataset returns one, DatasetInfo.from_images computes one "
+              "info must be a DatasetInfo (utils.data.datasets.load_dataset returns one, DatasetInfo.from_images computes one "
               "for your own tensors).")]
     for make, error, message in cases:
         with pytest.raises(error) as e:

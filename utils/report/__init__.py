@@ -1,0 +1,1 @@
+"""Figures, the generated README sections and the headless notebook runner (the top layer)."""

@@ -1,0 +1,288 @@
+"""The autoencoder study as a few cached steps the notebooks call: data -> train -> scores -> tables.
+
+Training goes through the one loop (:func:`utils.engine.loop.train`) with :class:`utils.engine.tasks.AutoencoderTask`
+and the ``"autoencoder"`` recipe (Adam, constant lr). Two ways to record per-sample values:
+
+* ``track="eval"`` (the seed's, accurate): after each epoch an eval-mode pass in fixed order over all
+  training samples records per-sample L1, code entropy, code norm, code drift and reconstruction SSIM,
+  and every ``snapshot_every`` epochs the codes themselves (``Run.measures``);
+* ``track="inloop"``: L1, entropy and norm of the training forward pass itself (dropout on, weights
+  before the update) at no extra pass (``Run.records``); ``"none"`` records nothing (the benchmark's
+  plain loop).
+
+Per-sample L1 is the mean absolute error over pixels in standardised space (the seed's loss, so its
+numbers compare), standardised with the dataset's own mean and std; SSIM is computed on pixel-space
+images clamped to [0, 1] with ``data_range=1``.
+
+Each step writes to ``<results>/<mix mode>/`` and is skipped when its output is already there, so
+analysis and threshold cells re-run in seconds without retraining. Artificial hard samples are the
+mixed images of :func:`utils.data.mixing.make_mixed`; the held-out set for test L1 is a different dataset
+split (by default the 1,000 test digits of the embedded MNIST-5k, none of which is an image of the
+MNIST test split the full study trains on).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+import torch
+
+from utils.studies import outputs
+from utils.scores.autoencoder import compute_scores
+from utils.data.datasets import DatasetInfo, load_dataset
+from utils.scores.evaluate import score_table
+from utils.engine.loop import Run, Samples, is_finished, load_run, train
+from utils.data.mixing import MixedDataset, make_mixed
+from utils.engine.recipes import get_recipe
+from utils.engine.tasks import AutoencoderTask
+
+TRACK_MODES = ("eval", "inloop", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters; the defaults are the seed's (L1, Adam 1e-3, batch 512, seed 91, latent 10)."""
+
+    epochs: int = 600
+    batch_size: int = 512
+    lr: float = 1e-3
+    seed: int = 91
+    latent: int = 10
+    track: str = "eval"
+    snapshot_every: int = 10
+    checkpoint_every: int = 10
+    eval_batch_size: int = 2048
+
+    def __post_init__(self):
+        if self.track not in TRACK_MODES:
+            raise ValueError(f"track must be one of {', '.join(TRACK_MODES)}, got {self.track!r}.")
+        for name in ("epochs", "batch_size", "snapshot_every", "checkpoint_every", "eval_batch_size", "latent"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        self.recipe()  # the recipe validates lr (one place for the rule)
+
+    def recipe(self):
+        return get_recipe("autoencoder", lr=self.lr, batch_size=self.batch_size, max_epochs=self.epochs)
+
+    def task(self, info: DatasetInfo) -> AutoencoderTask:
+        return AutoencoderTask(info, loss="l1", latent=self.latent, eval_batch_size=self.eval_batch_size,
+                               snapshot_every=self.snapshot_every if self.track == "eval" else None)
+
+
+def train_autoencoder(images, sample_ids, config: TrainConfig, folder, info: DatasetInfo | None = None,
+                      test_images=None, progress: bool = True, on_epoch_end=None) -> Run:
+    """Train the seed autoencoder on pixel ``images`` ``[N, C, H, W]``, recording every sample as ``config.track`` says.
+
+    ``info`` describes the data (default: computed from ``images``). Results go to ``folder``; a checkpoint
+    there is resumed from, and a folder holding a run with other settings is refused."""
+    data = Samples(images, None, sample_ids)
+    info = info or DatasetInfo.from_images(data.images)
+    evals = {"test": Samples(test_images, None, np.arange(len(test_images)))} if test_images is not None else None
+    return train(config.task(info), config.recipe(), data, seed=config.seed, folder=folder,
+                 record=config.track == "inloop", measure_on=data if config.track == "eval" else None,
+                 eval_sets=evals, checkpoint_every=config.checkpoint_every, progress=progress,
+                 settings={"track": config.track}, on_epoch_end=on_epoch_end)
+
+
+def blank_image_l1(images: torch.Tensor, info: DatasetInfo) -> float:
+    """L1 of predicting an all-background (zero-pixel) image: the baseline a useful autoencoder must beat."""
+    x = info.standardize(images.float())
+    return float((x - info.standardize(torch.zeros_like(images[:1]).float())).abs().mean())
+
+
+def series(run: Run):
+    """The recorder holding the run's per-sample series: eval-pass measures, else in-loop records."""
+    return run.measures if len(run.measures.names) else run.records
+
+
+SEED_SRCC = {"loss__last": 0.3827, "loss__mean_from_50": 0.3802, "H__mean_from_0": 0.2525,
+             "LID__mean_from_10": 0.2473}
+"""The seed's |SRCC| with the mixed label (57,000 samples, 600 epochs; original-study.md §9.1)."""
+
+
+@dataclass
+class StudyConfig:
+    dataset: str = "mnist-5k"
+    split: str = "train"
+    test_dataset: str = "mnist-5k"
+    test_split: str = "test"
+    root: str | None = None
+    fraction: float = 0.1
+    mix_seed: int = 91
+    modes: tuple = ("seed", "matched")
+    results: str = "results/quick"
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def folder(self, mode: str) -> Path:
+        return Path(self.results) / mode
+
+
+def load_data(config: StudyConfig):
+    """Training images, labels, their description, and held-out test images (:func:`utils.data.datasets.load_dataset`)."""
+    images, labels, info = load_dataset(config.dataset, config.split, root=config.root)
+    test_images, _, test_info = load_dataset(config.test_dataset, config.test_split, root=config.root)
+    if tuple(test_info.shape) != tuple(info.shape):
+        raise ValueError(f"The held-out set {config.test_dataset} has images {list(test_info.shape)}, the training set "
+                         f"{list(info.shape)}; pick a held-out split of the same kind of images.")
+    return images, labels, info, test_images
+
+
+def mixed_dataset(config: StudyConfig, mode: str, images, labels, info: DatasetInfo) -> MixedDataset:
+    """The mixed dataset for ``mode``, also written to ``<folder>/dataset.csv`` (id, label, is_mixed, pair)."""
+    mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed, info=info)
+    folder = config.folder(mode)
+    folder.mkdir(parents=True, exist_ok=True)
+    dataset_frame(mixed).to_csv(folder / outputs.MIXED_DATASET)
+    return mixed
+
+
+def dataset_frame(mixed: MixedDataset) -> pd.DataFrame:
+    """One row per sample id: label, is_mixed and the partner's source index (-1 for clean images)."""
+    partner = torch.full_like(mixed.sample_ids, -1)
+    partner[mixed.is_mixed] = mixed.pairs[:, 1]
+    return pd.DataFrame({"label": mixed.labels.numpy(), "is_mixed": mixed.is_mixed.numpy(),
+                         "partner_id": partner.numpy()},
+                        index=pd.Index(mixed.sample_ids.numpy(), name="sample_id"))
+
+
+def load_autoencoder_run(folder, config: TrainConfig, info: DatasetInfo) -> Run:
+    """A finished autoencoder run (model, recorders, history) without retraining."""
+    return load_run(folder, config.task(info).make_model())
+
+
+def train_or_load(config: StudyConfig, mode: str, mixed: MixedDataset, info: DatasetInfo, test_images,
+                  progress=True) -> Run:
+    """Train (resuming any checkpoint) unless the run in ``<folder>/run`` has finished; then load it."""
+    folder = config.folder(mode) / outputs.RUN
+    if is_finished(folder):
+        run = load_autoencoder_run(folder, config.train, info)
+        print(f"{mode}: loaded the finished run in {folder} ({len(run.history)} epochs trained in "
+              f"{run.history['seconds'].sum() / 60:.1f} min); delete that folder to train again.")
+        return run
+    return train_autoencoder(mixed.images, mixed.sample_ids, config.train, folder, info=info, test_images=test_images,
+                             progress=progress)
+
+
+def run_summary(run: Run, mixed: MixedDataset, info: DatasetInfo, test_images, config: StudyConfig) -> pd.Series:
+    """Final L1 (train, test) next to the blank-image baseline, and the mean reconstruction SSIM."""
+    last = run.history.iloc[-1]
+    rec = series(run)
+    return pd.Series({
+        "epochs": int(last["epoch"]),
+        "optimizer_steps": int(last["epoch"]) * -(-len(mixed.images) // config.train.batch_size),
+        "train_l1": last.get("measure_loss", last["train_loss"]),
+        "test_l1": last.get("test_loss", float("nan")),
+        "blank_image_l1_test": blank_image_l1(test_images, info),
+        "mean_ssim_train": last.get("measure_ssim", float("nan")),
+        "mean_ssim_mixed": float(rec["ssim"][-1][mixed.is_mixed.numpy()].mean()) if "ssim" in rec else float("nan"),
+    })
+
+
+def scores_or_load(config: StudyConfig, mode: str, run: Run, mixed: MixedDataset) -> pd.DataFrame:
+    """All per-sample scores of a run, cached as ``<folder>/scores.csv``."""
+    path = config.folder(mode) / outputs.SCORES
+    if path.is_file():
+        return pd.read_csv(path, index_col="sample_id")
+    scores = compute_scores(series(run), images=mixed.images, seed=config.train.seed)
+    scores.to_csv(path)
+    return scores
+
+
+def tables(config: StudyConfig, modes=("seed", "matched")) -> dict[str, pd.DataFrame]:
+    """Score tables (SRCC, AUROC, AP, held-out precision/recall) of every mode, from the cached scores."""
+    out = {}
+    for mode in modes:
+        folder = config.folder(mode)
+        scores = pd.read_csv(folder / outputs.SCORES, index_col="sample_id")
+        label = pd.read_csv(folder / outputs.MIXED_DATASET, index_col="sample_id")["is_mixed"].astype(int)
+        out[mode] = score_table(scores, label)
+    return out
+
+
+def side_by_side(tables_by_mode: dict[str, pd.DataFrame],
+                 columns=("auroc_best", "srcc", "srcc_ceiling", "ap")) -> pd.DataFrame:
+    """One row per metric, the chosen columns of each mode next to each other, plus the seed's |SRCC|.
+
+    Sorted by the last mode's first column (matched mixing, the confound-free one, by default)."""
+    joined = pd.concat({mode: t[list(columns)] for mode, t in tables_by_mode.items()}, axis=1)
+    joined[("seed study", "abs_srcc")] = pd.Series(SEED_SRCC)
+    last = list(tables_by_mode)[-1]
+    return joined.sort_values((last, columns[0]), ascending=False)
+
+
+def load_summary(results) -> pd.DataFrame:
+    """The training summary (final L1 vs the blank-image L1, mean SSIM) the training notebook saved."""
+    return pd.read_csv(Path(results) / outputs.SUMMARY, index_col=0)
+
+
+def save_config(config: StudyConfig) -> None:
+    path = Path(config.results)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / outputs.STUDY_CONFIG).write_text(json.dumps(asdict(config), indent=1))
+
+
+def load_config(results) -> StudyConfig:
+    """The StudyConfig that the training notebook saved in ``<results>/study.json``."""
+    path = Path(results) / outputs.STUDY_CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"No study in {results}: run ssl-ae/ae-reconstruction-L1.ipynb (or `make run`) first.")
+    raw = json.loads(path.read_text())
+    raw["train"] = TrainConfig(**raw["train"])
+    return StudyConfig(**raw)
+
+
+@dataclass
+class ModeRun:
+    """Everything the analysis needs about one mixing mode: the data, the finished run and its scores."""
+
+    mixed: MixedDataset
+    result: Run
+    scores: pd.DataFrame | None = None
+
+
+def load_study(results, modes=None, with_scores=True) -> tuple[StudyConfig, dict[str, ModeRun]]:
+    """Rebuild the (deterministic) mixed datasets and load the cached runs and scores of a study."""
+    config = load_config(results)
+    images, labels, info, _ = load_data(config)
+    runs = {}
+    for mode in modes or config.modes:
+        mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed, info=info)
+        saved = pd.read_csv(config.folder(mode) / outputs.MIXED_DATASET, index_col="sample_id")
+        if not (saved.index.equals(pd.Index(mixed.sample_ids.numpy()))
+                and (saved["is_mixed"].to_numpy() == mixed.is_mixed.numpy()).all()):
+            raise ValueError(f"The {mode} dataset rebuilt now differs from the one trained on in {config.folder(mode)} "
+                             "(data or mixing code changed); re-run the training notebook in a new results folder.")
+        result = load_autoencoder_run(config.folder(mode) / outputs.RUN, config.train, info)
+        runs[mode] = ModeRun(mixed, result, scores_or_load(config, mode, result, mixed) if with_scores else None)
+    return config, runs
+
+
+def ssft_correlations(config: StudyConfig, ssft_scores: pd.DataFrame, mode: str = "seed",
+                      times=("learning_fraction", "forgetting_fraction")) -> pd.DataFrame:
+    """Signed Spearman of every autoencoder score with SSFT times, as the seed's §9.2 did, on the samples in both.
+
+    Rows joined by sample id: clean (not mixed) autoencoder samples that the SSFT study scored and whose label it
+    did not flip. Both studies must be on the same dataset split; mismatched labels on a shared id stop it."""
+    folder = config.folder(mode)
+    scores = pd.read_csv(folder / outputs.SCORES, index_col="sample_id")
+    data = pd.read_csv(folder / outputs.MIXED_DATASET, index_col="sample_id")
+    clean = data.index[~data["is_mixed"].astype(bool)]
+    keep = ssft_scores.index[~ssft_scores["is_flipped"].astype(bool)] if "is_flipped" in ssft_scores else ssft_scores.index
+    ids = clean.intersection(keep)
+    if len(ids) < 3:
+        raise ValueError(f"Only {len(ids)} sample ids are in both studies; run SSFT on the autoencoder's dataset split.")
+    if "label" in ssft_scores and (data.loc[ids, "label"].to_numpy() != ssft_scores.loc[ids, "label"].to_numpy()).any():
+        raise ValueError("The SSFT study and the autoencoder study give different labels to the same sample ids: "
+                         "they ran on different dataset splits. Point both at the same DATASET and SPLIT.")
+    rows = {}
+    for metric in scores.columns:
+        rows[metric] = {t: spearmanr(scores.loc[ids, metric], ssft_scores.loc[ids, t]).statistic for t in times}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["max_abs"] = table.abs().max(1)
+    table.attrs["n_samples"] = len(ids)
+    return table.sort_values("max_abs", ascending=False)  # constant scores have NaN (undefined) SRCC, listed last

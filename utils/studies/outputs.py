@@ -1,0 +1,173 @@
+"""Every file name the studies write, defined once: the notebooks, :mod:`utils.report.sections`,
+:mod:`utils.report.run_notebooks` and the tests all ask here instead of spelling names.
+
+Constants are fixed names, functions build the names that depend on a mode, model or rule. Every value is
+a name *relative to its folder*: data files and tables to ``RESULTS`` (the ``--out`` folder of the
+runner), figures to ``IMAGES``; join them yourself, e.g. ``Path(RESULTS) / outputs.score_table("seed")``.
+
+Layout of ``RESULTS``::
+
+    study.json  summary.csv  separability.csv  score_table_<mode>.csv    autoencoder study (ssl-ae/)
+    <mode>/dataset.csv  <mode>/scores.csv  <mode>/run/                    one autoencoder run per mixing mode
+    ssft/<study>/                                                         cached SSFT runs (utils.engine.protocols)
+    ssft_*.csv                                                            SSFT tables (ssft/)
+    ssft_correlations.csv                                                 autoencoder scores vs SSFT times
+    notebooks/<name>.ipynb  images/<figure>.png                           executed notebooks, figures (runner)
+
+SSFT study names (the folders under ``ssft/``) are ``<model>_noise<fraction>`` (supervised, label noise)
+and ``<model>_<mode>`` (autoencoder / BarlowTwins on mixed images).
+"""
+from __future__ import annotations
+
+# ------------------------------------------------------------------------------------------- folders
+NOTEBOOKS_DIR = "notebooks"   # executed copies, under RESULTS (quick mode)
+IMAGES_DIR = "images"         # figures, under RESULTS (quick mode) or the repository root (full run)
+SSFT_RUNS = "ssft"            # cached SSFT runs: RESULTS/ssft/<study>/
+
+# ------------------------------------------------------------------------------ autoencoder study
+STUDY_CONFIG = "study.json"             # the StudyConfig the training notebook ran with
+SUMMARY = "summary.csv"                 # final L1 vs the blank-image L1, mean SSIM, per mode
+SEPARABILITY = "separability.csv"       # model-free statistics of mixed vs clean images, per mode
+MIXED_DATASET = "dataset.csv"           # RESULTS/<mode>/: id, label, is_mixed, partner id
+SCORES = "scores.csv"                   # RESULTS/<mode>/: every per-sample score of the run
+RUN = "run"                             # RESULTS/<mode>/run/: the trained run (utils.engine.loop)
+SCORE_TABLE_PREFIX = "score_table_"
+
+
+def score_table(mode: str) -> str:
+    """SRCC / AUROC / AP of every score against the mixed label, for one mixing mode."""
+    return f"{SCORE_TABLE_PREFIX}{mode}.csv"
+
+
+def score_table_mode(name: str) -> str:
+    """The mixing mode of a score-table file name (inverse of :func:`score_table`)."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".csv")
+    if not stem.startswith(SCORE_TABLE_PREFIX):
+        raise ValueError(f"{name!r} is not a score table ({score_table('<mode>')}).")
+    return stem[len(SCORE_TABLE_PREFIX):]
+
+
+SCORE_TABLE_GLOB = score_table("*")
+
+# ---------------------------------------------------------------------------------------------- SSFT
+SSFT_SUPERVISED_TRAINING = "ssft_supervised_training.csv"   # epochs, seconds, final accuracy per stage
+SSFT_DETECTION = "ssft_detection.csv"                       # supervised: flipped-label detection
+SSFT_QUADRANTS = "ssft_quadrants.csv"                       # supervised: quadrant counts
+SSFT_CORRELATIONS = "ssft_correlations.csv"                 # autoencoder scores vs SSFT times (ae-correlations)
+SSFT_RUN_HISTORIES = "seed*_*.csv"   # RESULTS/ssft/<study>/: per-epoch history of each (seed, order) run
+#                                      (written by utils.engine.protocols.TwoSplitRun.save beside seed<s>_<order>.npz)
+
+UNSUPERVISED_PREFIX = {"autoencoder": "ae", "barlow_twins": "bt"}   # short names in the unsupervised outputs
+
+
+def ssft_supervised_study(model: str, noise: float) -> str:
+    """Name of a supervised SSFT study (its run folder under ``ssft/``): ``cnn_noise0.1``."""
+    return f"{model}_noise{noise:g}"
+
+
+def ssft_mixed_study(model: str, mode: str) -> str:
+    """Name of an unsupervised SSFT study on mixed images (its run folder under ``ssft/``): ``autoencoder_seed``."""
+    return f"{model}_{mode}"
+
+
+def ssft_scores(study: str) -> str:
+    """Per-sample SSFT scores of a study, one row per sample id (``ssft_scores_cnn_noise0.1.csv``)."""
+    return f"ssft_scores_{study}.csv"
+
+
+def ssft_supervised_scores(model: str, noise: float) -> str:
+    return ssft_scores(ssft_supervised_study(model, noise))
+
+
+def ssft_unsupervised_scores(model: str, mode: str, rule: str) -> str:
+    """Scores of an unsupervised study under one learned rule (``rule`` = ``LearnedRule.name``, e.g. ``ssim0.5``)."""
+    return ssft_scores(f"{ssft_mixed_study(model, mode)}_{rule}")
+
+
+def _prefix(model: str) -> str:
+    if model not in UNSUPERVISED_PREFIX:
+        raise ValueError(f"Unknown unsupervised SSFT model {model!r}: choose one of {', '.join(UNSUPERVISED_PREFIX)}.")
+    return UNSUPERVISED_PREFIX[model]
+
+
+def ssft_unsupervised_detection(model: str) -> str:
+    """Mixed-image detection table of an unsupervised study (``ssft_ae_detection.csv``, ``ssft_bt_detection.csv``)."""
+    return f"ssft_{_prefix(model)}_detection.csv"
+
+
+def ssft_unsupervised_best(model: str) -> str:
+    """Best score per study beside the best model-free statistic (``ssft_ae_best.csv``, ``ssft_bt_best.csv``)."""
+    return f"ssft_{_prefix(model)}_best.csv"
+
+
+# ------------------------------------------------------------------------------------------- figures
+def fig_mixed_examples(mode: str) -> str:
+    return f"mixed_examples_{mode}.png"
+
+
+def fig_ae_training(mode: str) -> str:
+    return f"ae_training_{mode}.png"
+
+
+def fig_histograms(mode: str) -> str:
+    return f"histograms_{mode}.png"
+
+
+def fig_tail(metric: str, mode: str) -> str:
+    return f"tail_{metric}_{mode}.png"
+
+
+def fig_score_bars(mode: str) -> str:
+    return f"score_bars_{mode}.png"
+
+
+def fig_ssft_supervised_training(model: str, noise: float) -> str:
+    return f"ssft_training_{ssft_supervised_study(model, noise)}.png"
+
+
+def fig_ssft_supervised_times(model: str, noise: float) -> str:
+    """Learning vs forgetting time, flipped labels in red."""
+    return f"ssft_supervised_{ssft_supervised_study(model, noise)}.png"
+
+
+def fig_ssft_quadrants(model: str, noise: float) -> str:
+    return f"ssft_quadrants_{ssft_supervised_study(model, noise)}.png"
+
+
+def fig_ssft_unsupervised_training(model: str, mode: str) -> str:
+    return f"ssft_{_prefix(model)}_training_{mode}.png"
+
+
+def fig_ssft_first_last(model: str, mode: str) -> str:
+    """The measurements behind the learned rules after the first epoch and at the end of stage 1."""
+    return f"ssft_{_prefix(model)}_first_last_{mode}.png"
+
+
+def fig_ssft_unsupervised_times(model: str, mode: str, rule: str) -> str:
+    """Learning vs forgetting time under one learned rule, mixed images in red."""
+    return f"ssft_{_prefix(model)}_times_{mode}_{rule}.png"
+
+# ---------------------------------------------------------------------------------------- scoreboard
+# RESULTS/scoreboard/<dataset>/<type>/seed<s>/ holds each copy's cached scores (utils.studies.scoreboard)
+SCOREBOARD_DIR = "scoreboard"
+SCOREBOARD_TABLE = "scoreboard.csv"            # every (dataset, type, target, seed, score): AUROC, AP
+SCOREBOARD_SUMMARY = "scoreboard_summary.csv"  # mean +- std over seeds
+SCOREBOARD_BEST = "scoreboard_best.csv"        # per (dataset, type): best score, best supervised, best label-free
+SCOREBOARD_CLAIM = "scoreboard_claim.csv"      # the SSFT claim: mislabeled vs atypical AUROC per score
+
+
+def fig_scoreboard(dataset: str, metric: str = "auroc") -> str:
+    """Heatmap of scores x hardness types for one dataset."""
+    return f"scoreboard_{dataset}_{metric}.png"
+
+# ------------------------------------------------------------------------------------------- pruning
+# RESULTS/pruning/noise<p>/scores/ (score_dataset cache) and noise<p>/runs/<score>/<policy>/f<f>/seed<s>/ (retrains)
+PRUNING_DIR = "pruning"
+PRUNING_TABLE = "pruning.csv"             # one row per retrain: noise, score, policy, fraction, seed, test_acc, ...
+PRUNING_SUMMARY = "pruning_summary.csv"   # mean +- std of test accuracy per (noise, score, policy, fraction)
+PRUNING_WITHIN = "pruning_within.csv"     # per (noise, score, policy): smallest fraction within 0.5 pt, vs random
+
+
+def fig_pruning(dataset: str, noise: float) -> str:
+    """Test accuracy vs kept fraction, every score and policy, for one label-noise level."""
+    return f"pruning_{dataset}_noise{noise:g}.png"

@@ -30,7 +30,8 @@ import torch
 
 from utils.studies.autoencoder import TrainConfig, train_autoencoder
 from utils.data.datasets import load_dataset
-from utils.engine.loop import Samples, train
+from utils.data.samples import Samples
+from utils.engine.loop import train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
 

@@ -226,7 +226,7 @@ def test_without_logits_everything_but_el2n():
 # ---------------------------------------------------------------------------------------------- end to end
 def test_aum_flags_flipped_labels_after_a_short_supervised_run():
     from utils.data.datasets import load_dataset
-    from utils.engine.loop import Samples
+    from utils.data.samples import Samples
     from utils.data.mixing import flip_labels
     from utils.engine.protocols import supervised_run
     from utils.engine.recipes import get_recipe

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.data.inject import (CLASS_PAIRS, HARDNESS_TYPES, Injected, atypical, class_noise, exact_count, far_ood,
+from utils.data.samples import Samples
+from utils.data.inject import (CLASS_PAIRS, HARDNESS_TYPES, flagged, summary, types, atypical, class_noise, exact_count, far_ood,
                           from_arrays, inject, mixed, near_duplicates, near_ood, rare_class, uniform_noise)
 
 OOD = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(5))
@@ -26,24 +27,24 @@ def digits(mnist5k):
 
 
 def flag(data, kind):
-    return torch.tensor(data.flags[kind].to_numpy())
+    return torch.tensor(data.meta[kind].to_numpy())
 
 
 def by_id(data):
-    return {int(i): r for r, i in enumerate(data.sample_ids)}
+    return {int(i): r for r, i in enumerate(torch.from_numpy(data.ids))}
 
 
-def assert_same(a: Injected, b: Injected):
+def assert_same(a: Samples, b: Samples):
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
-    assert torch.equal(a.sample_ids, b.sample_ids) and torch.equal(a.clean_labels, b.clean_labels)
-    pd.testing.assert_frame_equal(a.flags, b.flags)
+    assert torch.equal(torch.from_numpy(a.ids), torch.from_numpy(b.ids)) and torch.equal(a.clean_labels, b.clean_labels)
+    pd.testing.assert_frame_equal(a.meta, b.meta)
 
 
-def assert_untouched(before: Injected, after: Injected, kind: str):
+def assert_untouched(before: Samples, after: Samples, kind: str):
     """Every unflagged sample of ``after`` that existed before has its image, label and clean label unchanged."""
     old = by_id(before)
-    rows = [r for r in np.flatnonzero(~after.flags[kind].to_numpy()) if int(after.sample_ids[r]) in old]
-    src = torch.tensor([old[int(after.sample_ids[r])] for r in rows])
+    rows = [r for r in np.flatnonzero(~after.meta[kind].to_numpy()) if int(torch.from_numpy(after.ids)[r]) in old]
+    src = torch.tensor([old[int(torch.from_numpy(after.ids)[r])] for r in rows])
     rows = torch.tensor(rows)
     assert torch.equal(after.images[rows], before.images[src])
     assert torch.equal(after.labels[rows], before.labels[src])
@@ -75,15 +76,15 @@ def test_exact_counts_and_stable_ids(kind, fraction):
     data = synthetic(n=210)
     out = inject(data, kind, fraction, 7, **KWARGS.get(kind, {}))
     k = exact_count(fraction, 210)
-    assert int(out.flags[kind].sum()) == k and out.types == (kind,)
+    assert int(out.meta[kind].sum()) == k and types(out) == (kind,)
     assert out.history[-1]["count"] == k and out.history[-1]["type"] == kind
-    assert len(np.unique(out.sample_ids.numpy())) == len(out)
-    assert np.array_equal(out.flags.index.to_numpy(), out.sample_ids.numpy())
+    assert len(np.unique(torch.from_numpy(out.ids).numpy())) == len(out)
+    assert np.array_equal(out.meta.index.to_numpy(), torch.from_numpy(out.ids).numpy())
     n_new = k if kind == "near_duplicates" else 0
-    assert len(out) == 210 + n_new and torch.equal(out.sample_ids[:210], data.sample_ids)
+    assert len(out) == 210 + n_new and torch.equal(torch.from_numpy(out.ids)[:210], torch.from_numpy(data.ids))
     assert_untouched(data, out, kind)
     # the input is never modified
-    assert torch.equal(data.labels, torch.arange(210) % 10) and data.types == ()
+    assert torch.equal(data.labels, torch.arange(210) % 10) and types(data) == ()
     assert torch.equal(data.images, synthetic(n=210).images)
 
 
@@ -93,7 +94,7 @@ def test_deterministic_in_seed(kind):
     kw = KWARGS.get(kind, {})
     a, b, c = (inject(data, kind, 0.2, s, **kw) for s in (11, 11, 12))
     assert_same(a, b)
-    assert not a.flags.equals(c.flags) or not torch.equal(a.images, c.images)
+    assert not a.meta.equals(c.meta) or not torch.equal(a.images, c.images)
     state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
     inject(data, kind, 0.2, 11, **kw)  # the global RNGs are not used
     assert torch.equal(torch.random.get_rng_state(), state[0]) and np.array_equal(np.random.get_state()[1], state[1])
@@ -130,8 +131,8 @@ def test_class_noise_flips_to_the_partner(digits):
 
 def test_atypical_zoom_and_shift(digits):
     out = atypical(digits, 0.25, 2)
-    flag = out.flags["atypical"].to_numpy()
-    kinds = out.flags["atypical_kind"].to_numpy()
+    flag = out.meta["atypical"].to_numpy()
+    kinds = out.meta["atypical_kind"].to_numpy()
     k = exact_count(0.25, 800)
     assert flag.sum() == k and (kinds == "zoom").sum() == k - k // 2 and (kinds == "shift").sum() == k // 2
     assert torch.equal(out.labels, digits.labels)
@@ -147,7 +148,7 @@ def test_atypical_zoom_and_shift(digits):
         right[:, 10:], left[:, :-10] = x[:, :-10], x[:, 10:]
         assert torch.equal(y, right) or torch.equal(y, left)
     only = atypical(digits, 0.1, 2, kind="shift")
-    assert set(only.flags["atypical_kind"]) == {"", "shift"}
+    assert set(only.meta["atypical_kind"]) == {"", "shift"}
 
 
 def test_near_ood_is_strong_noise_in_range(digits):
@@ -162,8 +163,8 @@ def test_near_ood_is_strong_noise_in_range(digits):
 
 def test_far_ood_images_come_from_the_pool(digits):
     out = far_ood(digits, 0.1, 4, ood_images=OOD)
-    rows = np.flatnonzero(out.flags["far_ood"].to_numpy())
-    idx = out.flags["ood_index"].to_numpy()[rows]
+    rows = np.flatnonzero(out.meta["far_ood"].to_numpy())
+    idx = out.meta["ood_index"].to_numpy()[rows]
     assert len(rows) == 80 and len(set(idx)) == 80  # drawn without replacement
     assert torch.equal(out.images[rows], OOD[idx])
     assert (out.clean_labels[rows] == -1).all() and out.labels.min() >= 0 and out.labels.max() <= 9
@@ -178,10 +179,10 @@ def test_near_duplicates_are_close_new_samples(digits):
     out = near_duplicates(digits, 0.1, 5)
     k = 80
     assert len(out) == 800 + k and torch.equal(out.images[:800], digits.images)
-    assert torch.equal(out.sample_ids[800:], torch.arange(800, 800 + k))
-    assert out.flags["near_duplicates"].to_numpy().nonzero()[0].tolist() == list(range(800, 800 + k))
-    src = np.array(out.flags["source_id"].to_numpy()[800:])
-    assert len(set(src)) == k and (out.flags["source_id"].to_numpy()[:800] == -1).all()
+    assert torch.equal(torch.from_numpy(out.ids)[800:], torch.arange(800, 800 + k))
+    assert out.meta["near_duplicates"].to_numpy().nonzero()[0].tolist() == list(range(800, 800 + k))
+    src = np.array(out.meta["source_id"].to_numpy()[800:])
+    assert len(set(src)) == k and (out.meta["source_id"].to_numpy()[:800] == -1).all()
     assert torch.equal(out.labels[800:], digits.labels[src]) and torch.equal(out.clean_labels[800:], digits.labels[src])
     copies, sources = out.images[800:, 0], digits.images[src, 0]
     assert (copies - sources).abs().max() < 0.15  # sigma 0.02: about 5 sigma at most over 80 x 784 pixels
@@ -190,7 +191,7 @@ def test_near_duplicates_are_close_new_samples(digits):
     assert np.array_equal(nearest.numpy(), src)  # each copy is its source's nearest neighbour
     # shift=1: copies translated by up to 1 px, close to their source once the shift is undone
     out = near_duplicates(digits, 0.1, 5, shift=1)
-    src = np.array(out.flags["source_id"].to_numpy()[800:])
+    src = np.array(out.meta["source_id"].to_numpy()[800:])
     copies, sources = out.images[800:, 0], digits.images[src, 0]
     assert (copies - sources).abs().max() > 0.5
     best = torch.full((k,), float("inf"))
@@ -205,12 +206,12 @@ def test_rare_class_keeps_the_right_number(digits):
     out = rare_class(digits, 0.05, 6, cls=3)
     n3 = int((digits.labels == 3).sum())
     kept = exact_count(0.05, n3)
-    assert int((out.labels == 3).sum()) == kept == int(out.flags["rare_class"].sum())
+    assert int((out.labels == 3).sum()) == kept == int(out.meta["rare_class"].sum())
     assert (out.labels[flag(out, "rare_class")] == 3).all()
     assert len(out) == 800 - n3 + kept and out.history[-1]["cls"] == 3
     assert_untouched(digits, out, "rare_class")
-    others = digits.sample_ids[digits.labels != 3]
-    assert set(others.tolist()) <= set(out.sample_ids.tolist())
+    others = torch.from_numpy(digits.ids)[digits.labels != 3]
+    assert set(others.tolist()) <= set(torch.from_numpy(out.ids).tolist())
     drawn = rare_class(digits, 0.02, 6).history[-1]
     assert drawn["cls"] in range(10) and drawn == rare_class(digits, 0.02, 6).history[-1]
     assert int(drawn["count"]) == exact_count(0.02, 80) == 2
@@ -221,13 +222,13 @@ def test_rare_class_keeps_the_right_number(digits):
 def test_mixed_matched_mode(digits):
     out = mixed(digits, 0.05, 91)
     k = 40
-    flag = out.flags["mixed"].to_numpy()
+    flag = out.meta["mixed"].to_numpy()
     assert len(out) == 800 - k and flag.sum() == k
-    partners = out.flags["partner_id"].to_numpy()
-    assert (partners[~flag] == -1).all() and not set(partners[flag]) & set(out.sample_ids.tolist())
-    assert (np.diff(out.sample_ids.numpy()) > 0).all()  # input order kept
-    assert torch.equal(out.labels, digits.labels[out.sample_ids])
-    assert torch.equal(out.clean_labels, digits.labels[out.sample_ids])
+    partners = out.meta["partner_id"].to_numpy()
+    assert (partners[~flag] == -1).all() and not set(partners[flag]) & set(torch.from_numpy(out.ids).tolist())
+    assert (np.diff(torch.from_numpy(out.ids).numpy()) > 0).all()  # input order kept
+    assert torch.equal(out.labels, digits.labels[torch.from_numpy(out.ids)])
+    assert torch.equal(out.clean_labels, digits.labels[torch.from_numpy(out.ids)])
     assert out.images.min() >= 0 and out.images.max() <= 1
     with pytest.raises(ValueError, match="mixed must be applied first"):
         mixed(uniform_noise(digits, 0.1, 0), 0.05, 91)
@@ -243,19 +244,19 @@ def test_composition_keeps_flags_consistent(digits):
         n_before = len(data)
         data = inject(data, kind, fraction, i, **KWARGS.get(kind, {}))
         if kind not in ("mixed", "rare_class"):
-            assert int(data.flags[kind].sum()) == exact_count(fraction, n_before)
-    types = data.flags[list(data.types)].to_numpy()
-    assert types.sum(1).max() == 1  # disjoint by default: at most one type per sample
-    noisy = data.flagged("uniform_noise", "class_noise", "far_ood")
+            assert int(data.meta[kind].sum()) == exact_count(fraction, n_before)
+    applied = data.meta[list(types(data))].to_numpy()
+    assert applied.sum(1).max() == 1  # disjoint by default: at most one type per sample
+    noisy = flagged(data, "uniform_noise", "class_noise", "far_ood")
     assert torch.equal(data.labels != data.clean_labels, noisy & (data.labels != data.clean_labels))
-    assert torch.equal((data.labels != data.clean_labels) | data.flagged("far_ood"), noisy)
-    assert data.summary()["total"] == len(data) and list(data.summary().index[:-1]) == [s for s, _ in steps]
-    assert len(np.unique(data.sample_ids.numpy())) == len(data)
+    assert torch.equal((data.labels != data.clean_labels) | flagged(data, "far_ood"), noisy)
+    assert summary(data)["total"] == len(data) and list(summary(data).index[:-1]) == [s for s, _ in steps]
+    assert len(np.unique(torch.from_numpy(data.ids).numpy())) == len(data)
     # near-duplicates point at a sample that existed (or was removed by rare_class), and copy its label
-    dup = data.flags["near_duplicates"].to_numpy()
+    dup = data.meta["near_duplicates"].to_numpy()
     pos = by_id(data)
     for r in np.flatnonzero(dup):
-        s = int(data.flags["source_id"].iloc[r])
+        s = int(data.meta["source_id"].iloc[r])
         if s in pos:
             assert data.labels[r] == data.labels[pos[s]]
 
@@ -265,15 +266,15 @@ def test_composition_without_mixing_keeps_untouched_samples(digits):
     data = atypical(data, 0.1, 2)
     data = near_duplicates(data, 0.1, 3)
     old = by_id(digits)
-    clean = np.flatnonzero(~data.flagged().numpy())
-    src = torch.tensor([old[int(i)] for i in data.sample_ids[clean]])
+    clean = np.flatnonzero(~flagged(data).numpy())
+    src = torch.tensor([old[int(i)] for i in torch.from_numpy(data.ids)[clean]])
     assert torch.equal(data.images[clean], digits.images[src]) and torch.equal(data.labels[clean], digits.labels[src])
     # overlap=True may stack types on one sample; a copy inherits its source's flags
     both = atypical(uniform_noise(digits, 0.5, 1), 0.5, 2, overlap=True)
-    assert bool((both.flagged("uniform_noise") & both.flagged("atypical")).any())
+    assert bool((flagged(both, "uniform_noise") & flagged(both, "atypical")).any())
     dup = near_duplicates(uniform_noise(digits, 0.5, 1), 0.5, 3, overlap=True)
-    copies = dup.flags.iloc[800:]
-    src_noisy = dup.flags.loc[copies["source_id"].to_numpy(), "uniform_noise"].to_numpy()
+    copies = dup.meta.iloc[800:]
+    src_noisy = dup.meta.loc[copies["source_id"].to_numpy(), "uniform_noise"].to_numpy()
     assert np.array_equal(copies["uniform_noise"].to_numpy(), src_noisy)
     with pytest.raises(ValueError, match=r"not yet flagged; pass overlap=True"):
         atypical(uniform_noise(digits, 0.6, 1), 0.5, 2)
@@ -282,15 +283,15 @@ def test_composition_without_mixing_keeps_untouched_samples(digits):
 def test_three_channel_images():
     data = synthetic(n=300, shape=(3, 32, 32), name="cifar10")
     data = mixed(data, 0.05, 1, mode="seed")  # matched mode is single-channel only
-    clean = ~data.flagged().numpy()
+    clean = ~flagged(data).numpy()
     g = torch.Generator().manual_seed(0)
     original = torch.rand(300, 3, 32, 32, generator=g)
-    assert torch.equal(data.images[clean], original[data.sample_ids[clean]])  # seed mode: clean images unchanged
+    assert torch.equal(data.images[clean], original[torch.from_numpy(data.ids)[clean]])  # seed mode: clean images unchanged
     pool = torch.rand(50, 3, 32, 32)
     for kind, kw in [("class_noise", {}), ("atypical", {}), ("near_ood", {}), ("far_ood", {"ood_images": pool}),
                      ("uniform_noise", {}), ("near_duplicates", {}), ("rare_class", {})]:
         data = inject(data, kind, 0.1, 2, **kw)
-    assert data.images.shape[1:] == (3, 32, 32) and data.flags[list(data.types)].to_numpy().sum(1).max() == 1
+    assert data.images.shape[1:] == (3, 32, 32) and data.meta[list(types(data))].to_numpy().sum(1).max() == 1
     with pytest.raises(ValueError, match="single-channel"):
         mixed(synthetic(n=100, shape=(3, 32, 32), name="cifar10"), 0.05, 1)
 
@@ -303,9 +304,9 @@ def test_clear_errors():
         from_arrays(bad, torch.zeros(100, dtype=torch.long))
     with pytest.raises(ValueError, match=r"images must be a non-empty float tensor \[N, C, H, W\]"):
         from_arrays(torch.rand(100, 28, 28), torch.zeros(100, dtype=torch.long))
-    with pytest.raises(ValueError, match="labels must be a flat integer tensor of length 100"):
+    with pytest.raises(ValueError, match="labels must be 100 integers"):
         from_arrays(torch.rand(100, 1, 28, 28), torch.zeros(99, dtype=torch.long))
-    with pytest.raises(ValueError, match="sample_ids must be unique"):
+    with pytest.raises(ValueError, match="sample ids are not unique"):
         from_arrays(torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 1]), ids=[5, 5, 6])
     for kind in HARDNESS_TYPES:
         with pytest.raises(ValueError, match="fraction must be a number between 0 and 1"):
@@ -318,5 +319,5 @@ def test_clear_errors():
         atypical(data, 0.1, 0, kind="crop")
     with pytest.raises(ValueError, match="shift must be an integer number of pixels in 1..27"):
         atypical(data, 0.1, 0, shift=28)
-    with pytest.raises(ValueError, match="needs an Injected dataset"):
+    with pytest.raises(ValueError, match="needs labeled Samples from from_arrays"):
         near_ood(data.images, 0.1, 0)

@@ -11,7 +11,7 @@ import utils.engine.loop
 import utils.engine.protocols
 from utils.data.datasets import DatasetInfo
 from utils.scores.label_quality import DIRECTION, label_quality
-from utils.engine.loop import Samples
+from utils.data.samples import Samples
 from utils.data.mixing import flip_labels
 from utils.engine.protocols import kfold_probs
 from utils.engine.recipes import get_recipe

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score
 
 from utils.data.datasets import DatasetInfo
-from utils.engine.loop import Samples, is_finished, load_run, shard, train
+from utils.data.samples import Samples
+from utils.engine.loop import is_finished, load_run, shard, train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import SupervisedTask
 
@@ -175,7 +176,7 @@ def test_a_folder_holding_other_settings_is_refused(tmp_path):
         train(task, recipe, data, seed=1, folder=tmp_path, progress=False)
     assert str(e.value) == (f"{tmp_path} holds a run with other settings (seed); pick a new results folder or delete "
                             "that one to start over.")
-    with pytest.raises(ValueError, match=r"other settings \(ids_hash\)"):
+    with pytest.raises(ValueError, match=r"other settings \(content_sha256\)"):
         train(task, recipe, Samples(data.images, data.labels, data.ids + 1), seed=0, folder=tmp_path, progress=False)
     with pytest.raises(FileNotFoundError, match="No finished run"):
         load_run(tmp_path / "nothing", task.make_model())
@@ -211,9 +212,14 @@ def test_samples_refuse_bad_inputs_with_one_sentence():
              ((ok[:, 0], None, np.arange(6)), "images must be a non-empty float tensor [N, C, H, W], got "
                                                "torch.float32 [6, 8, 8]; add a channel axis or convert to float "
                                                "pixels in [0, 1]."),
-             ((ok, torch.zeros(6), np.arange(6)), "labels must be 6 integers (one per image), got torch.float32 [6]."),
+             ((ok, torch.zeros(6), np.arange(6)), "labels must be 6 integers (one per image), got torch.float32 [6]; "
+                                                  "map class names to integers first, e.g. with pandas.factorize."),
              ((ok, torch.zeros(5, dtype=torch.long), np.arange(6)), "labels must be 6 integers (one per image), got "
-                                                                    "torch.int64 [5].")]
+                                                                    "torch.int64 [5]; map class names to integers "
+                                                                    "first, e.g. with pandas.factorize."),
+             ((ok, None, [0.0, 0.5, 1.0, 2.0, 3.0, 4.0]), "sample ids must be integers, got float64 values (e.g. "
+                                                          "[0.0, 0.5]); number your samples, e.g. ids=range(N), and "
+                                                          "keep names (file paths) in meta.")]
     for args, message in cases:
         with pytest.raises(ValueError) as e:
             Samples(*args)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from utils.data.datasets import DatasetInfo, dataset_info
 from utils.scores.image_stats import intensity_stats, separability_table
-from utils.data.mixing import flip_labels, make_mixed, original_layout
+from utils.data.mixing import flip_labels, make_mixed, mixed_pairs, original_layout
 
 INTENSITY_STATS = ["mean", "std", "min", "max", "background", "ink_fraction", "faint_fraction", "isolated_pixels",
                    "border_ink_top", "border_ink_bottom", "border_ink_left", "border_ink_right"]
@@ -48,58 +48,58 @@ def test_layout_counts_match_the_original():
 def test_counts_prevalence_and_ids():
     x, y = synthetic()
     d = make_mixed(x, y, fraction=0.1, seed=91)
-    assert len(d) == 9500 and d.images.shape == (9500, 1, 8, 8) and int(d.is_mixed.sum()) == 500
-    assert d.is_mixed.float().mean().item() == pytest.approx(0.05263, abs=1e-5)
-    assert d.is_mixed[-500:].all() and d.images.dtype == torch.float32 and d.labels.dtype == torch.int64
-    ids = d.sample_ids.numpy()
+    assert len(d) == 9500 and d.images.shape == (9500, 1, 8, 8) and int(d.flag('mixed').sum()) == 500
+    assert d.flag('mixed').float().mean().item() == pytest.approx(0.05263, abs=1e-5)
+    assert d.flag('mixed')[-500:].all() and d.images.dtype == torch.float32 and d.labels.dtype == torch.int64
+    ids = torch.from_numpy(d.ids).numpy()
     assert len(np.unique(ids)) == len(ids)
     assert np.array_equal(ids, original_layout(10000, 0.1, 91)[0])
-    assert torch.equal(d.sample_ids[d.is_mixed], d.pairs[:, 0])
-    assert not np.isin(d.pairs[:, 1].numpy(), ids).any()  # partners are dropped
-    assert torch.equal(d.labels, y[d.sample_ids])
-    assert torch.equal(d.partner_labels[d.is_mixed], y[d.pairs[:, 1]]) and (d.partner_labels[~d.is_mixed] == -1).all()
-    assert torch.equal(d.images[~d.is_mixed], x[d.sample_ids[~d.is_mixed]])
+    assert torch.equal(torch.from_numpy(d.ids)[d.flag('mixed')], mixed_pairs(d)[:, 0])
+    assert not np.isin(mixed_pairs(d)[:, 1].numpy(), ids).any()  # partners are dropped
+    assert torch.equal(d.labels, y[torch.from_numpy(d.ids)])
+    assert torch.equal(torch.from_numpy(d.meta['partner_label'].to_numpy())[d.flag('mixed')], y[mixed_pairs(d)[:, 1]]) and (torch.from_numpy(d.meta['partner_label'].to_numpy())[~d.flag('mixed')] == -1).all()
+    assert torch.equal(d.images[~d.flag('mixed')], x[torch.from_numpy(d.ids)[~d.flag("mixed")]])
 
 
 def test_odd_pool_size_is_made_even():
     x, y = synthetic(n=50)
     d = make_mixed(x, y, fraction=0.1)  # int(5.0) = 5 -> 4 pool images -> 2 mixed
-    assert len(d) == 48 and int(d.is_mixed.sum()) == 2
+    assert len(d) == 48 and int(d.flag('mixed').sum()) == 2
 
 
 def test_deterministic_in_seed_and_seeds_differ():
     x, y = synthetic(n=500)
     for mode in ("seed", "matched"):
         d1, d2 = make_mixed(x, y, mode=mode, seed=5), make_mixed(x, y, mode=mode, seed=5)
-        assert torch.equal(d1.images, d2.images) and torch.equal(d1.pairs, d2.pairs)
+        assert torch.equal(d1.images, d2.images) and torch.equal(mixed_pairs(d1), mixed_pairs(d2))
         d3 = make_mixed(x, y, mode=mode, seed=6)
-        assert not torch.equal(d1.pairs, d3.pairs) and not torch.equal(d1.images, d3.images)
+        assert not torch.equal(mixed_pairs(d1), mixed_pairs(d3)) and not torch.equal(d1.images, d3.images)
 
 
 def test_seed_mode_pixels_equal_the_formula():
     x, y = synthetic(n=1000)
     x[:, :, 0, 0] = 0.0  # a background pixel in every image
     d = make_mixed(x, y, fraction=0.2, seed=3)
-    a, b = d.pairs[:, 0].numpy(), d.pairs[:, 1].numpy()
+    a, b = mixed_pairs(d)[:, 0].numpy(), mixed_pairs(d)[:, 1].numpy()
     xn = x.numpy().astype(np.float64)
     z = ((xn[a] - 0.1307) / 0.3081 + (xn[b] - 0.1307) / 0.3081) / 1.58
-    np.testing.assert_allclose(d.images[d.is_mixed].numpy(), z * 0.3081 + 0.1307, rtol=0, atol=1e-6)
-    standardised = (d.images[d.is_mixed][:, 0, 0, 0] - 0.1307) / 0.3081
+    np.testing.assert_allclose(d.images[d.flag('mixed')].numpy(), z * 0.3081 + 0.1307, rtol=0, atol=1e-6)
+    standardised = (d.images[d.flag('mixed')][:, 0, 0, 0] - 0.1307) / 0.3081
     np.testing.assert_allclose(standardised.numpy(), -0.537, atol=1e-3)  # vs -0.424 for a clean background
-    assert d.images[d.is_mixed].min() < 0  # not clamped: the original's confound, on purpose
+    assert d.images[d.flag('mixed')].min() < 0  # not clamped: the original's confound, on purpose
 
 
 def test_seed_mode_confound_is_detected(mnist5k):
     d = make_mixed(*mnist5k, mode="seed")
-    table = separability_table(intensity_stats(d.images), d.is_mixed.numpy())
+    table = separability_table(intensity_stats(d.images), d.flag('mixed').numpy())
     assert table.loc["background", "auroc"] == 1.0 and table.loc["min", "auroc"] == 1.0
 
 
 def test_matched_mode_same_layout_and_range(mnist5k, matched):
     s = make_mixed(*mnist5k, mode="seed")
-    for field in ("sample_ids", "pairs", "is_mixed", "labels", "partner_labels"):
-        assert torch.equal(getattr(s, field), getattr(matched, field))
-    assert matched.images.min() >= 0 and matched.images.max() <= 1 and matched.mode == "matched"
+    assert np.array_equal(s.ids, matched.ids) and torch.equal(s.labels, matched.labels)
+    assert s.meta.equals(matched.meta) and torch.equal(mixed_pairs(s), mixed_pairs(matched))
+    assert matched.images.min() >= 0 and matched.images.max() <= 1 and matched.history[-1]["mode"] == "matched"
 
 
 def test_matched_images_have_exactly_a_clean_histogram(mnist5k, matched):
@@ -110,7 +110,7 @@ def test_matched_images_have_exactly_a_clean_histogram(mnist5k, matched):
 
 
 def test_matched_mode_removes_intensity_confounds(matched):
-    table = separability_table(intensity_stats(matched.images), matched.is_mixed.numpy())
+    table = separability_table(intensity_stats(matched.images), matched.flag('mixed').numpy())
     assert (table.loc[INTENSITY_STATS, "auroc"] <= 0.55).all(), table
     assert (table.loc[["mean", "std"], "rel_diff"] < 0.02).all()
     assert abs(table.loc["background", "mean_mixed"] - table.loc["background", "mean_clean"]) < 0.02
@@ -119,9 +119,9 @@ def test_matched_mode_removes_intensity_confounds(matched):
 def test_matched_mixtures_keep_both_digits(mnist5k, matched):
     """Each source digit's ink lies (within one pixel) under the mixed image's ink: two digits stay visible."""
     x = mnist5k[0]
-    ink = F.max_pool2d((matched.images[matched.is_mixed] > 0.5).float(), 3, 1, 1) > 0
+    ink = F.max_pool2d((matched.images[matched.flag('mixed')] > 0.5).float(), 3, 1, 1) > 0
     for col in (0, 1):
-        src = x[matched.pairs[:, col]] > 0.5
+        src = x[mixed_pairs(matched)[:, col]] > 0.5
         coverage = (src & ink).flatten(1).sum(1) / src.flatten(1).sum(1)
         assert coverage.mean() > 0.95 and coverage.min() > 0.7
 
@@ -223,16 +223,16 @@ def test_seed_mode_on_colour_images_is_per_channel():
     x, y = torch.rand(300, 3, 32, 32, generator=g), torch.randint(0, 7, (300,), generator=g)
     info = dataset_info("cifar10")
     d = make_mixed(x, y, fraction=0.2, seed=3, info=info)
-    assert d.images.shape == (270, 3, 32, 32) and int(d.is_mixed.sum()) == 30
-    a, b = d.pairs[:, 0].numpy(), d.pairs[:, 1].numpy()
+    assert d.images.shape == (270, 3, 32, 32) and int(d.flag('mixed').sum()) == 30
+    a, b = mixed_pairs(d)[:, 0].numpy(), mixed_pairs(d)[:, 1].numpy()
     xn = x.numpy().astype(np.float64)
     for c in range(3):
         m, s = info.mean[c], info.std[c]
         expected = ((xn[a, c] - m) / s + (xn[b, c] - m) / s) / 1.58 * s + m
-        np.testing.assert_allclose(d.images[d.is_mixed][:, c].numpy(), expected, rtol=0, atol=1e-6)
-    assert torch.equal(d.images[~d.is_mixed], x[d.sample_ids[~d.is_mixed]])
+        np.testing.assert_allclose(d.images[d.flag('mixed')][:, c].numpy(), expected, rtol=0, atol=1e-6)
+    assert torch.equal(d.images[~d.flag('mixed')], x[torch.from_numpy(d.ids)[~d.flag("mixed")]])
     own = make_mixed(x, y, fraction=0.2, seed=3, info=DatasetInfo.from_images(x, y))  # any description works
-    assert torch.equal(own.pairs, d.pairs) and not torch.equal(own.images, d.images)
+    assert torch.equal(mixed_pairs(own), mixed_pairs(d)) and not torch.equal(own.images, d.images)
 
 
 def test_seed_mode_refuses_an_info_of_another_channel_count():

@@ -11,7 +11,7 @@ import utils.studies.pruning as pruning
 from utils.data.datasets import load_dataset
 from utils.scores.geometry import embedding_scores
 from utils.data.inject import from_arrays, inject
-from utils.engine.loop import Samples
+from utils.data.samples import Samples
 from utils.studies.pruning import (POLICIES, allocate_strata, budget_recipe, dedup_order, default_beta, keep_count,
                            pruning_study, retrain, select, smallest_fraction_within, summary)
 from utils.engine.recipes import get_recipe
@@ -165,10 +165,10 @@ def test_dedup_order_by_hand():
 def test_dedup_keeps_one_of_each_injected_pair(mnist):
     x, y, _, _ = mnist
     data = inject(from_arrays(x[:300], y[:300], name="mnist-5k"), "near_duplicates", 0.1, seed=0)
-    emb = embedding_scores(data.images.flatten(1), ids=data.sample_ids, k=5)
+    emb = embedding_scores(data.images.flatten(1), ids=torch.from_numpy(data.ids), k=5)
     red = dedup_order(emb["nearest_id"], emb["duplicate_score"], seed=0)
     kept = set(select(red, 300 / 330, "keep_easy", seed=0))
-    copies = data.flags[data.flags["near_duplicates"]]
+    copies = data.meta[data.meta["near_duplicates"]]
     pairs = list(zip(copies.index, copies["source_id"]))
     assert len(pairs) == 30 and len(kept) == 300
     assert all((c in kept) != (s in kept) for c, s in pairs)

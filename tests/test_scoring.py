@@ -25,14 +25,14 @@ def noisy():
 def scored(noisy, tmp_path_factory):
     data, info = noisy
     folder = tmp_path_factory.mktemp("scores")
-    return score_dataset(data.images, data.labels, data.sample_ids.numpy(), info=info, config=TINY, folder=folder), \
+    return score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, config=TINY, folder=folder), \
         folder
 
 
 def test_every_family_keyed_by_sample_id(scored, noisy):
     scores, _ = scored
     data, _ = noisy
-    assert scores.index.tolist() == data.sample_ids.tolist()
+    assert scores.index.tolist() == torch.from_numpy(data.ids).tolist()
     assert set(SCORES) <= set(scores.columns)
     assert scores[list(SCORES)].notna().all().all()
     assert (scores["n_runs"] == TINY.folds - 1).all()       # every sample trained on by K-1 fold models
@@ -41,7 +41,7 @@ def test_every_family_keyed_by_sample_id(scored, noisy):
 
 def test_confident_learning_and_dynamics_find_flipped_labels(scored, noisy):
     scores, _ = scored
-    flipped = noisy[0].flags["uniform_noise"].to_numpy()
+    flipped = noisy[0].meta["uniform_noise"].to_numpy()
     o = oriented(scores)
     for col in ("cl_label_quality", "aum", "mean_loss"):
         s = o[col].to_numpy()
@@ -53,13 +53,13 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     scores, folder = scored
     data, info = noisy
     perm = torch.from_numpy(np.random.default_rng(0).permutation(len(data)))
-    again = score_dataset(data.images[perm], data.labels[perm], data.sample_ids[perm].numpy(), info=info, config=TINY,
+    again = score_dataset(data.images[perm], data.labels[perm], torch.from_numpy(data.ids)[perm].numpy(), info=info, config=TINY,
                           folder=folder)
     pd.testing.assert_frame_equal(again.loc[scores.index], scores, check_dtype=False)
     assert again.attrs["fresh"] == [] and set(scores.attrs["fresh"]) == set(scores.attrs["seconds"])
     assert again.attrs["seconds"] == pytest.approx(scores.attrs["seconds"], abs=1e-3)   # each step's cost is kept
     # recomputed from scratch in another order: the same per-id scores (training sees samples in id order)
-    fresh = score_dataset(data.images[perm], data.labels[perm], data.sample_ids[perm].numpy(), info=info,
+    fresh = score_dataset(data.images[perm], data.labels[perm], torch.from_numpy(data.ids)[perm].numpy(), info=info,
                           config=TINY, families=("pixels", "supervised"))
     cols = ["px_knn_density", "px_duplicate_score", "mean_loss", "el2n", "cl_label_quality"]
     np.testing.assert_allclose(fresh.loc[scores.index, cols].to_numpy(), scores[cols].to_numpy(), rtol=1e-5,
@@ -67,15 +67,15 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     # each step checks its own settings: another epoch count is refused by the step it changes, with its file named
     from dataclasses import replace
     with pytest.raises(ValueError, match="scores_supervised.csv was computed with other settings"):
-        score_dataset(data.images, data.labels, data.sample_ids.numpy(), info=info, config=replace(TINY, epochs=2),
+        score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, config=replace(TINY, epochs=2),
                       folder=folder)
-    label_free = score_dataset(data.images, data.labels, data.sample_ids.numpy(), info=info, folder=folder,
+    label_free = score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, folder=folder,
                                config=replace(TINY, epochs=2), families=("pixels", "autoencoder"))
     np.testing.assert_allclose(label_free["ae_loss_last"], scores["ae_loss_last"], rtol=1e-6)   # loaded, not retrained
     other = data.labels.clone()
     other[0] = (other[0] + 1) % 10
     with pytest.raises(ValueError, match="other settings"):
-        score_dataset(data.images, other, data.sample_ids.numpy(), info=info, config=TINY, folder=folder)
+        score_dataset(data.images, other, torch.from_numpy(data.ids).numpy(), info=info, config=TINY, folder=folder)
 
 
 def test_label_free_without_labels():
@@ -90,9 +90,9 @@ def test_pixel_duplicates_flag_injected_copies():
     x, y, _ = load_dataset("mnist-5k", "test")
     rows = torch.from_numpy(np.random.default_rng(1).permutation(len(x))[:200])   # every class (the split is sorted)
     data = inject(from_arrays(x[rows], y[rows]), "near_duplicates", 0.1, seed=1)
-    scores = score_dataset(data.images, data.labels, data.sample_ids.numpy(), config=TINY, families=("pixels",))
-    copies = data.flags["near_duplicates"]
-    sources = data.flags.loc[copies, "source_id"].to_numpy()
+    scores = score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), config=TINY, families=("pixels",))
+    copies = data.meta["near_duplicates"]
+    sources = data.meta.loc[copies, "source_id"].to_numpy()
     assert scores.loc[copies, "flag_near_duplicate"].all()
     assert (scores.loc[copies[copies].index, "px_nearest_id"].to_numpy() == sources).all()
     assert scores["flag_near_duplicate"].sum() == 2 * copies.sum()   # copy and source, nothing else

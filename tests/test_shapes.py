@@ -6,7 +6,8 @@ import torch
 from utils.scores.autoencoder import compute_scores
 from utils.studies.autoencoder import TrainConfig, series, train_autoencoder
 from utils.data.datasets import DatasetInfo
-from utils.engine.loop import Samples, train
+from utils.data.samples import Samples
+from utils.engine.loop import train
 from utils.engine.protocols import SSFTConfig, run_ssft, supervised_run
 from utils.engine.recipes import get_recipe
 from utils.scores.ssft import ssft_scores

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from utils.data.datasets import DatasetInfo
-from utils.engine.loop import Samples
+from utils.data.samples import Samples
 from utils.engine.protocols import SSFTConfig, TwoSplitRun, run_ssft, split_halves
 from utils.engine.recipes import Recipe, get_recipe, make_optimizer, triangle
 from utils.engine.recorder import Recorder
@@ -106,7 +106,7 @@ def test_resume_after_a_lost_run_and_refuse_other_settings(tmp_path):
     other = SSFTConfig("cnn", get_recipe("seed", max_epochs=2, batch_size=8), 2, model_seeds=(0,))
     with pytest.raises(ValueError, match=r"other settings \(recipe\)"):
         run_ssft(_cnn(images), other, data, tmp_path)
-    with pytest.raises(ValueError, match=r"other settings \(ids_hash\)"):
+    with pytest.raises(ValueError, match=r"other settings \(content_sha256\)"):
         run_ssft(_cnn(images), config, Samples(images, labels, ids + 1), tmp_path)
 
 

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 import utils.engine.tasks as tasks
 from utils.data.datasets import DatasetInfo, dataset_info
-from utils.engine.loop import Samples, train
+from utils.data.samples import Samples
+from utils.engine.loop import train
 from utils.metrics import bottleneck_entropy, ssim
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import AutoencoderTask, BarlowTwinsTask, SupervisedTask, make_task, supervised_values

@@ -1,15 +1,16 @@
 """Inject known hardness into an image dataset: eight types, exact counts, a ground-truth flag per sample id.
 
 A functional API in the style of cleanlab. Wrap tensors with :func:`from_arrays` (or :func:`from_dataset`),
-then apply any of the types; each takes an :class:`Injected` and returns a new one, so types compose::
+then apply any of the types; each takes a :class:`utils.data.samples.Samples` and returns a new one, so types
+compose::
 
     data = from_dataset("mnist-5k")
     data = inject(data, "mixed", 0.05, seed=1)             # first: it re-processes every image
     data = inject(data, "uniform_noise", 0.10, seed=2)
     data = inject(data, "atypical", 0.05, seed=3)
     data = inject(data, "near_duplicates", 0.05, seed=4)
-    data.flags                                            # DataFrame indexed by sample_id
-    data.summary()                                        # samples per type
+    data.meta                                             # flags and provenance, indexed by sample_id
+    summary(data)                                         # samples per type
 
 Conventions shared by every type (see ``HARDNESS_TYPES`` for one line on each):
 
@@ -27,16 +28,16 @@ Conventions shared by every type (see ``HARDNESS_TYPES`` for one line on each):
 * Sample ids are stable: a sample keeps its id, image and label unless its type changes them. New samples
   (near-duplicate copies) get new ids above the current maximum; removed samples (partners of mixed images,
   the cut part of a rare class) disappear with their ids.
-* ``flags``: one bool column per type applied, plus provenance columns: ``partner_id`` (mixed: the id of
+* ``meta``: one bool column per type applied, plus provenance columns: ``partner_id`` (mixed: the id of
   the dropped second source), ``atypical_kind`` ("zoom" or "shift"), ``ood_index`` (far_ood: row of the
   ``ood_images`` pool), ``source_id`` (near_duplicates: the id of the copied sample); -1 or "" elsewhere.
-* ``clean_labels``: the true class; -1 for far-OOD samples, which have none.
+* ``meta["clean_label"]`` (``Samples.clean_labels``): the true class; -1 for far-OOD samples, which have none.
 * Pixels are assumed in [0, 1]: noise is clamped to that range.
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from fractions import Fraction
 from typing import Callable, NamedTuple
 
@@ -47,8 +48,9 @@ import torch.nn.functional as F
 
 from utils.data.datasets import DATASET_INFO, DatasetInfo, check_images, load_dataset
 from utils.data.mixing import make_mixed, other_class
+from utils.data.samples import Samples
 
-__all__ = ["Injected", "from_arrays", "from_dataset", "exact_count", "inject", "mixed", "uniform_noise",
+__all__ = ["from_arrays", "types", "flagged", "summary", "from_dataset", "exact_count", "inject", "mixed", "uniform_noise",
            "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
            "HARDNESS_TYPES", "HardnessType"]
 
@@ -69,90 +71,41 @@ def _fail(message: str):
     raise ValueError(message)
 
 
-@dataclass(frozen=True)
-class Injected:
-    """A dataset with injected hardness; row i of every tensor, and of ``flags``, is sample i.
-
-    images [N,C,H,W] float32; labels [N] int64 (what a model is trained on); sample_ids [N] int64, unique;
-    clean_labels [N] int64 (true class, -1 for far-OOD images); flags: DataFrame indexed by sample_id (same
-    order) with one bool column per type applied and provenance columns (module docstring);
-    num_classes; name: the dataset's name (selects the class-pair table), or None; history: one dict per
-    call (type, fraction, seed, count and parameters), enough to redo the dataset from the clean one."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    sample_ids: torch.Tensor
-    clean_labels: torch.Tensor
-    flags: pd.DataFrame
-    num_classes: int
-    name: str | None = None
-    history: tuple = field(default=())
-
-    def __post_init__(self):
-        x, y, ids, clean = self.images, self.labels, self.sample_ids, self.clean_labels
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.dtype != torch.float32 or len(x) == 0:
-            _fail(f"images must be a non-empty float32 tensor [N, C, H, W], got "
-                  f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}.")
-        check_images(x)
-        for what, t in (("labels", y), ("sample_ids", ids), ("clean_labels", clean)):
-            if not isinstance(t, torch.Tensor) or t.dtype != torch.int64 or t.shape != (len(x),):
-                _fail(f"{what} must be an int64 tensor of length {len(x)} (one per image), got "
-                      f"{getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}.")
-        c = self.num_classes
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 2:
-            _fail(f"num_classes must be an integer >= 2, got {c!r}.")
-        if int(y.min()) < 0 or int(y.max()) >= c or int(clean.min()) < -1 or int(clean.max()) >= c:
-            _fail(f"labels must lie in 0..{c - 1} (clean_labels in -1..{c - 1}); pass the right num_classes.")
-        if len(np.unique(ids.numpy())) != len(ids):
-            _fail("sample_ids must be unique; pass ids=None to number the samples 0..N-1.")
-        if not isinstance(self.flags, pd.DataFrame) or not np.array_equal(self.flags.index.to_numpy(), ids.numpy()):
-            _fail("flags must be a DataFrame indexed by sample_ids, in the same order.")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def types(self) -> tuple[str, ...]:
-        """Names of the hardness types applied so far (their bool columns in ``flags``)."""
-        return tuple(c for c in self.flags.columns if c in HARDNESS_TYPES)
-
-    def flagged(self, *types: str) -> torch.Tensor:
-        """bool [N]: samples flagged by any of ``types`` (default: any type applied)."""
-        unknown = [t for t in types if t not in HARDNESS_TYPES]
-        if unknown:
-            _fail(f"Unknown hardness type(s) {unknown}: choose from {', '.join(HARDNESS_TYPES)}.")
-        cols = [t for t in (types or self.types) if t in self.flags.columns]
-        if not cols:
-            return torch.zeros(len(self), dtype=torch.bool)
-        return torch.from_numpy(self.flags[cols].to_numpy(dtype=bool).any(axis=1))
-
-    def summary(self) -> pd.Series:
-        """Number of samples flagged by each type applied, and the total sample count."""
-        counts = {t: int(self.flags[t].sum()) for t in self.types}
-        return pd.Series({**counts, "total": len(self)}, name="samples")
+def types(data: Samples) -> tuple[str, ...]:
+    """Names of the hardness types applied so far (their bool columns in ``data.meta``)."""
+    return tuple(c for c in data.meta.columns if c in HARDNESS_TYPES)
 
 
-def from_arrays(images, labels, ids=None, *, name: str | None = None, num_classes: int | None = None) -> Injected:
+def flagged(data: Samples, *kinds: str) -> torch.Tensor:
+    """bool [N]: samples flagged by any of the hardness types ``kinds`` (default: any type applied)."""
+    unknown = [t for t in kinds if t not in HARDNESS_TYPES]
+    if unknown:
+        _fail(f"Unknown hardness type(s) {unknown}: choose from {', '.join(HARDNESS_TYPES)}.")
+    cols = [t for t in (kinds or types(data)) if t in data.meta.columns]
+    return data.flag(*cols) if cols else torch.zeros(len(data), dtype=torch.bool)
+
+
+def summary(data: Samples) -> pd.Series:
+    """Number of samples flagged by each type applied, and the total sample count."""
+    counts = {t: int(data.meta[t].sum()) for t in types(data)}
+    return pd.Series({**counts, "total": len(data)}, name="samples")
+
+
+def from_arrays(images, labels, ids=None, *, name: str | None = None, num_classes: int | None = None) -> Samples:
     """Wrap clean data: images [N,C,H,W] float (converted to float32), labels [N] integer, ids [N] unique
     integers (default 0..N-1). name: the dataset's name, used to pick the class-pair table; num_classes:
-    default the known dataset's, else labels.max() + 1."""
-    x, y = check_images(images), torch.as_tensor(labels)
-    if y.ndim != 1 or len(y) != len(x) or y.is_floating_point() or y.dtype == torch.bool:
-        _fail(f"labels must be a flat integer tensor of length {len(x)} (one per image), "
-              f"got {y.dtype} {tuple(y.shape)}.")
-    if ids is None:
-        ids = torch.arange(len(x))
-    ids = torch.as_tensor(ids)
-    if ids.ndim != 1 or len(ids) != len(x) or ids.is_floating_point() or ids.dtype == torch.bool:
-        _fail(f"ids must be a flat integer tensor of length {len(x)}, got {ids.dtype} {tuple(ids.shape)}.")
-    y, ids = y.long(), ids.long()
-    if num_classes is None:
-        num_classes = DATASET_INFO[name].num_classes if name in DATASET_INFO else int(y.max()) + 1
-    flags = pd.DataFrame(index=pd.Index(ids.numpy().copy(), name="sample_id"))
-    return Injected(x.float().contiguous(), y.clone(), ids.clone(), y.clone(), flags, int(num_classes), name)
+    default the known dataset's, else labels.max() + 1. ``meta`` starts with the true class (``clean_label``)."""
+    x = check_images(images)
+    if labels is None:
+        _fail("injecting hardness needs labels (the true classes); pass them with the images.")
+    data = Samples(x, labels, ids, name=name, num_classes=num_classes)
+    if data.num_classes is None or data.num_classes < 2:
+        _fail(f"num_classes must be an integer >= 2, got {data.num_classes!r}.")
+    meta = pd.DataFrame({"clean_label": data.labels.numpy().copy()}, index=pd.Index(data.ids, name="sample_id"))
+    return replace(data, meta=meta)
 
 
-def from_dataset(name: str, split: str = "train", root=None) -> Injected:
+def from_dataset(name: str, split: str = "train", root=None) -> Samples:
     """:func:`from_arrays` on ``utils.data.datasets.load_dataset(name, split, root)``; ids 0..N-1."""
     images, labels, info = load_dataset(name, split, root)
     return from_arrays(images, labels, name=name, num_classes=info.num_classes)
@@ -171,8 +124,8 @@ def exact_count(fraction: float, n: int) -> int:
 
 def _start(data, kind, fraction, seed, n=None):
     """Validate the common arguments; return (k, numpy rng, torch generator)."""
-    if not isinstance(data, Injected):
-        _fail(f"{kind} needs an Injected dataset (see from_arrays), got {type(data).__name__}.")
+    if not isinstance(data, Samples) or data.labels is None or "clean_label" not in data.meta.columns:
+        _fail(f"{kind} needs labeled Samples from from_arrays (or from_dataset), got {type(data).__name__}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
         _fail(f"seed must be an integer in 0..2**32-1, got {seed!r}.")
     k = exact_count(fraction, len(data) if n is None else n)
@@ -183,7 +136,7 @@ def _start(data, kind, fraction, seed, n=None):
 
 def _eligible(data, overlap, extra=None) -> np.ndarray:
     """Positions that may be drawn: not flagged yet (unless overlap) and where ``extra`` is True."""
-    ok = np.ones(len(data), dtype=bool) if overlap else ~data.flagged().numpy()
+    ok = np.ones(len(data), dtype=bool) if overlap else ~flagged(data).numpy()
     return np.flatnonzero(ok if extra is None else ok & extra)
 
 
@@ -196,7 +149,7 @@ def _draw(rng, pool, k, kind, fraction, n, what="samples", overlap=False):
 
 
 def _flags(flags, kind, positions, **details) -> pd.DataFrame:
-    """flags with column ``kind`` set at ``positions`` and each detail column set there to its values."""
+    """meta with column ``kind`` set at ``positions`` and each detail column set there to its values."""
     f = flags.copy()
     positions = np.asarray(positions, dtype=np.int64)
     mask = np.zeros(len(f), dtype=bool)
@@ -211,10 +164,10 @@ def _flags(flags, kind, positions, **details) -> pd.DataFrame:
     return f
 
 
-def _done(data, kind, fraction, seed, k, flags, **changes) -> Injected:
+def _done(data, kind, fraction, seed, k, meta, **changes) -> Samples:
     params = changes.pop("params", {})
     entry = {"type": kind, "fraction": fraction, "seed": int(seed), "count": int(k), **params}
-    return replace(data, flags=flags, history=data.history + (entry,), **changes)
+    return replace(data, meta=meta, history=data.history + (entry,), **changes)
 
 
 def _shift_x(x, offsets_x, offsets_y=None):
@@ -245,8 +198,8 @@ def _zoom(x, factor):
 # ---------------------------------------------------------------- the eight types
 
 
-def mixed(data: Injected, fraction: float, seed: int, *, mode: str = "matched",
-          info: DatasetInfo | str | None = None) -> Injected:
+def mixed(data: Samples, fraction: float, seed: int, *, mode: str = "matched",
+          info: DatasetInfo | str | None = None) -> Samples:
     """k mixed two-source images via ``utils.data.mixing.make_mixed`` (layout and pixels as there).
 
     Each mixed image keeps the id and label of its first source; its second source is dropped (its id is
@@ -256,12 +209,12 @@ def mixed(data: Injected, fraction: float, seed: int, *, mode: str = "matched",
     mode="seed" (any channel count; ``info`` defaults to the dataset's own when its name is known) leaves
     clean images unchanged. Takes about 0.7 s per 1,000 images in mode="matched"."""
     k, _, _ = _start(data, "mixed", fraction, seed)
-    if data.types and bool(data.flagged().any()):
+    if types(data) and bool(flagged(data).any()):
         _fail(f"mixed must be applied first (it re-processes every image and draws pairs over all samples), "
-              f"but this dataset already has {', '.join(data.types)}; apply mixed before the other types.")
+              f"but this dataset already has {', '.join(types(data))}; apply mixed before the other types.")
     n = len(data)
     if k == 0:
-        return _done(data, "mixed", fraction, seed, 0, _flags(data.flags, "mixed", [], partner_id=[]),
+        return _done(data, "mixed", fraction, seed, 0, _flags(data.meta, "mixed", [], partner_id=[]),
                      params={"mode": mode})
     if 2 * k >= n:
         _fail(f"mixed with fraction={fraction} asks for {k} mixed images, which need {2 * k} of the {n} "
@@ -269,29 +222,27 @@ def mixed(data: Injected, fraction: float, seed: int, *, mode: str = "matched",
     if info is None and mode == "seed" and data.name in DATASET_INFO:
         info = data.name
     m = make_mixed(data.images, data.labels, fraction=(2 * k + 0.5) / n, mode=mode, seed=int(seed), info=info)
-    assert len(m.pairs) == k, "make_mixed's layout did not give the requested count"
-    pos = m.sample_ids.numpy()
-    partner_pos = np.full(len(pos), -1, dtype=np.int64)
-    partner_pos[m.is_mixed.numpy()] = m.pairs[:, 1].numpy()  # mixed rows come last, in pair order
+    assert int(m.meta["mixed"].sum()) == k, "make_mixed's layout did not give the requested count"
+    pos = m.ids   # input positions of the kept samples
+    partner_pos = m.meta["partner_id"].to_numpy(np.int64)   # input position of the dropped partner, -1 if clean
     order = np.argsort(pos, kind="stable")  # back to input order
     pos, partner_pos = pos[order], partner_pos[order]
-    ids = data.sample_ids.numpy()
+    ids = data.ids
     is_mixed = np.flatnonzero(partner_pos >= 0)
-    flags = _flags(data.flags.iloc[pos], "mixed", is_mixed, partner_id=ids[partner_pos[is_mixed]])
+    flags = _flags(data.meta.iloc[pos], "mixed", is_mixed, partner_id=ids[partner_pos[is_mixed]])
     t = torch.from_numpy(pos)
     return _done(data, "mixed", fraction, seed, k, flags, images=m.images[torch.from_numpy(order)].contiguous(),
-                 labels=data.labels[t], sample_ids=data.sample_ids[t], clean_labels=data.clean_labels[t],
-                 params={"mode": mode})
+                 labels=data.labels[t], ids=data.ids[pos], params={"mode": mode})
 
 
-def uniform_noise(data: Injected, fraction: float, seed: int, *, overlap: bool = False) -> Injected:
+def uniform_noise(data: Samples, fraction: float, seed: int, *, overlap: bool = False) -> Samples:
     """Flip k labels, each to a class drawn uniformly among the C - 1 others (never the same label)."""
     k, rng, _ = _start(data, "uniform_noise", fraction, seed)
     pick = _draw(rng, _eligible(data, overlap), k, "uniform_noise", fraction, len(data), overlap=overlap)
     labels = data.labels.clone()
     t = torch.from_numpy(pick)
     labels[t] = other_class(labels[t], rng, data.num_classes)
-    return _done(data, "uniform_noise", fraction, seed, k, _flags(data.flags, "uniform_noise", pick), labels=labels)
+    return _done(data, "uniform_noise", fraction, seed, k, _flags(data.meta, "uniform_noise", pick), labels=labels)
 
 
 def _pair_targets(pairs, num_classes) -> np.ndarray:
@@ -313,7 +264,7 @@ def _pair_targets(pairs, num_classes) -> np.ndarray:
     return target
 
 
-def class_noise(data: Injected, fraction: float, seed: int, *, pairs=None, overlap: bool = False) -> Injected:
+def class_noise(data: Samples, fraction: float, seed: int, *, pairs=None, overlap: bool = False) -> Samples:
     """Flip k labels to the confusable partner class (``CLASS_PAIRS[data.name]`` unless ``pairs`` is given:
     a list of (a, b) meaning a <-> b, or a dict {a: b} meaning a -> b). The k samples are drawn uniformly
     among those whose current label has a partner; k counts over all N samples."""
@@ -330,15 +281,15 @@ def class_noise(data: Injected, fraction: float, seed: int, *, pairs=None, overl
     labels = data.labels.clone()
     t = torch.from_numpy(pick)
     labels[t] = target[labels[t]]
-    return _done(data, "class_noise", fraction, seed, k, _flags(data.flags, "class_noise", pick), labels=labels,
+    return _done(data, "class_noise", fraction, seed, k, _flags(data.meta, "class_noise", pick), labels=labels,
                  params={"pairs": pairs if isinstance(pairs, dict) else tuple(map(tuple, pairs))})
 
 
 ATYPICAL_KINDS = ("both", "zoom", "shift")
 
 
-def atypical(data: Injected, fraction: float, seed: int, *, kind: str = "both", zoom: float = 1.75,
-             shift: int = 10, overlap: bool = False) -> Injected:
+def atypical(data: Samples, fraction: float, seed: int, *, kind: str = "both", zoom: float = 1.75,
+             shift: int = 10, overlap: bool = False) -> Samples:
     """Atypical but correctly labeled: k images zoomed or shifted, labels unchanged (as H-CAT).
 
     zoom: crop the centre round(H/zoom) x round(W/zoom) (16 x 16 on 28 x 28; 18 x 18, an effective 1.78x, on
@@ -364,12 +315,12 @@ def atypical(data: Injected, fraction: float, seed: int, *, kind: str = "both", 
         dx = rng.choice([-shift, shift], size=len(shifted))
         images[torch.from_numpy(shifted)] = _shift_x(data.images[torch.from_numpy(shifted)], dx)
     kinds = np.array(["zoom"] * len(zoomed) + ["shift"] * len(shifted), dtype=object)
-    flags = _flags(data.flags, "atypical", pick, atypical_kind=kinds)
+    flags = _flags(data.meta, "atypical", pick, atypical_kind=kinds)
     return _done(data, "atypical", fraction, seed, k, flags, images=images,
                  params={"kind": kind, "zoom": zoom, "shift": shift})
 
 
-def near_ood(data: Injected, fraction: float, seed: int, *, sigma: float = 0.5, overlap: bool = False) -> Injected:
+def near_ood(data: Samples, fraction: float, seed: int, *, sigma: float = 0.5, overlap: bool = False) -> Samples:
     """Near out-of-distribution: k images get Gaussian pixel noise of std ``sigma`` (default 0.5, H-CAT's
     0.5 x max pixel on [0, 1] images), then are clamped to [0, 1]; labels unchanged."""
     k, rng, gen = _start(data, "near_ood", fraction, seed)
@@ -380,14 +331,14 @@ def near_ood(data: Injected, fraction: float, seed: int, *, sigma: float = 0.5, 
     images = data.images.clone()
     src = data.images[t]
     images[t] = (src + sigma * torch.randn(src.shape, generator=gen)).clamp_(0, 1)
-    return _done(data, "near_ood", fraction, seed, k, _flags(data.flags, "near_ood", pick), images=images,
+    return _done(data, "near_ood", fraction, seed, k, _flags(data.meta, "near_ood", pick), images=images,
                  params={"sigma": sigma})
 
 
-def far_ood(data: Injected, fraction: float, seed: int, *, ood_images, overlap: bool = False) -> Injected:
+def far_ood(data: Samples, fraction: float, seed: int, *, ood_images, overlap: bool = False) -> Samples:
     """Far out-of-distribution: k images are replaced by images of another dataset (``ood_images``
     [M,C,H,W], same C x H x W, drawn without replacement) and get labels drawn uniformly from all C classes;
-    ids are kept, clean_labels become -1 (no true class) and ``flags.ood_index`` gives the pool row."""
+    ids are kept, clean labels become -1 (no true class) and ``flags.ood_index`` gives the pool row."""
     k, rng, _ = _start(data, "far_ood", fraction, seed)
     pool = torch.as_tensor(ood_images)
     shape = tuple(data.images.shape[1:])
@@ -402,17 +353,18 @@ def far_ood(data: Injected, fraction: float, seed: int, *, ood_images, overlap: 
     pick = _draw(rng, _eligible(data, overlap), k, "far_ood", fraction, len(data), overlap=overlap)
     rows = rng.choice(len(pool), size=k, replace=False)
     t = torch.from_numpy(pick)
-    images, labels, clean = data.images.clone(), data.labels.clone(), data.clean_labels.clone()
+    images, labels = data.images.clone(), data.labels.clone()
     images[t] = pool[torch.from_numpy(rows)].float()
     labels[t] = torch.from_numpy(rng.integers(0, data.num_classes, size=k))
-    clean[t] = -1
-    flags = _flags(data.flags, "far_ood", pick, ood_index=rows)
-    return _done(data, "far_ood", fraction, seed, k, flags, images=images, labels=labels, clean_labels=clean,
+    flags = _flags(data.meta, "far_ood", pick, ood_index=rows)
+    flags["clean_label"] = flags["clean_label"].to_numpy(np.int64).copy()
+    flags.iloc[pick, flags.columns.get_loc("clean_label")] = -1
+    return _done(data, "far_ood", fraction, seed, k, flags, images=images, labels=labels,
                  params={"pool_size": len(pool)})
 
 
-def near_duplicates(data: Injected, fraction: float, seed: int, *, sigma: float = 0.02, shift: int = 0,
-                    overlap: bool = False) -> Injected:
+def near_duplicates(data: Samples, fraction: float, seed: int, *, sigma: float = 0.02, shift: int = 0,
+                    overlap: bool = False) -> Samples:
     """Append k jittered copies of k distinct source samples (redundant: pruning should drop them first).
 
     Jitter: Gaussian noise of std ``sigma`` (default 0.02) on the pixels that are not 0, clamped to [0, 1],
@@ -439,23 +391,22 @@ def near_duplicates(data: Injected, fraction: float, seed: int, *, sigma: float 
     if sigma > 0:   # noise on the non-zero pixels only: the copy keeps its source's zero background
         noise = sigma * torch.randn(copies.shape, generator=gen)
         copies = torch.where(copies > 0, (copies + noise).clamp_(0, 1), copies)
-    new_ids = int(data.sample_ids.max()) + 1 + torch.arange(k) if len(data) else torch.arange(k)
-    base = data.flags if "near_duplicates" in data.flags.columns else _flags(data.flags, "near_duplicates", [],
+    new_ids = int(data.ids.max()) + 1 + np.arange(k, dtype=np.int64) if len(data) else np.arange(k, dtype=np.int64)
+    base = data.meta if "near_duplicates" in data.meta.columns else _flags(data.meta, "near_duplicates", [],
                                                                              source_id=[])
     rows = base.iloc[src].copy()
-    rows.index = pd.Index(new_ids.numpy(), name="sample_id")
+    rows.index = pd.Index(new_ids, name="sample_id")
     rows["near_duplicates"] = True
-    rows["source_id"] = data.sample_ids[t].numpy()
+    rows["source_id"] = data.ids[src]
     flags = pd.concat([base, rows])
     return _done(data, "near_duplicates", fraction, seed, k, flags,
                  images=torch.cat([data.images, copies]), labels=torch.cat([data.labels, data.labels[t]]),
-                 sample_ids=torch.cat([data.sample_ids, new_ids]),
-                 clean_labels=torch.cat([data.clean_labels, data.clean_labels[t]]),
+                 ids=np.concatenate([data.ids, new_ids]),
                  params={"shift": shift, "sigma": sigma})
 
 
-def rare_class(data: Injected, fraction: float, seed: int, *, cls: int | None = None,
-               overlap: bool = False) -> Injected:
+def rare_class(data: Samples, fraction: float, seed: int, *, cls: int | None = None,
+               overlap: bool = False) -> Samples:
     """Make one class rare: keep exactly floor(fraction * n_c + 1/2) of its n_c samples (fraction ~ 0.01-0.02),
     drawn uniformly, flag them ``rare_class`` and remove the rest (their ids disappear). The class (by
     clean label) is ``cls``, or drawn with the seed among the classes present; history records it. Without
@@ -475,15 +426,15 @@ def rare_class(data: Injected, fraction: float, seed: int, *, cls: int | None = 
     stay = ~members
     stay[keep] = True
     pos = np.flatnonzero(stay)
-    flags = _flags(data.flags, "rare_class", keep).iloc[pos]
+    flags = _flags(data.meta, "rare_class", keep).iloc[pos]
     t = torch.from_numpy(pos)
     return _done(data, "rare_class", fraction, seed, k, flags, images=data.images[t], labels=data.labels[t],
-                 sample_ids=data.sample_ids[t], clean_labels=data.clean_labels[t],
+                 ids=data.ids[pos],
                  params={"cls": int(cls), "class_size": n_c})
 
 
 class HardnessType(NamedTuple):
-    fn: Callable[..., Injected]
+    fn: Callable[..., Samples]
     description: str
 
 
@@ -499,7 +450,7 @@ HARDNESS_TYPES: dict[str, HardnessType] = {
 }
 
 
-def inject(data: Injected, kind: str, fraction: float, seed: int, **kwargs) -> Injected:
+def inject(data: Samples, kind: str, fraction: float, seed: int, **kwargs) -> Samples:
     """Apply the hardness type ``kind`` (a key of ``HARDNESS_TYPES``); kwargs go to its function."""
     if kind not in HARDNESS_TYPES:
         _fail(f"Unknown hardness type {kind!r}: choose from {', '.join(HARDNESS_TYPES)}.")

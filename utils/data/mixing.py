@@ -6,37 +6,16 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from utils.data.datasets import DatasetInfo, check_images, dataset_info
+from utils.data.samples import Samples
 
 SUM_SCALE = 1.58  # the original study's constant; its mean and std are dataset_info("mnist")
 MODES = ("seed", "matched")
-
-
-@dataclass
-class MixedDataset:
-    """A dataset with mixed images; row i of every tensor is sample i.
-
-    images [M,C,H,W] float32; labels [M] int64 (a mixed image has its first source's label);
-    is_mixed [M] bool; sample_ids [M] int64 (index of the (first) source image in the input);
-    pairs [K,2] int64 source indices (a, b) of the mixed images in sample order;
-    partner_labels [M] int64 (label of b for a mixed image, -1 otherwise)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    is_mixed: torch.Tensor
-    sample_ids: torch.Tensor
-    pairs: torch.Tensor
-    partner_labels: torch.Tensor
-    mode: str
-    seed: int
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
 
 def original_layout(n: int, fraction: float, seed: int):
@@ -57,8 +36,13 @@ def original_layout(n: int, fraction: float, seed: int):
 
 
 def make_mixed(images, labels, fraction: float = 0.1, mode: str = "seed", seed: int = 91,
-               info: DatasetInfo | str | None = None) -> MixedDataset:
+               info: DatasetInfo | str | None = None) -> Samples:
     """Replace ``fraction`` of the images by pairwise mixtures (layout: `original_layout`).
+
+    Returns :class:`utils.data.samples.Samples` whose ids are the input positions of the kept (first) source
+    images, in sample order (clean first, the mixed ones last); ``meta`` holds ``mixed`` (bool),
+    ``partner_id`` (input position of the dropped second source, -1 for clean images) and ``partner_label``
+    (its label, -1 otherwise); ``history`` records the mode, fraction and seed.
 
     mode="seed" reproduces the original study exactly: a mixed image is (z_a + z_b) / 1.58 with
     z = info.standardize(x) per channel, stored back in pixel space (z * std + mean) WITHOUT clamping.
@@ -99,12 +83,24 @@ def make_mixed(images, labels, fraction: float = 0.1, mode: str = "seed", seed: 
         out = torch.cat([x[torch.from_numpy(kept[:n_clean])], mixed])
     else:
         out = _matched_images(x, torch.from_numpy(kept[:n_clean]), a, b, seed)
-    is_mixed = torch.zeros(len(kept), dtype=torch.bool)
+    is_mixed = np.zeros(len(kept), dtype=bool)
     is_mixed[n_clean:] = True
-    partner = torch.full((len(kept),), -1, dtype=torch.long)
-    partner[n_clean:] = y[b]
+    partner = np.full(len(kept), -1, dtype=np.int64)
+    partner[n_clean:] = pairs[:, 1]
+    partner_label = np.full(len(kept), -1, dtype=np.int64)
+    partner_label[n_clean:] = y[b].numpy()
     ids = torch.from_numpy(kept).long()
-    return MixedDataset(out, y[ids], is_mixed, ids, torch.from_numpy(pairs).long(), partner, mode, seed)
+    meta = pd.DataFrame({"mixed": is_mixed, "partner_id": partner, "partner_label": partner_label},
+                        index=pd.Index(kept.astype(np.int64), name="sample_id"))
+    return Samples(out, y[ids], kept, meta, num_classes=int(y.max()) + 1,
+                   history=({"type": "mixed", "mode": mode, "fraction": fraction, "seed": seed},))
+
+
+def mixed_pairs(samples: Samples) -> torch.Tensor:
+    """``[K, 2]`` int64 (first source id, partner id) of the mixed samples of :func:`make_mixed`, in sample order."""
+    m = samples.meta
+    rows = m["mixed"].to_numpy(bool)
+    return torch.from_numpy(np.stack([samples.ids[rows], m["partner_id"].to_numpy(np.int64)[rows]], axis=1))
 
 
 def _matched_images(x, clean_idx, a, b, seed, chunk=8192):

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from utils.data.datasets import DATASETS, load_dataset
-from utils.engine.loop import Samples, init_distributed, train
+from utils.data.samples import Samples
+from utils.engine.loop import init_distributed, train
 from utils.engine.recipes import RECIPES, get_recipe
 from utils.engine.tasks import TASKS, make_task
 

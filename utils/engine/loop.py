@@ -39,7 +39,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from utils.data.datasets import check_images
+from utils.data.samples import Samples
 from utils.engine.recipes import Recipe, make_optimizer
 from utils.engine.recorder import Recorder
 
@@ -48,42 +48,6 @@ RECORDS, MEASURES, HISTORY = "records.npz", "measures.npz", "history.csv"
 
 
 # ---------------------------------------------------------------------------------------------- data
-@dataclass
-class Samples:
-    """Images ``[N, C, H, W]`` (pixels in [0, 1]), optional int64 labels ``[N]`` and unique sample ids ``[N]``."""
-
-    images: torch.Tensor
-    labels: torch.Tensor | None
-    ids: np.ndarray
-
-    def __post_init__(self):
-        self.images = check_images(self.images).float()
-        self.ids = np.asarray(self.ids).astype(np.int64).reshape(-1)
-        n = len(self.images)
-        if len(self.ids) != n:
-            raise ValueError(f"Got {len(self.ids)} sample ids for {n} images; pass one id per image.")
-        if len(np.unique(self.ids)) != n:
-            raise ValueError("sample ids are not unique; give every sample its own id.")
-        if self.labels is not None:
-            self.labels = torch.as_tensor(self.labels)
-            if self.labels.shape != (n,) or self.labels.is_floating_point():
-                raise ValueError(f"labels must be {n} integers (one per image), got {self.labels.dtype} "
-                                 f"{list(self.labels.shape)}.")
-            self.labels = self.labels.long()
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def subset(self, rows) -> "Samples":
-        rows = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        return Samples(self.images[rows], None if self.labels is None else self.labels[rows],
-                       self.ids[rows.numpy()])
-
-    def fingerprint(self) -> dict:
-        """Size and a hash of the ids, for the settings check (not of the pixels: too slow for every call)."""
-        return {"n_samples": len(self), "ids_hash": int(pd.util.hash_array(self.ids).sum() % (2 ** 61))}
-
-
 @dataclass
 class Run:
     model: torch.nn.Module       # the trained network (never the DDP wrapper)

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.engine.loop import Run, Samples, check_settings, train
+from utils.data.samples import Samples
+from utils.engine.loop import Run, check_settings, train
 from utils.engine.recipes import Recipe
 from utils.engine.recorder import Recorder
 from utils.engine.tasks import TASKS, eval_pass

@@ -63,7 +63,8 @@ import pandas as pd
 import torch
 
 from utils.data.datasets import DatasetInfo, check_images
-from utils.engine.loop import Samples, check_settings, train
+from utils.data.samples import Samples
+from utils.engine.loop import check_settings, train
 
 # column -> (family, direction); "higher" / "lower" = the suspicious end, fixed before any experiment
 SCORES: dict[str, tuple[str, str]] = {

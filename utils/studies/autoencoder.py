@@ -35,8 +35,9 @@ from utils.studies import outputs
 from utils.scores.autoencoder import compute_scores
 from utils.data.datasets import DatasetInfo, load_dataset
 from utils.scores.evaluate import score_table
-from utils.engine.loop import Run, Samples, is_finished, load_run, train
-from utils.data.mixing import MixedDataset, make_mixed
+from utils.data.samples import Samples
+from utils.engine.loop import Run, is_finished, load_run, train
+from utils.data.mixing import make_mixed
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import AutoencoderTask
 
@@ -132,7 +133,7 @@ def load_data(config: StudyConfig):
     return images, labels, info, test_images
 
 
-def mixed_dataset(config: StudyConfig, mode: str, images, labels, info: DatasetInfo) -> MixedDataset:
+def mixed_dataset(config: StudyConfig, mode: str, images, labels, info: DatasetInfo) -> Samples:
     """The mixed dataset for ``mode``, also written to ``<folder>/dataset.csv`` (id, label, is_mixed, pair)."""
     mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed, info=info)
     folder = config.folder(mode)
@@ -141,13 +142,11 @@ def mixed_dataset(config: StudyConfig, mode: str, images, labels, info: DatasetI
     return mixed
 
 
-def dataset_frame(mixed: MixedDataset) -> pd.DataFrame:
+def dataset_frame(mixed: Samples) -> pd.DataFrame:
     """One row per sample id: label, is_mixed and the partner's source index (-1 for clean images)."""
-    partner = torch.full_like(mixed.sample_ids, -1)
-    partner[mixed.is_mixed] = mixed.pairs[:, 1]
-    return pd.DataFrame({"label": mixed.labels.numpy(), "is_mixed": mixed.is_mixed.numpy(),
-                         "partner_id": partner.numpy()},
-                        index=pd.Index(mixed.sample_ids.numpy(), name="sample_id"))
+    return pd.DataFrame({"label": mixed.labels.numpy(), "is_mixed": mixed.meta["mixed"].to_numpy(bool),
+                         "partner_id": mixed.meta["partner_id"].to_numpy(np.int64)},
+                        index=pd.Index(mixed.ids, name="sample_id"))
 
 
 def load_autoencoder_run(folder, config: TrainConfig, info: DatasetInfo) -> Run:
@@ -155,7 +154,7 @@ def load_autoencoder_run(folder, config: TrainConfig, info: DatasetInfo) -> Run:
     return load_run(folder, config.task(info).make_model())
 
 
-def train_or_load(config: StudyConfig, mode: str, mixed: MixedDataset, info: DatasetInfo, test_images,
+def train_or_load(config: StudyConfig, mode: str, mixed: Samples, info: DatasetInfo, test_images,
                   progress=True) -> Run:
     """Train (resuming any checkpoint) unless the run in ``<folder>/run`` has finished; then load it."""
     folder = config.folder(mode) / outputs.RUN
@@ -164,11 +163,11 @@ def train_or_load(config: StudyConfig, mode: str, mixed: MixedDataset, info: Dat
         print(f"{mode}: loaded the finished run in {folder} ({len(run.history)} epochs trained in "
               f"{run.history['seconds'].sum() / 60:.1f} min); delete that folder to train again.")
         return run
-    return train_autoencoder(mixed.images, mixed.sample_ids, config.train, folder, info=info, test_images=test_images,
+    return train_autoencoder(mixed.images, mixed.ids, config.train, folder, info=info, test_images=test_images,
                              progress=progress)
 
 
-def run_summary(run: Run, mixed: MixedDataset, info: DatasetInfo, test_images, config: StudyConfig) -> pd.Series:
+def run_summary(run: Run, mixed: Samples, info: DatasetInfo, test_images, config: StudyConfig) -> pd.Series:
     """Final L1 (train, test) next to the blank-image baseline, and the mean reconstruction SSIM."""
     last = run.history.iloc[-1]
     rec = series(run)
@@ -179,11 +178,11 @@ def run_summary(run: Run, mixed: MixedDataset, info: DatasetInfo, test_images, c
         "test_l1": last.get("test_loss", float("nan")),
         "blank_image_l1_test": blank_image_l1(test_images, info),
         "mean_ssim_train": last.get("measure_ssim", float("nan")),
-        "mean_ssim_mixed": float(rec["ssim"][-1][mixed.is_mixed.numpy()].mean()) if "ssim" in rec else float("nan"),
+        "mean_ssim_mixed": float(rec["ssim"][-1][mixed.meta["mixed"].to_numpy(bool)].mean()) if "ssim" in rec else float("nan"),
     })
 
 
-def scores_or_load(config: StudyConfig, mode: str, run: Run, mixed: MixedDataset) -> pd.DataFrame:
+def scores_or_load(config: StudyConfig, mode: str, run: Run, mixed: Samples) -> pd.DataFrame:
     """All per-sample scores of a run, cached as ``<folder>/scores.csv``."""
     path = config.folder(mode) / outputs.SCORES
     if path.is_file():
@@ -240,7 +239,7 @@ def load_config(results) -> StudyConfig:
 class ModeRun:
     """Everything the analysis needs about one mixing mode: the data, the finished run and its scores."""
 
-    mixed: MixedDataset
+    mixed: Samples
     result: Run
     scores: pd.DataFrame | None = None
 
@@ -253,8 +252,8 @@ def load_study(results, modes=None, with_scores=True) -> tuple[StudyConfig, dict
     for mode in modes or config.modes:
         mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed, info=info)
         saved = pd.read_csv(config.folder(mode) / outputs.MIXED_DATASET, index_col="sample_id")
-        if not (saved.index.equals(pd.Index(mixed.sample_ids.numpy()))
-                and (saved["is_mixed"].to_numpy() == mixed.is_mixed.numpy()).all()):
+        if not (saved.index.equals(pd.Index(mixed.ids))
+                and (saved["is_mixed"].to_numpy() == mixed.meta["mixed"].to_numpy()).all()):
             raise ValueError(f"The {mode} dataset rebuilt now differs from the one trained on in {config.folder(mode)} "
                              "(data or mixing code changed); re-run the training notebook in a new results folder.")
         result = load_autoencoder_run(config.folder(mode) / outputs.RUN, config.train, info)

@@ -54,7 +54,8 @@ import numpy as np
 import pandas as pd
 
 from utils.data.inject import exact_count
-from utils.engine.loop import Samples, is_finished, train
+from utils.data.samples import Samples
+from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
 
 POLICIES = ("keep_hard", "keep_easy", "random", "ccs")

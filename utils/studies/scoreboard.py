@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 
 from utils.data.datasets import dataset_info, load_dataset
-from utils.data.inject import HARDNESS_TYPES, Injected, from_arrays, inject
+from utils.data.inject import HARDNESS_TYPES, from_arrays, inject
+from utils.data.samples import Samples
 from utils.engine.loop import check_settings
 from utils.scores.dataset import LABEL_FREE, NEEDS_LABELS, ScoringConfig, family, oriented, score_dataset, train_encoder
 
@@ -88,7 +89,7 @@ class BoardConfig:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def base_data(config: BoardConfig, root=None) -> Injected:
+def base_data(config: BoardConfig, root=None) -> Samples:
     images, labels, info = load_dataset(config.dataset, config.split, root)
     ids = np.arange(len(labels))
     if config.n is not None and config.n < len(labels):
@@ -121,7 +122,7 @@ def ood_available(dataset: str, root=None) -> bool:
     return True
 
 
-def make_copy(base: Injected, kinds, seed: int, config: BoardConfig, ood=None) -> Injected:
+def make_copy(base: Samples, kinds, seed: int, config: BoardConfig, ood=None) -> Samples:
     """``base`` with each type of ``kinds`` injected in turn (seed-dependent, non-overlapping)."""
     data = base
     for j, kind in enumerate(kinds):
@@ -197,10 +198,10 @@ def _copy_table(kinds, seed, config, base, ood, encoder, folder: Path, progress:
         return pd.read_csv(done)
     tic = time.perf_counter()
     data = make_copy(base, kinds, seed, config, ood)
-    scores = score_dataset(data.images, data.labels, data.sample_ids.numpy(),
+    scores = score_dataset(data.images, data.labels, data.ids,
                            info=dataset_info(config.dataset), config=replace(config.scoring, seed=seed),
                            folder=folder / "scores", encoder=encoder, progress=progress)
-    flags = data.flags.reindex(scores.index)
+    flags = data.meta.reindex(scores.index)
     parts = []
     for kind in kinds:
         parts.append(evaluate(scores, flags[kind], seed=seed).assign(target=kind))

@@ -20,7 +20,7 @@ import torch
 from utils.studies import outputs
 from utils.data.datasets import load_dataset
 from utils.scores.image_stats import intensity_stats, separability_table, shape_stats
-from utils.engine.loop import Samples
+from utils.data.samples import Samples
 from utils.data.mixing import flip_labels, make_mixed
 from utils.engine.protocols import SSFTConfig, run_ssft
 from utils.engine.recipes import get_recipe
@@ -63,13 +63,13 @@ def mixed_study(config: SSFTConfig, dataset: str, split: str, mode: str, results
     (the autoencoder trains on per-pixel MSE)."""
     images, labels, info = load_dataset(dataset, split, root=root)
     mixed = make_mixed(images, labels, fraction=fraction, mode=mode, seed=mix_seed, info=info)
-    ids = mixed.sample_ids.numpy()
+    ids = mixed.ids
     name = outputs.ssft_mixed_study(config.model, mode)
     if task_options is None:
         task_options = UNSUPERVISED[config.model].task_options if config.model in UNSUPERVISED else {}
     runs = run_ssft(make_task(config.model, info, **task_options), config,
-                    Samples(mixed.images, mixed.labels, ids), study_folder(results, name), progress)
-    frame = pd.DataFrame({"label": mixed.labels.numpy(), "is_mixed": mixed.is_mixed.numpy()},
+                    mixed, study_folder(results, name), progress)
+    frame = pd.DataFrame({"label": mixed.labels.numpy(), "is_mixed": mixed.meta["mixed"].to_numpy(bool)},
                          index=pd.Index(ids, name="sample_id"))
     return runs, frame, mixed.images
 

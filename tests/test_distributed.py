@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from utils.engine import launch
-from utils.engine.loop import load_run, shard
+from utils.engine.distributed import shard
+from utils.engine.loop import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--task", "cnn", "--dataset", "mnist-5k", "--limit", "301", "--epochs", "2", "--batch-size", "16",

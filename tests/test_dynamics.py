@@ -8,7 +8,8 @@ import pytest
 import scipy.special
 import torch
 
-from utils.scores.dynamics import DIRECTION, dynamics_scores, el2n, oriented, run_scores
+from utils.scores.dynamics import dynamics_scores, el2n, run_scores
+from utils.scores.registry import SCORES, oriented
 from utils.engine.recorder import Recorder
 from utils.engine.tasks import supervised_values
 
@@ -133,15 +134,15 @@ def test_orientation_always_wrong_is_harder_than_always_right():
     for name in ("aum", "last_margin", "el2n", "el2n_lower", "confidence", "correctness", "mean_loss",
                  "learning_time", "learning_fraction", "forgetting_toneva", "never_learned"):
         assert o.loc[ids[0], name] > o.loc[ids[1], name], name
-    assert set(o.columns) == set(DIRECTION) and "n_runs" not in o
+    assert set(o.columns) == set(s.columns) - {"n_runs"}   # every dynamics column is registered
 
 
 def test_direction_is_fixed_for_every_score_column():
-    assert set(DIRECTION.values()) == {"higher", "lower"}
     z, labels, ids = _case()
     s = dynamics_scores([_recorder(z, labels, ids)], labels=pd.Series(labels, index=ids))
-    assert set(s.columns) - {"n_runs"} == set(DIRECTION)
-    assert s.attrs["direction"] == DIRECTION
+    assert set(s.columns) - {"n_runs"} <= set(SCORES)
+    assert s.attrs["direction"] == {c: SCORES[c].direction for c in s.columns if c != "n_runs"}
+    assert {SCORES[c].family for c in s.attrs["direction"]} == {"supervised"}
 
 
 # ---------------------------------------------------------------------------------------------- runs

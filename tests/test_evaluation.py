@@ -1,10 +1,18 @@
+"""Tests for utils.scores.evaluate: the one detection table against scikit-learn / scipy, the registry's fixed
+orientation, the held-out threshold, and the baselines."""
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from utils.scores.evaluate import holdout_threshold, score_table, srcc_ceiling
+from utils.scores.evaluate import detection_table, holdout_threshold, srcc_ceiling
+
+
+def score_table(scores, label, **kw):
+    """The autoencoder study's view: every column in its better orientation, SRCC and a held-out threshold."""
+    return detection_table(scores, label, orientation="free", srcc=True, holdout=True, **kw)
 
 
 @pytest.fixture
@@ -40,24 +48,77 @@ def test_srcc_is_a_function_of_auroc():
         assert spearmanr(s, y).statistic == pytest.approx(expected, rel=1e-6)
 
 
-def test_score_table_matches_scipy_and_sklearn(data):
+def test_free_orientation_matches_scipy_and_sklearn(data):
     scores, label = data
     table = score_table(scores, label)
-    assert list(table.index) == list(table["auroc_best"].sort_values(ascending=False).index)
+    assert list(table.index) == list(table["auroc"].sort_values(ascending=False).index)
     y = label.to_numpy()
     for name, s in scores.items():
         row = table.loc[name]
         auc = roc_auc_score(y, s)
         assert row.srcc == pytest.approx(spearmanr(s, y).statistic)
-        assert row.abs_srcc == pytest.approx(abs(row.srcc))
-        assert row.auroc == pytest.approx(auc)
-        assert row.auroc_best == pytest.approx(max(auc, 1 - auc))
+        assert row.auroc == pytest.approx(max(auc, 1 - auc))
         assert row.ap == pytest.approx(average_precision_score(y, s if auc >= 0.5 else -s))
         assert row.srcc_ceiling == pytest.approx(srcc_ceiling(y.mean()))
-    assert table.loc["good", "direction"] == "higher=positive"
-    assert table.loc["weak_low", "direction"] == "lower=positive"
+        assert (row.positives, row.negatives) == (y.sum(), (~y).sum())
+    assert table.loc["good", "direction"] == "higher"
+    assert table.loc["weak_low", "direction"] == "lower"
     assert table.attrs["prevalence"] == pytest.approx(y.mean())
     assert table.loc["good", "f1"] > 0.3 > table.loc["noise", "f1"]
+
+
+def test_registry_orientation_is_fixed_in_advance_and_never_flipped():
+    """A registered score is evaluated in its declared direction: a score pointing the wrong way reads below 0.5."""
+    rng = np.random.default_rng(5)
+    y = rng.random(2000) < 0.1
+    ids = np.arange(2000) * 7
+    # aum is declared "lower": mislabeled samples have a low margin; el2n "higher"
+    scores = pd.DataFrame({"aum": -2.0 * y + rng.normal(size=2000), "el2n": -1.0 * y + rng.normal(size=2000),
+                           "unregistered": rng.normal(size=2000)}, index=ids)
+    table = detection_table(scores, pd.Series(y, index=ids))
+    assert list(table.index) == ["el2n", "aum"]   # registry order, unregistered columns left out
+    assert table.loc["aum", "direction"] == "lower" and table.loc["el2n", "direction"] == "higher"
+    assert table.loc["aum", "auroc"] == pytest.approx(roc_auc_score(y, -scores["aum"]))
+    assert table.loc["el2n", "auroc"] == pytest.approx(roc_auc_score(y, scores["el2n"])) and table.loc["el2n",
+                                                                                                      "auroc"] < 0.3
+    assert table.loc["aum", "family"] == "supervised"
+    flipped = detection_table(scores, pd.Series(y, index=ids), directions={"el2n": "lower"})
+    assert flipped.loc["el2n", "auroc"] == pytest.approx(1 - table.loc["el2n", "auroc"])
+    with pytest.raises(ValueError, match="no registered direction"):
+        detection_table(scores, pd.Series(y, index=ids), columns=["unregistered"])
+
+
+def test_negatives_restrict_the_comparison_and_baselines_come_with_it():
+    rng = np.random.default_rng(6)
+    n = 600
+    ids = np.arange(n) + 100
+    group = rng.integers(0, 3, n)           # 0 positive, 1 negative, 2 left out
+    s = np.where(group == 0, 1.0, np.where(group == 1, 0.0, 2.0)) + 0.1 * rng.normal(size=n)
+    stats = pd.DataFrame({"stat_a": rng.normal(size=n) + (group == 0), "stat_b": rng.normal(size=n)}, index=ids)
+    scores = pd.concat([pd.DataFrame({"mean_loss": s}, index=ids), stats], axis=1)
+    pos, neg = pd.Series(group == 0, index=ids), pd.Series(group == 1, index=ids)
+    table = detection_table(scores, pos, neg, baselines=True, seed=3)
+    keep = group < 2
+    assert table.loc["mean_loss", "auroc"] == pytest.approx(roc_auc_score(group[keep] == 0, s[keep])) == 1.0
+    assert table.loc["mean_loss", "negatives"] == (group == 1).sum()
+    # the random baseline: a seeded uniform score on the compared samples
+    rand = np.random.default_rng([3, 0x5C0]).random(keep.sum())
+    assert table.loc["random", "auroc"] == pytest.approx(roc_auc_score(group[keep] == 0, rand))
+    assert table.loc["battery_cv", "auroc"] > 0.65 and table.loc["battery_cv", "family"] == "baseline"
+
+
+def test_describe_gives_the_class_means_and_equals_mann_whitney():
+    rng = np.random.default_rng(1)
+    is_mixed = np.r_[np.ones(50, bool), np.zeros(450, bool)]
+    df = pd.DataFrame({"up": is_mixed + 0.0, "down": -(is_mixed + 0.0), "noise": rng.normal(size=500),
+                       "shifted": rng.normal(size=500) + 0.5 * is_mixed})
+    t = detection_table(df, pd.Series(is_mixed), orientation="free", describe=True)
+    assert t.loc["up", "auroc"] == 1.0 and t.loc["down", "auroc"] == 1.0
+    u = scipy.stats.mannwhitneyu(df["shifted"][is_mixed], df["shifted"][~is_mixed]).statistic / (50 * 450)
+    assert t.loc["shifted", "auroc"] == pytest.approx(max(u, 1 - u))
+    assert t.loc["up", "mean_positive"] == 1.0 and np.isnan(t.loc["up", "rel_diff"])
+    assert t.loc["shifted", "rel_diff"] == pytest.approx(abs(df["shifted"][is_mixed].mean() / df["shifted"][
+        ~is_mixed].mean() - 1))
 
 
 def test_alignment_by_index_not_position(data):
@@ -73,10 +134,9 @@ def test_negated_score_flips_direction(data):
     scores, label = data
     table = score_table(pd.DataFrame({"s": scores["good"], "neg": -scores["good"]}), label)
     s, neg = table.loc["s"], table.loc["neg"]
-    assert neg.auroc == pytest.approx(1 - s.auroc)
-    assert neg.auroc_best == pytest.approx(s.auroc_best)
+    assert neg.auroc == pytest.approx(s.auroc)
     assert neg.srcc == pytest.approx(-s.srcc)
-    assert (s.direction, neg.direction) == ("higher=positive", "lower=positive")
+    assert (s.direction, neg.direction) == ("higher", "lower")
     assert neg.ap == pytest.approx(s.ap)
     assert (neg.precision, neg.recall, neg.threshold) == pytest.approx((s.precision, s.recall, -s.threshold))
 
@@ -94,7 +154,7 @@ def test_holdout_matches_bruteforce_reference(data):
     t = cands[int(np.argmax(f1s))]
     pred = sign * s[~fit] >= t
     assert h.threshold == pytest.approx(sign * t)
-    assert h.direction == ("lower=positive" if sign < 0 else "higher=positive")
+    assert h.direction == ("lower" if sign < 0 else "higher")
     assert h.precision == pytest.approx(precision_score(y[~fit], pred))
     assert h.recall == pytest.approx(recall_score(y[~fit], pred))
     assert h.f1 == pytest.approx(f1_score(y[~fit], pred))
@@ -129,9 +189,9 @@ def test_bad_inputs(data):
     bad.iloc[3, 1] = np.nan
     with pytest.raises(ValueError, match="weak_low"):
         score_table(bad, label)
-    with pytest.raises(ValueError, match="different sample ids"):
+    with pytest.raises(ValueError, match="positive has no entry for 1 scored sample ids"):
         score_table(scores, label.iloc[:-1])
-    with pytest.raises(ValueError, match="different sample ids"):
+    with pytest.raises(ValueError, match="positive has no entry"):
         score_table(scores, label.set_axis(label.index + 1))
     with pytest.raises(TypeError, match="Series"):
         score_table(scores, label.to_numpy())

@@ -6,7 +6,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from utils.scores.geometry import DIRECTION, embedding_scores
+from utils.scores.geometry import embedding_scores
 from utils.metrics import knn
 
 
@@ -22,14 +22,14 @@ def test_knn_columns_match_sklearn_nearest_neighbors():
     s = embedding_scores(z, k=7, n_clusters=4)
     d, i = NearestNeighbors(n_neighbors=8).fit(z).kneighbors(z)  # column 0 is the point itself (no duplicates)
     assert (i[:, 0] == np.arange(300)).all()
-    np.testing.assert_allclose(s["knn_density"], d[:, 1:].mean(1), rtol=1e-10)
-    np.testing.assert_allclose(s["duplicate_score"], d[:, 1], rtol=1e-10)
+    np.testing.assert_allclose(s["knn_distance"], d[:, 1:].mean(1), rtol=1e-10)
+    np.testing.assert_allclose(s["nn_distance"], d[:, 1], rtol=1e-10)
     assert (s["nearest_id"].to_numpy() == i[:, 1]).all()
     # cosine geometry: the same on L2-normalised rows
     u = z / np.linalg.norm(z, axis=1, keepdims=True)
     d, _ = NearestNeighbors(n_neighbors=8).fit(u).kneighbors(u)
     s = embedding_scores(torch.from_numpy(z).float(), k=7, n_clusters=4, normalize=True)
-    np.testing.assert_allclose(s["knn_density"], d[:, 1:].mean(1), rtol=1e-5)
+    np.testing.assert_allclose(s["knn_distance"], d[:, 1:].mean(1), rtol=1e-5)
 
 
 def test_prototype_distance_is_explicit_distance_to_kmeans_centres():
@@ -40,7 +40,7 @@ def test_prototype_distance_is_explicit_distance_to_kmeans_centres():
     dist = np.sqrt(((u[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1))
     np.testing.assert_allclose(s["prototype_distance"], dist.min(1), rtol=1e-8, atol=1e-12)
     assert (s["cluster"].to_numpy() == dist.argmin(1)).all()
-    assert s.attrs["n_clusters"] == 6 and s.attrs["direction"] == DIRECTION
+    assert s.attrs["n_clusters"] == 6
     assert embedding_scores(z, k=5, num_classes=4).attrs["n_clusters"] == 4
     assert embedding_scores(z, k=5).attrs["n_clusters"] == 10
 
@@ -54,12 +54,12 @@ def test_planted_duplicates_outlier_and_tiny_cluster():
     z = np.concatenate([z, outlier[None], tiny])
     ids = 1000 + np.arange(len(z))
     s = embedding_scores(z, ids, k=5, n_clusters=3)
-    assert s.loc[1005, "duplicate_score"] == 0 and s.loc[1017, "duplicate_score"] == 0
+    assert s.loc[1005, "nn_distance"] == 0 and s.loc[1017, "nn_distance"] == 0
     assert s.loc[1005, "nearest_id"] == 1017 and s.loc[1017, "nearest_id"] == 1005
-    assert s.loc[1100, "nearest_id"] == 1130 and s.loc[1100, "duplicate_score"] < 1e-8
-    lowest = set(s["duplicate_score"].nsmallest(4).index)
+    assert s.loc[1100, "nearest_id"] == 1130 and s.loc[1100, "nn_distance"] < 1e-8
+    lowest = set(s["nn_distance"].nsmallest(4).index)
     assert lowest == {1005, 1017, 1100, 1130}
-    assert s["knn_density"].idxmax() == ids[180]  # the far outlier
+    assert s["knn_distance"].idxmax() == ids[180]  # the far outlier
     # four points in their own direction, only 3 clusters: they sit far from every prototype
     top = set(s["prototype_distance"].nlargest(5).index)
     assert set(ids[181:]) <= top
@@ -73,7 +73,7 @@ def test_ids_follow_their_rows_under_shuffling():
     b = embedding_scores(z[perm], ids[perm], k=6, n_clusters=3, seed=0)
     assert list(b.index) == list(ids[perm]) and b.index.name == "sample_id"
     b = b.loc[a.index]
-    for col in ("knn_density", "duplicate_score", "prototype_distance"):
+    for col in ("knn_distance", "nn_distance", "prototype_distance"):
         np.testing.assert_allclose(b[col], a[col], rtol=1e-6, atol=1e-9)
     assert (b["nearest_id"] == a["nearest_id"]).all()
 
@@ -88,21 +88,9 @@ def test_reuses_a_precomputed_knn_pass():
         embedding_scores(z, k=20, knn_result=shared)
 
 
-def test_direction_covers_the_score_columns():
+def test_every_embedding_score_is_registered_in_the_three_spaces():
+    from utils.scores.registry import SCORES
     s = embedding_scores(np.random.default_rng(8).normal(size=(40, 3)), k=3, n_clusters=2)
-    assert set(DIRECTION) <= set(s.columns) and set(DIRECTION.values()) <= {"higher", "lower"}
-    assert DIRECTION["duplicate_score"] == "lower"
-
-
-@pytest.mark.parametrize("z, kwargs, match", [
-    (np.ones(10), {}, "must be an embedding"),
-    (np.array([[0.0, 1.0], [np.nan, 1.0], [1.0, 2.0]]), {"k": 1}, "NaN or inf"),
-    (np.random.default_rng(0).normal(size=(5, 2)), {"k": 5}, "impossible with 5 samples"),
-    (np.random.default_rng(0).normal(size=(5, 2)), {"k": 2, "n_clusters": 6}, "n_clusters=6"),
-    (np.random.default_rng(0).normal(size=(5, 2)), {"k": 2, "ids": [1, 2, 3]}, "3 ids for 5"),
-    (np.random.default_rng(0).normal(size=(3, 2)), {"k": 1, "ids": [1, 1, 2], "n_clusters": 2}, "duplicates"),
-    (np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]]), {"k": 1, "n_clusters": 2}, "all zero"),
-])
-def test_bad_input_gets_a_clear_error(z, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        embedding_scores(z, **kwargs)
+    for col in ("prototype_distance", "knn_distance", "nn_distance"):
+        assert col in s and all(f"{p}_{col}" in SCORES for p in ("px", "ae", "bt"))
+    assert SCORES["px_nn_distance"].direction == "lower" and SCORES["bt_knn_distance"].direction == "higher"

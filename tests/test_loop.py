@@ -7,7 +7,8 @@ from sklearn.metrics import accuracy_score
 
 from utils.data.datasets import DatasetInfo
 from utils.data.samples import Samples
-from utils.engine.loop import is_finished, load_run, shard, train
+from utils.engine.distributed import shard
+from utils.engine.loop import is_finished, load_run, train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import SupervisedTask
 

@@ -1,12 +1,14 @@
 """Tests for utils.data.mixing: the original study's layout, seed-mode pixels, matched mode, label flips."""
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 import torch
 import torch.nn.functional as F
 
 from utils.data.datasets import DatasetInfo, dataset_info
-from utils.scores.image_stats import intensity_stats, separability_table
+from utils.scores.battery import intensity_stats
+from utils.scores.evaluate import detection_table
 from utils.data.mixing import flip_labels, make_mixed, mixed_pairs, original_layout
 
 INTENSITY_STATS = ["mean", "std", "min", "max", "background", "ink_fraction", "faint_fraction", "isolated_pixels",
@@ -91,7 +93,7 @@ def test_seed_mode_pixels_equal_the_formula():
 
 def test_seed_mode_confound_is_detected(mnist5k):
     d = make_mixed(*mnist5k, mode="seed")
-    table = separability_table(intensity_stats(d.images), d.flag('mixed').numpy())
+    table = detection_table(intensity_stats(d.images), pd.Series(d.flag("mixed").numpy()), orientation="free")
     assert table.loc["background", "auroc"] == 1.0 and table.loc["min", "auroc"] == 1.0
 
 
@@ -110,10 +112,11 @@ def test_matched_images_have_exactly_a_clean_histogram(mnist5k, matched):
 
 
 def test_matched_mode_removes_intensity_confounds(matched):
-    table = separability_table(intensity_stats(matched.images), matched.flag('mixed').numpy())
+    table = detection_table(intensity_stats(matched.images), pd.Series(matched.flag("mixed").numpy()),
+                            orientation="free", describe=True)
     assert (table.loc[INTENSITY_STATS, "auroc"] <= 0.55).all(), table
     assert (table.loc[["mean", "std"], "rel_diff"] < 0.02).all()
-    assert abs(table.loc["background", "mean_mixed"] - table.loc["background", "mean_clean"]) < 0.02
+    assert abs(table.loc["background", "mean_positive"] - table.loc["background", "mean_negative"]) < 0.02
 
 
 def test_matched_mixtures_keep_both_digits(mnist5k, matched):

@@ -13,12 +13,12 @@ def test_names_the_report_and_readme_read():
         outputs.score_table_mode("summary.csv")
     assert (outputs.SUMMARY, outputs.SEPARABILITY, outputs.STUDY_CONFIG) == ("summary.csv", "separability.csv",
                                                                              "study.json")
-    assert outputs.ssft_supervised_scores("cnn", 0.001) == "ssft_scores_cnn_noise0.001.csv"
-    assert outputs.ssft_scores(outputs.ssft_supervised_study("cnn", 0.1)) == "ssft_scores_cnn_noise0.1.csv"
+    assert outputs.ssft_supervised_scores("cnn", 0.001) == "ssft_scores_cnn_noise0.001.parquet"
+    assert outputs.ssft_scores(outputs.ssft_supervised_study("cnn", 0.1)) == "ssft_scores_cnn_noise0.1.parquet"
     assert outputs.ssft_unsupervised_detection("autoencoder") == "ssft_ae_detection.csv"
     assert outputs.ssft_unsupervised_detection("barlow_twins") == "ssft_bt_detection.csv"
     assert outputs.ssft_unsupervised_best("barlow_twins") == "ssft_bt_best.csv"
-    assert outputs.ssft_unsupervised_scores("autoencoder", "seed", "ssim0.5") == "ssft_scores_autoencoder_seed_ssim0.5.csv"
+    assert outputs.ssft_unsupervised_scores("autoencoder", "seed", "ssim0.5") == "ssft_scores_autoencoder_seed_ssim0.5.parquet"
     assert outputs.fig_score_bars("matched") == "score_bars_matched.png"
     assert outputs.fig_ssft_supervised_times("cnn", 0.1) == "ssft_supervised_cnn_noise0.1.png"
     assert outputs.fig_ssft_quadrants("cnn", 0.001) == "ssft_quadrants_cnn_noise0.001.png"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from utils.report import plots
-from utils.scores.evaluate import score_table
+from utils.scores.evaluate import detection_table
 
 
 @pytest.fixture(autouse=True)
@@ -78,11 +78,11 @@ def test_score_bars(tmp_path):
     rng = np.random.default_rng(0)
     y = pd.Series(rng.random(400) < 0.1)
     scores = pd.DataFrame({f"m{i}": i * 0.2 * y + rng.normal(size=400) for i in range(6)})
-    table = score_table(scores, y)
+    table = detection_table(scores, y, orientation="free", srcc=True)
     fig = plots.score_bars(table, top=4, path=tmp_path / "b.png")
     a1, a2 = fig.axes
     assert len(a1.patches) == len(a2.patches) == 4
-    assert max(p.get_width() for p in a1.patches) == pytest.approx(table["auroc_best"].iloc[0])
+    assert max(p.get_width() for p in a1.patches) == pytest.approx(table["auroc"].iloc[0])
     assert [t.get_text() for t in a1.get_yticklabels()][-1] == table.index[0]  # best at the top
     _png(tmp_path / "b.png")
 

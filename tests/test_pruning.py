@@ -1,5 +1,4 @@
 """utils.studies.pruning: exact counts, policy semantics, CCS strata, dedup pairs, cached retrains, resumable studies."""
-import json
 import shutil
 
 import numpy as np
@@ -12,8 +11,9 @@ from utils.data.datasets import load_dataset
 from utils.scores.geometry import embedding_scores
 from utils.data.inject import from_arrays, inject
 from utils.data.samples import Samples
-from utils.studies.pruning import (POLICIES, allocate_strata, budget_recipe, dedup_order, default_beta, keep_count,
-                           pruning_study, retrain, select, smallest_fraction_within, summary)
+from utils.engine.cache import load_table
+from utils.scores.selection import POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select
+from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, summary
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
 
@@ -166,7 +166,7 @@ def test_dedup_keeps_one_of_each_injected_pair(mnist):
     x, y, _, _ = mnist
     data = inject(from_arrays(x[:300], y[:300], name="mnist-5k"), "near_duplicates", 0.1, seed=0)
     emb = embedding_scores(data.images.flatten(1), ids=torch.from_numpy(data.ids), k=5)
-    red = dedup_order(emb["nearest_id"], emb["duplicate_score"], seed=0)
+    red = dedup_order(emb["nearest_id"], emb["nn_distance"], seed=0)
     kept = set(select(red, 300 / 330, "keep_easy", seed=0))
     copies = data.meta[data.meta["near_duplicates"]]
     pairs = list(zip(copies.index, copies["source_id"]))
@@ -195,8 +195,8 @@ def test_retrain_caches_and_refuses_other_settings(mnist, tmp_path, monkeypatch)
     first = retrain(task, recipe, data, kept, test=test, seed=0, folder=tmp_path / "r")
     assert not first["cached"] and first["kept"] == 300 and first["epochs"] == 1 and first["steps"] == 5
     assert 0.0 <= first["test_acc"] <= 1.0 and np.isfinite(first["test_loss"])
-    saved = json.loads((tmp_path / "r" / "result.json").read_text())
-    assert saved["result"]["test_acc"] == first["test_acc"]
+    saved = load_table(tmp_path / "r" / "result.parquet")     # lossless: the same float, bit for bit
+    assert saved["test_acc"].iloc[0] == first["test_acc"] and saved["epochs"].dtype == np.int64
 
     def no_training(*args, **kwargs):
         raise AssertionError("retrained instead of reading the cache")
@@ -293,7 +293,7 @@ def test_study_scores_orient_and_mark_label_free():
     ids = pd.Index([5, 9, 12, 20], name="sample_id")
     scored = pd.DataFrame({"aum": [1.0, -2.0, 0.5, 3.0], "el2n": [0.1, 0.9, 0.3, 0.0],
                            "bt_prototype_distance": [0.2, 0.1, 0.4, 0.3],
-                           "px_nearest_id": [9, 5, 20, 12], "px_duplicate_score": [0.1, 0.1, 3.0, 3.0]}, index=ids)
+                           "px_nearest_id": [9, 5, 20, 12], "px_nn_distance": [0.1, 0.1, 3.0, 3.0]}, index=ids)
     out = study_scores(scored)
     assert out["aum"].tolist() == [-1.0, 2.0, -0.5, -3.0]            # low AUM = hard
     assert out["el2n"].tolist() == scored["el2n"].tolist()

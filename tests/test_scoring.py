@@ -7,8 +7,22 @@ from scipy.stats import mannwhitneyu
 
 from utils.data.datasets import dataset_info, load_dataset, load_image_folder
 from utils.data.inject import from_arrays, inject
-from utils.studies.scoreboard import BoardConfig, best_per_type, evaluate, goal_statement, run_board, summarize
-from utils.scores.dataset import SCORES, ScoringConfig, oriented, score_dataset
+from utils.engine.cache import FolderBusyError
+from utils.scores.dataset import ScoringConfig, score_dataset
+from utils.scores.evaluate import detection_table
+from utils.scores.registry import SCORES, oriented
+from utils.studies.scoreboard import BoardConfig, best_per_type, goal_statement, run_board, summarize
+
+# every registered column score_dataset writes, family by family (a change to the families shows here)
+COLUMNS = {
+    "pixels": ["px_prototype_distance", "px_knn_distance", "px_nn_distance"],
+    "supervised": ["mean_loss", "el2n", "aum", "confidence", "variability", "forgetting_events", "learning_time",
+                   "last_margin", "cl_label_quality", "cl_normalized_margin"],
+    "ssft": ["ssft_forgetting_time", "ssft_second_split_area"],
+    "autoencoder": ["ae_loss_last", "ae_loss_mean", "ae_ssim_last", "ae_prototype_distance", "ae_knn_distance",
+                    "ae_nn_distance", "ae_ssft_forgetting_time", "ae_ssft_second_split_area"],
+    "self-supervised": ["bt_prototype_distance", "bt_knn_distance", "bt_nn_distance", "bt_knn_disagreement"],
+}
 
 TINY = ScoringConfig(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, bt_epochs=1, batch_size=64)
 
@@ -33,10 +47,14 @@ def test_every_family_keyed_by_sample_id(scored, noisy):
     scores, _ = scored
     data, _ = noisy
     assert scores.index.tolist() == torch.from_numpy(data.ids).tolist()
-    assert set(SCORES) <= set(scores.columns)
-    assert scores[list(SCORES)].notna().all().all()
+    expected = [c for cols in COLUMNS.values() for c in cols]
+    assert sorted(c for c in scores.columns if c in SCORES) == sorted(expected)
+    assert all(SCORES[c].family == f for f, cols in COLUMNS.items() for c in cols)
+    assert scores[expected].notna().all().all()
     assert (scores["n_runs"] == TINY.folds - 1).all()       # every sample trained on by K-1 fold models
-    assert scores.attrs["direction"] == {c: SCORES[c][1] for c in SCORES}
+    assert scores.attrs["direction"] == {c: SCORES[c].direction for c in SCORES if c in expected}
+    assert {"flag_label_issue", "flag_near_duplicate", "flag_outlier"} <= set(scores.columns)
+    assert "cl_label_issue" not in scores   # the flag is the one column of cleanlab's decision
 
 
 def test_confident_learning_and_dynamics_find_flipped_labels(scored, noisy):
@@ -55,18 +73,20 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     perm = torch.from_numpy(np.random.default_rng(0).permutation(len(data)))
     again = score_dataset(data.images[perm], data.labels[perm], torch.from_numpy(data.ids)[perm].numpy(), info=info, config=TINY,
                           folder=folder)
-    pd.testing.assert_frame_equal(again.loc[scores.index], scores, check_dtype=False)
+    # a reload is bit-identical to the fresh call: same dtypes (float32 stays float32), same values
+    pd.testing.assert_frame_equal(again.loc[scores.index], scores, check_exact=True)
+    assert scores["stat_mean"].dtype == np.float32
     assert again.attrs["fresh"] == [] and set(scores.attrs["fresh"]) == set(scores.attrs["seconds"])
     assert again.attrs["seconds"] == pytest.approx(scores.attrs["seconds"], abs=1e-3)   # each step's cost is kept
     # recomputed from scratch in another order: the same per-id scores (training sees samples in id order)
     fresh = score_dataset(data.images[perm], data.labels[perm], torch.from_numpy(data.ids)[perm].numpy(), info=info,
                           config=TINY, families=("pixels", "supervised"))
-    cols = ["px_knn_density", "px_duplicate_score", "mean_loss", "el2n", "cl_label_quality"]
+    cols = ["px_knn_distance", "px_nn_distance", "mean_loss", "el2n", "cl_label_quality"]
     np.testing.assert_allclose(fresh.loc[scores.index, cols].to_numpy(), scores[cols].to_numpy(), rtol=1e-5,
                                atol=1e-6)
     # each step checks its own settings: another epoch count is refused by the step it changes, with its file named
     from dataclasses import replace
-    with pytest.raises(ValueError, match="scores_supervised.csv was computed with other settings"):
+    with pytest.raises(ValueError, match=r"scores_supervised.parquet was computed with other settings \(epochs\)"):
         score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, config=replace(TINY, epochs=2),
                       folder=folder)
     label_free = score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, folder=folder,
@@ -74,15 +94,63 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     np.testing.assert_allclose(label_free["ae_loss_last"], scores["ae_loss_last"], rtol=1e-6)   # loaded, not retrained
     other = data.labels.clone()
     other[0] = (other[0] + 1) % 10
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"scores_supervised.parquet was computed with other settings \(data\)"):
         score_dataset(data.images, other, torch.from_numpy(data.ids).numpy(), info=info, config=TINY, folder=folder)
+
+
+@pytest.mark.parametrize("change", ["swap two images between ids", "transpose every image", "change 25 % of pixels"])
+def test_a_changed_input_is_never_answered_from_the_cache(tmp_path, change):
+    """The bug this replaces: a fingerprint of every 4th row and column, summed, returned the old scores for all
+    three changes when ``info`` was given."""
+    x, y, info = load_dataset("mnist-5k", "test")
+    x, y = x[:80].clone(), y[:80]
+    score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+    if change == "swap two images between ids":
+        x[[0, 1]] = x[[1, 0]]
+    elif change == "transpose every image":
+        x = x.transpose(2, 3).contiguous()
+    else:
+        mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.25
+        x = torch.where(mask, 1 - x, x)
+    with pytest.raises(ValueError, match=r"scores_pixels.parquet was computed with other settings \(data\)"):
+        score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+
+
+def _hold_lock(folder, ready, release):
+    from utils.engine.cache import writing
+    with writing(folder):
+        ready.set()
+        release.wait(60)
+
+
+def test_a_second_writer_is_refused_with_one_sentence(tmp_path):
+    """Two processes on one folder: the second is refused while the first writes (no crash on a renamed checkpoint,
+    no settings written by both)."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        x, y, info = load_dataset("mnist-5k", "test")
+        with pytest.raises(FolderBusyError) as e:
+            score_dataset(x[:60], y[:60], info=info, config=TINY, folder=tmp_path, families=("pixels",))
+        msg = str(e.value)
+        assert msg.startswith(f"{tmp_path} is being written by process ") and msg.endswith(
+            "; wait for it to finish, or write to another folder.") and "\n" not in msg
+    finally:
+        release.set()
+        holder.join(60)
+    # once the first writer is done, the folder is free
+    score_dataset(x[:60], y[:60], info=info, config=TINY, folder=tmp_path, families=("pixels",))
 
 
 def test_label_free_without_labels():
     x, _, info = load_dataset("mnist-5k", "test")
     scores = score_dataset(x[:120], config=TINY, families=("pixels", "autoencoder"))
     assert "mean_loss" not in scores and "label" not in scores
-    assert {"px_knn_density", "ae_loss_last", "flag_near_duplicate", "flag_outlier"} <= set(scores.columns)
+    assert {"px_knn_distance", "ae_loss_last", "flag_near_duplicate", "flag_outlier"} <= set(scores.columns)
     assert scores.index.tolist() == list(range(120))
 
 
@@ -145,20 +213,20 @@ def test_bad_inputs_say_what_to_fix():
         ScoringConfig(epochs=3, el2n_epoch=3)
 
 
-def test_evaluate_matches_mann_whitney_and_keeps_orientation():
+def test_detection_matches_mann_whitney_and_keeps_orientation():
     rng = np.random.default_rng(0)
     ids = pd.Index(np.arange(500) * 3, name="sample_id")
     pos = pd.Series(rng.random(500) < 0.1, index=ids)
     aum = rng.normal(size=500) - 1.5 * pos.to_numpy()             # "lower" = suspicious: positives low
     scores = pd.DataFrame({"aum": aum, "mean_loss": -aum}, index=ids)
-    table = evaluate(scores, pos).set_index("score")
+    table = detection_table(scores, pos, baselines=True)
     y = pos.to_numpy()
     expected = mannwhitneyu(-aum[y], -aum[~y]).statistic / (y.sum() * (~y).sum())
     assert table.loc["aum", "auroc"] == pytest.approx(expected)
     assert table.loc["mean_loss", "auroc"] == pytest.approx(expected)   # same ranking, other stated direction
     assert 0.35 < table.loc["random", "auroc"] < 0.65
     neg = pd.Series(~y & (rng.random(500) < 0.5), index=ids)
-    sub = evaluate(scores, pos, neg).set_index("score")
+    sub = detection_table(scores, pos, neg, baselines=True)
     assert sub.loc["aum", "negatives"] == neg.sum()
 
 
@@ -174,10 +242,10 @@ def test_board_runs_resumes_and_states_its_goal(tmp_path):
     vs = claim[claim["target"] == "uniform_noise_vs_atypical"].iloc[0]
     assert vs["positives"] == vs["negatives"] == 24
     dup = table[(table["type"] == "near_duplicates")].set_index("score")
-    assert dup.loc["px_duplicate_score", "auroc"] > 0.9
-    board = tmp_path / "uniform_noise" / "seed0" / "board.csv"
+    assert dup.loc["px_nn_distance", "auroc"] > 0.9
+    board = tmp_path / "uniform_noise" / "seed0" / "board.parquet"
     stamp = board.stat().st_mtime_ns
-    (tmp_path / "claim" / "seed0" / "board.csv").unlink()
+    (tmp_path / "claim" / "seed0" / "board.parquet").unlink()
     again = run_board(cfg, tmp_path, log=None)       # only the deleted copy is re-evaluated, from its cached scores
     assert board.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), table.drop(columns="seconds"))
@@ -185,6 +253,10 @@ def test_board_runs_resumes_and_states_its_goal(tmp_path):
     assert wall["scored"].tolist() == [3, 1] and (wall["copies"] == 3).all() and (wall["wall_seconds"] > 0).all()
     run_board(cfg, tmp_path, log=None)               # nothing left to score: no row
     assert len(pd.read_csv(tmp_path / "wall.csv")) == 2
+    # a changed scoring configuration is refused, never answered with the old tables
+    from dataclasses import replace
+    with pytest.raises(ValueError, match=r"board.parquet was computed with other settings \(scoring\)"):
+        run_board(replace(cfg, scoring=replace(cfg.scoring, epochs=3)), tmp_path, log=None)
     best = best_per_type(summarize(table))
     assert set(best["type"]) == {"uniform_noise", "near_duplicates"}
     goal = goal_statement(best)["mnist-5k"]

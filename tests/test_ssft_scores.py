@@ -62,7 +62,7 @@ def test_quadrants_recover_planted_groups_with_held_out_thresholds():
 
 
 def test_detection_orientation_is_fixed_and_areas_follow_the_rule():
-    from utils.scores.ssft_detection import best_per_study, detection_table
+    from utils.studies.ssft import best_per_study, ssft_detection as detection_table
     rng = np.random.default_rng(0)
     n = 200
     flag = pd.Series(rng.random(n) < 0.2, index=np.arange(n))
@@ -73,9 +73,10 @@ def test_detection_orientation_is_fixed_and_areas_follow_the_rule():
                            "first_split_area": np.where(f, 0.2, 0.8),                # less learned (higher = learned)
                            "second_split_area": np.where(f, 0.8, 0.2)}, index=flag.index)  # wrong way round
     t = detection_table(scores, flag)
-    assert t.loc["SSFT (forgetting time)", "auroc"] == 1.0 and t.loc["learning time", "auroc"] == 1.0
-    assert t.loc["first-split area", "auroc"] == 1.0 and t.loc["second-split area", "auroc"] == 0.0  # not flipped
+    assert t.loc["forgetting_time", "auroc"] == 1.0 and t.loc["learning_time", "auroc"] == 1.0
+    assert t.loc["first_split_area", "auroc"] == 1.0 and t.loc["second_split_area", "auroc"] == 0.0  # not flipped
+    assert t.loc["forgetting_time", "direction"] == "lower" and t.loc["learning_time", "direction"] == "higher"
     lower = detection_table(scores, flag, learned_direction="lower")  # low measurement = learned
-    assert lower.loc["second-split area", "auroc"] == 1.0 and lower.loc["first-split area", "auroc"] == 0.0
+    assert lower.loc["second_split_area", "auroc"] == 1.0 and lower.loc["first_split_area", "auroc"] == 0.0
     best = best_per_study(pd.concat({"s": t}), {"s": 0.7})
     assert best.loc["s", "auroc (orientation-free)"] == 1.0 and best.loc["s", "model-free baseline"] == 0.7

@@ -69,11 +69,11 @@ def test_detection_applies_every_rule_to_every_mode():
         f"{m} {r}" for m in runs for r in ("self_corr", "cross_corr", "ssim>0.5")}
     # the median rule (lower = learned): half the clean samples sit above it, the mixed ones are never learned
     assert 9 < thresholds["matched", rules[1]] < 11
-    assert detection.loc[("matched cross_corr", "learning time"), "auroc"] > 0.8
-    assert detection.loc[("matched cross_corr", "learning time"), "orientation"] == "higher"
+    assert detection.loc[("matched cross_corr", "learning_time"), "auroc"] > 0.8
+    assert detection.loc[("matched cross_corr", "learning_time"), "direction"] == "higher"
     # a fixed threshold between the two groups: the mixed images are found at once
     assert thresholds["seed", rules[2]] == 0.5
-    assert detection.loc[("seed ssim>0.5", "learning time"), "auroc"] == 1.0
+    assert detection.loc[("seed ssim>0.5", "learning_time"), "auroc"] == 1.0
     s = scores["seed", rules[0]]
     assert s.index.equals(data["seed"].index) and "is_mixed" in s and (s["n_seeds"] == 2).all()
     summary = first_last_summary(runs, data, ["ssim"])

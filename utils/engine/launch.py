@@ -18,7 +18,8 @@ import torch
 
 from utils.data.datasets import DATASETS, load_dataset
 from utils.data.samples import Samples
-from utils.engine.loop import init_distributed, train
+from utils.engine.distributed import init_distributed
+from utils.engine.loop import train
 from utils.engine.recipes import RECIPES, get_recipe
 from utils.engine.tasks import TASKS, make_task
 

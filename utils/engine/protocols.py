@@ -19,6 +19,7 @@ and logging k times per epoch are the loop's.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from utils.data.samples import Samples
-from utils.engine.loop import Run, check_settings, train
+from utils.engine.cache import check_settings, writing
+from utils.engine.loop import Run, train
 from utils.engine.recipes import Recipe
 from utils.engine.recorder import Recorder
 from utils.engine.tasks import TASKS, eval_pass
@@ -92,7 +94,7 @@ class TwoSplitRun:
     def save(self, path: Path) -> None:
         arrays = {f"stage1/{k}": v for k, v in self.stage1.state_dict().items()}
         arrays.update({f"stage2/{k}": v for k, v in self.stage2.state_dict().items()})
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez_compressed(tmp, **arrays)
         self.history.to_csv(path.with_suffix(".csv"), index=False)
         tmp.replace(path)
@@ -135,16 +137,19 @@ def run_ssft(task, config: SSFTConfig, data: Samples, folder, progress: bool = F
     check_settings(folder, {**config.to_dict(), "task": task.settings(), **data.fingerprint()})
     position = pd.Index(data.ids)
     a, b = position.get_indexer(a_ids), position.get_indexer(b_ids)  # rows of each half, in id order
+    paths = {(seed, order): folder / f"seed{seed}_{order}.npz" for seed in config.model_seeds for order in ORDERS}
+    if all(p.is_file() for p in paths.values()):   # a finished study: read it, no lock
+        return [TwoSplitRun.load(p, config.logs_per_epoch) for p in paths.values()]
     runs = []
-    for seed in config.model_seeds:
-        for order in ORDERS:
-            path = folder / f"seed{seed}_{order}.npz"
+    with writing(folder):
+        for (seed, order), path in paths.items():
             if path.is_file():
                 runs.append(TwoSplitRun.load(path, config.logs_per_epoch))
                 continue
             tic = time.perf_counter()
             first, second = (a, b) if order == "AB" else (b, a)
-            run = run_two_split(task, config.recipe, data, first, second, seed, config.logs_per_epoch, order, progress)
+            run = run_two_split(task, config.recipe, data, first, second, seed, config.logs_per_epoch, order,
+                                progress)
             run.save(path)
             e1, e2 = (run.history["stage"] == 1).sum(), (run.history["stage"] == 2).sum()
             print(f"{task.name} seed {seed} {order}: {e1} + {e2} epochs, {time.perf_counter() - tic:.0f} s",
@@ -189,8 +194,8 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
     come in. For each fold k a fresh model (seed drawn from ``(seed, k)``) trains on the other folds, in
     id order, with :func:`utils.engine.loop.train` (no per-sample records), and an eval-mode pass predicts the
     held-out fold. With a ``folder`` each fold's run is cached in ``folder/fold<k>/`` (the loop loads a
-    finished run and refuses other settings; the settings include a hash of the labels, which the loop's
-    own fingerprint leaves out) and the study's settings are checked in ``folder/settings.json``.
+    finished run and refuses other settings, keyed by the data's full-content fingerprint, labels included) and
+    the study's settings are checked in ``folder/settings.json``.
 
     Returns a DataFrame indexed by ``sample_id`` (sorted) with columns ``p0 .. p{C-1}`` (C from the task's
     DatasetInfo): every sample exactly once, predicted by the one model that did not train on it.
@@ -232,8 +237,7 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
     for k, (_, held) in enumerate(splitter.split(np.zeros(len(ids)), y)):
         fold_of[held] = k
     fold_seeds = [int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0]) for k in range(folds)]
-    labels_hash = int(pd.util.hash_pandas_object(pd.Series(y, index=ids)).sum() % (2 ** 61))
-    study = {"folds": int(folds), "seed": int(seed), "labels_hash": labels_hash}
+    study = {"folds": int(folds), "seed": int(seed)}   # the labels are in the data's fingerprint
     folder = Path(folder) if folder is not None else None
     if folder is not None:
         check_settings(folder, {"kfold": study, "task": task.settings(), "recipe": recipe.to_dict(),

@@ -121,15 +121,17 @@ def training_curves(history: pd.DataFrame, x: str = "epoch", columns=None, basel
 
 
 def score_bars(table: pd.DataFrame, top: int = 20, path=None):
-    """Two panels from `evaluation.score_table`: AUROC (best orientation) with the 0.5 chance line, and the
-    signed SRCC with its ceiling +-sqrt(3p(1-p)), for the `top` metrics (best at the top)."""
-    missing = {"auroc_best", "srcc", "srcc_ceiling"} - set(table.columns)
+    """Two panels from a :func:`utils.scores.evaluate.detection_table` with ``orientation="free", srcc=True``: AUROC
+    (best orientation) with the 0.5 chance line, and the signed SRCC with its ceiling +-sqrt(3p(1-p)), for the
+    `top` metrics (best at the top)."""
+    missing = {"auroc", "srcc", "srcc_ceiling"} - set(table.columns)
     if missing:
-        raise ValueError(f"table lacks columns {sorted(missing)}; pass the output of utils.scores.evaluate.score_table.")
-    t = table.sort_values("auroc_best", ascending=False).head(top).iloc[::-1]
+        raise ValueError(f"table lacks columns {sorted(missing)}; pass detection_table(..., orientation='free', "
+                         "srcc=True).")
+    t = table.sort_values("auroc", ascending=False).head(top).iloc[::-1]
     names = [str(i) for i in t.index]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 0.3 * len(t) + 1.2), sharey=True)
-    a1.barh(names, t["auroc_best"], color="tab:blue")
+    a1.barh(names, t["auroc"], color="tab:blue")
     a1.axvline(0.5, color="k", linestyle="--", label="chance")
     a1.set(xlim=(0.4, 1.0), xlabel="AUROC (best orientation)")
     a1.legend(loc="lower right")

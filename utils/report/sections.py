@@ -19,7 +19,7 @@ import pandas as pd
 
 from utils.studies import outputs
 from utils.studies import autoencoder as study
-from utils.engine.loop import SETTINGS
+from utils.engine.cache import SETTINGS
 from utils.studies.ssft import UNSUPERVISED
 
 def replace_section(readme, name: str, body: str) -> None:

@@ -4,15 +4,15 @@ Columns follow the seed's names (``loss__last``, ``loss__mean_from_50``, ``H__me
 ``LID__mean_from_10``, ...). Epoch indices are 0-based ("index e = after epoch e+1") and the seed's
 indices, chosen for 600 epochs, are scaled proportionally to the run's length, so
 ``loss__mean_from_50`` of a 200-epoch run averages from index 17; the column names keep the seed's
-numbers so tables line up with its results. Higher is not always harder: :func:`utils.scores.evaluate.score_table`
-reports each score's direction.
+numbers so tables line up with its results. Higher is not always harder: these scores have no stated direction,
+and :func:`utils.scores.evaluate.detection_table` (``orientation="free"``) reports the one each takes.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from utils.scores.image_stats import intensity_stats, shape_stats
+from utils.scores.battery import image_battery
 from utils.metrics import aggregate, knn, lid_mle, scaled_epochs, silhouette
 from utils.engine.recorder import Recorder
 
@@ -48,7 +48,8 @@ def snapshot_scores(recorder: Recorder, lid_k: int = 20, silhouette_every: int =
 
 def compute_scores(recorder: Recorder, images=None, lid_k: int = 20, silhouette_every: int = 1,
                    seed: int = 91) -> pd.DataFrame:
-    """All per-sample scores of a finished run (and model-free image baselines when ``images`` given)."""
+    """All per-sample scores of a finished run (and the model-free image battery, ``image__*``, when ``images`` are
+    given: :func:`utils.scores.battery.image_battery`, the baseline every study shares)."""
     index = pd.Index(recorder.sample_ids, name="sample_id")
     s = recorder
     epochs = len(s["loss"])
@@ -72,7 +73,7 @@ def compute_scores(recorder: Recorder, images=None, lid_k: int = 20, silhouette_
         parts.append(aggregate(sil, "sil_score", index=index, mean_from=(0,), var_from=(), std_from=(0,),
                                diff_last=()))
     if images is not None:
-        stats = pd.concat([shape_stats(images), intensity_stats(images)], axis=1)
+        stats = image_battery(images)
         stats.index = index
         parts.append(stats.add_prefix("image__"))
     return pd.concat(parts, axis=1)

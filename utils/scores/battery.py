@@ -1,16 +1,24 @@
-"""The model-free baseline: how far can image statistics alone, with no network, go at finding the positives?
+"""The one model-free baseline: a battery of image statistics, and how far it goes with no network at all.
 
-:func:`image_battery` computes a battery of per-image statistics; :func:`cross_validated_baseline` trains a
-classifier on it with stratified K-fold and returns out-of-fold probabilities of the positive class: the strongest
-detector that uses no network, i.e. the ceiling a learned hardness score has to beat. :func:`best_single_statistic`
-is its label-light counterpart (the best single column, orientation-free).
+Why: an artificial "hard" sample is only a fair test of a hardness score if no trivial statistic (brightness,
+contrast, ink amount, processing artifacts) already gives it away, and a learned score is only worth a network if
+it beats what image statistics reveal. Every study uses this one battery: the scoreboard's ``stat_*`` columns and
+its ``battery_cv`` baseline, the autoencoder study's ``image__*`` rows and model-free separability check, and the
+SSFT studies' model-free AUROC.
 
-Battery columns (one row per image; multi-channel images are averaged over channels; "ink" = pixel > 0.5, as in
-:mod:`utils.scores.image_stats`):
+:func:`image_battery` computes the statistics; :func:`cross_validated_baseline` trains a classifier on them with
+stratified K-fold (scikit-learn's ``cross_val_predict``) and returns out-of-fold probabilities of the positive
+class: the strongest detector that uses no network, i.e. the ceiling a learned hardness score has to beat. Its
+label-light counterpart, the best single statistic in its better orientation, is
+``utils.scores.evaluate.detection_table(stats, target, orientation="free")``.
 
-* from :func:`utils.scores.image_stats.intensity_stats`: mean, std, min, max, background, ink_fraction, faint_fraction,
-  isolated_pixels (ink pixels without ink among their 8 neighbours, i.e. isolated under 8-connectivity),
-  border_ink_top/bottom/left/right; from :func:`utils.scores.image_stats.shape_stats`: total_variation;
+Pixel values are read as given, on a [0, 1] scale; multi-channel images are averaged over channels first.
+"Ink" is a pixel above ``INK_THRESHOLD`` = 0.5 (half of full intensity), so faint anti-aliasing halos do not count.
+Battery columns (one row per image):
+
+* :func:`intensity_stats`: mean, std, min, max, background, ink_fraction, faint_fraction, isolated_pixels (ink
+  pixels without ink among their 8 neighbours), border_ink_top/bottom/left/right; :func:`shape_stats`:
+  total_variation;
 * ``laplacian_abs_mean`` — mean over all pixels of |5-point Laplacian| (the kernel of ``scipy.ndimage.laplace``)
   with edge replication (``scipy.ndimage.laplace``'s default ``mode="reflect"``), so a constant image gives 0;
 * ``components_4`` / ``components_8`` — number of connected components of ink under 4- / 8-connectivity
@@ -23,8 +31,8 @@ Battery columns (one row per image; multi-channel images are averaged over chann
   times its perpendicular width (its skeleton pixels are sqrt(2) apart); 0 for an image without ink.
 
 Speed, measured on 2 cores shared with training runs: 60,000 28x28 images (Fashion-MNIST train, or mnist-5k tiled)
-in about 9 s, of which about 7 s is the reused ``intensity_stats`` (mostly its conv2d neighbour count) and about
-1.5 s the new columns (the per-image skeleton loop 0.5-0.7 s, each batched labelling pass 0.3 s).
+in about 9 s, of which about 7 s is ``intensity_stats`` (mostly its conv2d neighbour count) and about 1.5 s the
+other columns (the per-image skeleton loop 0.5-0.7 s, each batched labelling pass 0.3 s).
 :func:`cross_validated_baseline` on those 60,000 x 18 statistics: about 3 s.
 """
 from __future__ import annotations
@@ -34,9 +42,51 @@ import pandas as pd
 import scipy.ndimage
 import torch
 
-from utils.scores.image_stats import INK_THRESHOLD, _as_gray, intensity_stats, separability_table, shape_stats
+INK_THRESHOLD = 0.5
 
-DIRECTION = {"battery_cv": "higher"}  # out-of-fold probability of the positive class
+
+def _as_gray(images) -> torch.Tensor:
+    x = torch.as_tensor(images)
+    if x.ndim != 4:
+        raise ValueError(f"Images must have shape [N, C, H, W], got {tuple(x.shape)}; add the missing axes.")
+    return x.float().mean(dim=1)  # [N, H, W]
+
+
+def intensity_stats(images) -> pd.DataFrame:
+    """One row per image: mean, std (population), min, max, background (median pixel), ink_fraction (pixels > 0.5),
+    isolated_pixels (ink pixels with no ink among their 8 neighbours), faint_fraction (pixels in
+    (0.02, 0.5], i.e. non-background that is not ink: catches haze and dotted low-level artifacts),
+    and border_ink_top/bottom/left/right (sum of pixel values in the outermost row or column:
+    a sum, not an ink count, so that faint stripes from processing show up too)."""
+    x = _as_gray(images)
+    flat = x.flatten(1)
+    ink = x > INK_THRESHOLD
+    padded = torch.nn.functional.pad(ink.float()[:, None], (1, 1, 1, 1))
+    neighbours = torch.nn.functional.conv2d(padded, torch.ones(1, 1, 3, 3))[:, 0] - ink.float()
+    return pd.DataFrame({
+        "mean": flat.mean(1).numpy(),
+        "std": flat.std(1, correction=0).numpy(),
+        "min": flat.min(1).values.numpy(),
+        "max": flat.max(1).values.numpy(),
+        "background": np.median(flat.numpy(), axis=1),
+        "ink_fraction": ink.flatten(1).float().mean(1).numpy(),
+        "faint_fraction": ((flat > 0.02) & (flat <= INK_THRESHOLD)).float().mean(1).numpy(),
+        "isolated_pixels": (ink & (neighbours == 0)).flatten(1).sum(1).numpy(),
+        "border_ink_top": x[:, 0, :].sum(1).numpy(),
+        "border_ink_bottom": x[:, -1, :].sum(1).numpy(),
+        "border_ink_left": x[:, :, 0].sum(1).numpy(),
+        "border_ink_right": x[:, :, -1].sum(1).numpy(),
+    })
+
+
+def shape_stats(images) -> pd.DataFrame:
+    """One row per image: total_variation, the sum of absolute horizontal and vertical neighbour
+    differences (about twice the stroke length for binary strokes; larger for two digits)."""
+    x = _as_gray(images)
+    tv = (x[:, :, 1:] - x[:, :, :-1]).abs().flatten(1).sum(1) + (x[:, 1:] - x[:, :-1]).abs().flatten(1).sum(1)
+    return pd.DataFrame({"total_variation": tv.numpy()})
+
+
 _CHUNK = 8192  # images per batch for the labelling pass (int32 labels of ~25 MB at 28x28)
 
 
@@ -100,7 +150,7 @@ def cross_validated_baseline(stats: pd.DataFrame, target, folds: int = 5, seed: 
     ``StratifiedKFold(folds, shuffle=True, random_state=seed)`` each sample is scored by a model fitted on the other
     folds only, so the score is out-of-sample (no in-sample leakage), but it is a supervised ceiling of what
     model-free statistics can reveal, not a label-free detector; compare label-free scores with
-    :func:`best_single_statistic` too.
+    the best single statistic too (``detection_table(stats, target, orientation="free")``).
 
     Classifier: ``HistGradientBoostingClassifier(early_stopping=True, random_state=seed)``, otherwise scikit-learn's
     defaults (the early-stopping split is a stratified 10 % of the training folds, so the held-out fold stays
@@ -113,10 +163,10 @@ def cross_validated_baseline(stats: pd.DataFrame, target, folds: int = 5, seed: 
     threads of the classifier (``None``: scikit-learn's default, all cores). The default 1 is deliberate: on a CPU
     shared with training runs, OpenMP threads that wait on each other were measured up to ~70x slower here
     (1,500 x 6 noise, 5 folds: about 1 s on one thread, over a minute on two busy cores). Returns a Series named
-    ``battery_cv`` with ``stats``'s index; ``attrs`` records folds, seed, the classifier and :data:`DIRECTION`.
+    ``battery_cv`` with ``stats``'s index; ``attrs`` records folds, seed and the classifier.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from threadpoolctl import threadpool_limits
 
     X, y = _check_stats_target(stats, target)
@@ -126,31 +176,13 @@ def cross_validated_baseline(stats: pd.DataFrame, target, folds: int = 5, seed: 
     if smaller < folds:
         raise ValueError(f"The smaller class has {smaller} samples, fewer than folds={folds}; lower folds or add "
                          "samples of that class.")
-    prob = np.full(len(y), np.nan)
+    clf = HistGradientBoostingClassifier(early_stopping=True, random_state=seed)
     with threadpool_limits(limits=n_threads, user_api="openmp"):
-        for train, test in StratifiedKFold(int(folds), shuffle=True, random_state=seed).split(X, y):
-            clf = HistGradientBoostingClassifier(early_stopping=True, random_state=seed).fit(X[train], y[train])
-            prob[test] = clf.predict_proba(X[test])[:, list(clf.classes_).index(True)]
+        prob = cross_val_predict(clf, X, y, cv=StratifiedKFold(int(folds), shuffle=True, random_state=seed),
+                                 method="predict_proba")[:, 1]   # classes sorted: [False, True]
     out = pd.Series(prob, index=stats.index, name="battery_cv")
-    out.attrs.update(folds=int(folds), seed=seed, classifier="HistGradientBoostingClassifier(early_stopping=True)",
-                     direction=dict(DIRECTION))
+    out.attrs.update(folds=int(folds), seed=seed, classifier="HistGradientBoostingClassifier(early_stopping=True)")
     return out
-
-
-def best_single_statistic(stats: pd.DataFrame, target) -> pd.DataFrame:
-    """Orientation-free AUROC of every single column of ``stats`` for ``target``, best first.
-
-    :func:`utils.scores.image_stats.separability_table` sorted by ``auroc`` (max(a, 1 - a)), plus ``direction``
-    ("higher" when larger values mark the positives). Label-light: no model is fitted, the labels only pick each
-    column's orientation (worth at most a tiny optimism on large samples). ``table.index[0]`` is the best one.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    _, y = _check_stats_target(stats, target)
-    table = separability_table(stats, y)
-    table["direction"] = ["higher" if roc_auc_score(y, stats[c].to_numpy(dtype=float)) >= 0.5 else "lower"
-                          for c in table.index]
-    return table.sort_values("auroc", ascending=False, kind="stable")
 
 
 def _check_stats_target(stats, target):

@@ -33,35 +33,24 @@ Columns (each computed per run, then averaged over runs by sample id; ``n_runs``
   1 = not learned at the end) is comparable across them.
 * ``last_margin`` — ``given_logit - other_logit`` at each run's last recorded epoch.
 
-:data:`DIRECTION` fixes, for every score, whether *higher* or *lower* values mean harder / more suspicious
-(decided here, before any label of an experiment is looked at); :func:`oriented` flips the "lower" ones so
+:mod:`utils.scores.registry` fixes, for every score, whether *higher* or *lower* values mean harder / more
+suspicious (decided before any label of an experiment is looked at); its ``oriented`` flips the "lower" ones so
 that higher always means harder. ``variability`` is oriented "higher" (cartography's *ambiguous* region);
 note that mislabeled samples sit in the *hard-to-learn* region (low confidence, low variability), so
 variability alone is no mislabel detector.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from utils.engine.recorder import Recorder
 from utils.metrics.times import forgetting_events, learning_time
+from utils.scores.registry import direction, registered
 
-DIRECTION = {
-    "mean_loss": "higher",
-    "el2n": "higher",
-    "el2n_lower": "higher",
-    "aum": "lower",
-    "confidence": "lower",
-    "variability": "higher",
-    "correctness": "lower",
-    "forgetting_events": "higher",
-    "forgetting_toneva": "higher",
-    "never_learned": "higher",
-    "learning_time": "higher",
-    "learning_fraction": "higher",
-    "last_margin": "lower",
-}
+if TYPE_CHECKING:   # numpy only at run time: a recorder is anything with sample_ids, steps() and [name]
+    from utils.engine.recorder import Recorder
 
 SCALARS = ("loss", "given_logit", "other_logit", "prob", "correct")
 FULL = ("logits", "probs")  # full-output series [T, N, C], in order of preference
@@ -70,9 +59,13 @@ FULL = ("logits", "probs")  # full-output series [T, N, C], in order of preferen
 # ---------------------------------------------------------------------------------------------- helpers
 def _recorder(run) -> Recorder:
     rec = getattr(run, "records", run)  # a Run is accepted for its in-loop records
-    if not isinstance(rec, Recorder):
+    if not _is_recorder(rec):
         raise TypeError(f"Expected a Recorder (or a Run with .records), got {type(run).__name__}.")
     return rec
+
+
+def _is_recorder(obj) -> bool:
+    return all(hasattr(obj, a) for a in ("sample_ids", "steps", "names"))
 
 
 def _scalars(rec: Recorder, where: str = "this run") -> dict[str, np.ndarray]:
@@ -234,8 +227,8 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
     :func:`utils.engine.protocols.kfold_runs`: each sample is averaged over the runs that trained on it, and the
     ``n_runs`` column says how many did; the result covers the union of the runs' samples.
 
-    ``attrs`` records ``el2n_epoch``, ``horizons`` (epochs per run), ``n_runs`` and :data:`DIRECTION`."""
-    if isinstance(recorders, Recorder) or hasattr(recorders, "records"):
+    ``attrs`` records ``el2n_epoch``, ``horizons`` (epochs per run), ``n_runs`` and each score's direction."""
+    if _is_recorder(recorders) or hasattr(recorders, "records"):
         recorders = [recorders]
     recs = [_recorder(r) for r in recorders]
     if not recs:
@@ -271,7 +264,7 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
         out.index.name = "sample_id"
         out["n_runs"] = stacked.groupby(level=0).size().reindex(out.index)
         out.attrs.update(el2n_epoch=epoch, horizons=horizons, n_runs=len(recs),
-                         direction={k: v for k, v in DIRECTION.items() if k in out})
+                         direction={c: direction(c) for c in registered(out.columns)})
         return out
     for i, rec in enumerate(recs[1:], 1):
         other = np.sort(rec.sample_ids)
@@ -285,7 +278,7 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
     out.index.name = "sample_id"
     out["n_runs"] = len(recs)
     out.attrs.update(el2n_epoch=epoch, horizons=horizons, n_runs=len(recs),
-                     direction={k: v for k, v in DIRECTION.items() if k in out})
+                     direction={c: direction(c) for c in registered(out.columns)})
     return out
 
 
@@ -293,9 +286,3 @@ def _index_of(rec: Recorder, n: int) -> pd.Index:
     if n != len(rec.sample_ids):
         raise ValueError(f"Got {n} labels for {len(rec.sample_ids)} samples; pass a Series indexed by sample id.")
     return pd.Index(rec.sample_ids, name="sample_id")
-
-
-def oriented(scores: pd.DataFrame) -> pd.DataFrame:
-    """The :data:`DIRECTION` columns of ``scores`` with the "lower" ones negated: higher = harder everywhere."""
-    cols = [c for c in scores.columns if c in DIRECTION]
-    return pd.DataFrame({c: scores[c] if DIRECTION[c] == "higher" else -scores[c] for c in cols}, index=scores.index)

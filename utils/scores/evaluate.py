@@ -1,9 +1,15 @@
-"""How well does a per-sample score find the samples with a binary label (e.g. the artificial "mixed" images)?
+"""The one evaluation: how well each per-sample score finds a set of flagged samples (mixed images, flipped labels,
+an injected hardness type), in the orientation the registry fixed before any label was seen.
+
+:func:`detection_table` is used by every study: the scoreboard (AUROC / AP against each injected type, with the
+``random`` and ``battery_cv`` baselines), the SSFT studies (with held-out precision / recall), the autoencoder
+study (orientation-free, with the signed SRCC next to its ceiling, as the seed's tables need) and the model-free
+separability checks (orientation-free, with the two class means).
 
 The original study reported |Spearman| against a 5%-positive label, which hides the direction and is capped far
-below 1 (see `srcc_ceiling`), and F1 at an oracle threshold (P = R = F1 by construction). `score_table` reports
-AUROC and average precision in the better orientation, the signed SRCC next to its ceiling, and precision / recall /
-F1 at a threshold chosen on one stratified half of the samples and measured on the other half (`holdout_threshold`).
+below 1 (see :func:`srcc_ceiling`), and F1 at an oracle threshold (P = R = F1 by construction). Here AUROC and
+average precision come from scikit-learn, the signed SRCC from scipy, and precision / recall / F1 at a threshold
+chosen on one stratified half of the samples and measured on the other half (:func:`holdout_threshold`).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from sklearn.model_selection import train_test_split
 
-HIGHER, LOWER = "higher=positive", "lower=positive"
+HIGHER, LOWER = "higher", "lower"   # which end of a score is predicted positive
 
 
 def srcc_ceiling(prevalence: float) -> float:
@@ -83,51 +89,111 @@ def holdout_threshold(score, label, seed: int = 0) -> Holdout:
     return Holdout(h.threshold, h.direction, float(precision), float(recall), float(f1_eval), fit)
 
 
-def score_table(scores: pd.DataFrame, label: pd.Series, holdout_seed: int = 0) -> pd.DataFrame:
-    """One row per metric: how well each score column separates the binary `label`, sorted by `auroc_best`.
+def detection_table(scores: pd.DataFrame, positive: pd.Series, negative: pd.Series | None = None, *,
+                    columns=None, orientation: str = "registry", directions: dict | None = None,
+                    holdout: bool = False, srcc: bool = False, describe: bool = False, baselines: bool = False,
+                    seed: int = 0) -> pd.DataFrame:
+    """One row per score: how well it ranks the ``positive`` samples above the ``negative`` ones.
 
-    `scores` has one numeric column per metric, indexed by sample id; `label` is a boolean / 0-1 Series over the
-    same ids (any order: it is aligned by index, never by position). Columns: srcc (signed Spearman), abs_srcc,
-    auroc (higher score = positive), auroc_best = max(auroc, 1 - auroc), direction, ap (average precision in the
-    better orientation), srcc_ceiling, prevalence, and threshold / precision / recall / f1 from `holdout_threshold`.
-    A constant score gets auroc 0.5 and srcc NaN. ``table.attrs`` holds prevalence, n_samples and holdout_seed.
-    """
+    ``scores``: one numeric column per score, indexed by sample id. ``positive``: bool by sample id (aligned by
+    index, never by position). ``negative``: bool by sample id, the samples to compare against (default: every
+    sample not positive); the others are left out. ``columns``: which scores (default: the registered ones with
+    ``orientation="registry"``, every numeric one with ``"free"``).
+
+    ``orientation``: ``"registry"`` evaluates each score in the direction :mod:`utils.scores.registry` fixed
+    before any experiment (an AUROC below 0.5 is reported as such, never flipped); ``"free"`` takes each score in
+    its better orientation on these samples (the seed study's scores have no stated direction). ``directions``
+    overrides single columns (``{"second_split_area": "higher"}``: a rule under which a low measurement means
+    learned). Columns: ``score``, ``family``, ``direction``, ``auroc`` and ``ap`` in that direction, and
+    ``positives``, ``negatives``, ``prevalence``; with ``srcc`` the signed Spearman of the raw score with the
+    label and its :func:`srcc_ceiling`; with ``holdout`` threshold / precision / recall / f1 / flagged_held_out
+    of :func:`holdout_threshold`; with ``describe`` the class means and their relative gap; with ``baselines``
+    the rows ``random`` (seeded uniform score) and, when ``scores`` holds the ``stat_*`` image battery and both
+    sides have 5 samples, ``battery_cv`` (:func:`utils.scores.battery.cross_validated_baseline` trained on this
+    very target: a ceiling of what image statistics reveal).
+    Sorted as given (registry) or by AUROC (free). ``attrs`` holds prevalence and n_samples."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from utils.scores.registry import SCORES, registered
+
+    if orientation not in ("registry", "free"):
+        raise ValueError(f"orientation must be 'registry' or 'free', got {orientation!r}.")
     if not isinstance(scores, pd.DataFrame):
-        raise TypeError("scores must be a pandas DataFrame with one column per metric, indexed by sample id.")
-    if not isinstance(label, pd.Series):
-        raise TypeError("label must be a pandas Series indexed by sample id; wrap an array as pd.Series(y, index=ids).")
-    for name, index in (("scores", scores.index), ("label", label.index)):
+        raise TypeError("scores must be a pandas DataFrame with one column per score, indexed by sample id.")
+    for name, s in (("positive", positive), ("negative", negative)):
+        if s is not None and not isinstance(s, pd.Series):
+            raise TypeError(f"{name} must be a pandas Series indexed by sample id; wrap an array as "
+                            "pd.Series(flags, index=ids).")
+    for name, index in (("scores", scores.index), ("positive", positive.index)):
         if not index.is_unique:
             raise ValueError(f"{name} has duplicate sample ids; give every sample one row.")
-    if len(scores.index) != len(label.index) or not scores.index.isin(label.index).all():
-        missing = scores.index.difference(label.index).union(label.index.difference(scores.index))
-        raise ValueError(f"scores and label cover different sample ids ({len(missing)} unmatched, e.g. "
-                         f"{list(missing[:3])}); select the same samples in both.")
-    bad = [c for c in scores.columns if not pd.api.types.is_numeric_dtype(scores[c])]
+    missing = scores.index.difference(positive.index)
+    if len(missing):
+        raise ValueError(f"positive has no entry for {len(missing)} scored sample ids (e.g. {list(missing[:3])}); "
+                         "select the same samples in both.")
+    pos = _binary(positive.reindex(scores.index).to_numpy(), "positive")
+    neg = ~pos if negative is None else _binary(negative.reindex(scores.index).fillna(False).to_numpy(),
+                                                "negative") & ~pos
+    keep = pos | neg
+    y = pos[keep]
+    if y.all() or not y.any():
+        raise ValueError(f"Need positives and negatives to evaluate, got {int(y.sum())} of {len(y)} positive.")
+    if columns is None:
+        numeric = [c for c in scores.columns if pd.api.types.is_numeric_dtype(scores[c])
+                   and not pd.api.types.is_bool_dtype(scores[c])]
+        columns = registered(numeric) if orientation == "registry" else numeric
+    directions = dict(directions or {})
+    unknown = [c for c in columns if orientation == "registry" and c not in SCORES and c not in directions]
+    if unknown:
+        raise ValueError(f"{unknown} have no registered direction; register them, pass directions=, or use "
+                         "orientation='free'.")
+    bad = [c for c in columns if c not in scores.columns or not pd.api.types.is_numeric_dtype(scores[c])]
     if bad:
-        raise TypeError(f"score columns {bad} are not numeric; drop them or convert them to numbers.")
-    nonfinite = [c for c in scores.columns if not np.isfinite(scores[c].to_numpy(dtype=float)).all()]
-    if nonfinite:
-        raise ValueError(f"score columns {nonfinite} contain NaN or infinite values; drop or impute those samples.")
-
-    y = _binary(label.reindex(scores.index).to_numpy(), "label")
+        raise TypeError(f"score columns {bad} are missing or not numeric; drop them or convert them to numbers.")
+    values = scores.loc[keep, list(columns)].astype(float)
+    if baselines:
+        rng = np.random.default_rng([seed, 0x5C0])   # a stream of its own, not the one that drew the injection
+        values["random"] = rng.random(len(values))
+        directions.setdefault("random", "higher")
+        stats = scores.loc[keep, [c for c in scores.columns if c.startswith("stat_")]]
+        if stats.shape[1] and min(y.sum(), (~y).sum()) >= 5:
+            from utils.scores.battery import cross_validated_baseline
+            stats = stats.loc[:, stats.std() > 0]
+            values["battery_cv"] = cross_validated_baseline(stats, pd.Series(y, index=stats.index), folds=5, seed=seed)
+            directions.setdefault("battery_cv", "higher")
     p = float(y.mean())
-    rows = {}
-    for name in scores.columns:
-        s = scores[name].to_numpy(dtype=float)
-        with warnings.catch_warnings():  # a constant score: SRCC is undefined -> NaN
-            warnings.simplefilter("ignore")
-            srcc = float(spearmanr(s, y).statistic)
-        auroc = float(roc_auc_score(y, s))
-        h = holdout_threshold(s, y, seed=holdout_seed)
-        rows[name] = dict(srcc=srcc, abs_srcc=abs(srcc), auroc=auroc, auroc_best=max(auroc, 1 - auroc),
-                          direction=HIGHER if auroc >= 0.5 else LOWER,
-                          ap=float(average_precision_score(y, s if auroc >= 0.5 else -s)),
-                          srcc_ceiling=srcc_ceiling(p), prevalence=p,
-                          threshold=h.threshold, precision=h.precision, recall=h.recall, f1=h.f1)
-    table = pd.DataFrame.from_dict(rows, orient="index").sort_values("auroc_best", ascending=False, kind="stable")
-    table.index.name = "metric"
-    table.attrs.update(prevalence=p, n_samples=int(y.size), holdout_seed=holdout_seed)
+    rows = []
+    for col in values.columns:
+        s = values[col].to_numpy()
+        if not np.isfinite(s).all():
+            if orientation == "free" or holdout:
+                raise ValueError(f"score column {col!r} contains NaN or infinite values; drop or impute those "
+                                 "samples.")
+            continue   # a family that could not score every sample (e.g. a constant embedding) is left out
+        d = directions.get(col) or (SCORES[col].direction if orientation == "registry" else
+                                    "higher" if roc_auc_score(y, s) >= 0.5 else "lower")
+        oriented = s if d == "higher" else -s
+        row = dict(score=col, family=SCORES[col].family if col in SCORES else "", direction=d,
+                   auroc=float(roc_auc_score(y, oriented)), ap=float(average_precision_score(y, oriented)))
+        if srcc:
+            with warnings.catch_warnings():  # a constant score: SRCC is undefined -> NaN
+                warnings.simplefilter("ignore")
+                row["srcc"] = float(spearmanr(s, y).statistic)
+            row["srcc_ceiling"] = srcc_ceiling(p)
+        if holdout:
+            h = holdout_threshold(s if orientation == "free" else oriented, y, seed=seed)
+            row.update(threshold=h.threshold, precision=h.precision, recall=h.recall, f1=h.f1,
+                       flagged_held_out=int(h.predict(s if orientation == "free" else oriented)[~h.fit_mask].sum()))
+        if describe:
+            m1, m0 = s[y].mean(), s[~y].mean()
+            row.update(mean_positive=m1, mean_negative=m0, rel_diff=abs(m1 - m0) / abs(m0) if m0 != 0 else np.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["positives"], table["negatives"], table["prevalence"] = int(y.sum()), int((~y).sum()), p
+    if orientation == "free":
+        table = table.sort_values("auroc", ascending=False, kind="stable")
+    table = table.set_index("score")
+    table.attrs.update(prevalence=p, n_samples=int(y.size), seed=seed)
     return table
 
 

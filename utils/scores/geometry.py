@@ -12,19 +12,19 @@ sample ids of those rows. No label is used. :func:`embedding_scores` returns one
   distance", but ranks within a cluster identically. Higher = farther from every prototype = harder / rarer.
   ``n_clusters`` defaults to ``num_classes`` when given, else 10 (the paper finds the score insensitive to it
   within an order of magnitude of the number of classes).
-* ``knn_density`` — mean Euclidean distance to the ``k`` nearest other samples (k = 10 by default, cleanlab
-  Datalab's outlier/near-duplicate default). Despite the name it is an *inverse* density: higher = sparser
-  neighbourhood = more atypical / outlier.
-* ``duplicate_score`` — distance to the single nearest other sample (0 for an exact copy). LOWER = more likely a
+* ``knn_distance`` — mean Euclidean distance to the ``k`` nearest other samples (k = 10 by default, cleanlab
+  Datalab's outlier/near-duplicate default): higher = sparser neighbourhood = more atypical / outlier.
+* ``nn_distance`` — distance to the single nearest other sample (0 for an exact copy). LOWER = more likely a
   near-duplicate (redundant). ``nearest_id`` names that neighbour, so the pair can be inspected.
 * ``cluster`` — the k-means cluster of the sample (0 .. n_clusters-1), not a score.
 
-``knn_density`` and ``duplicate_score`` come from ONE exact kNN pass (:func:`utils.metrics.knn`, self excluded by
+``knn_distance`` and ``nn_distance`` come from ONE exact kNN pass (:func:`utils.metrics.knn`, self excluded by
 index, distances not squared) in the raw embedding space, or on the L2-normalised rows with ``normalize=True``
 (Euclidean distance between unit vectors is sqrt(2 - 2 cos): the cosine geometry, better suited to contrastive /
 BarlowTwins features). A precomputed ``knn(z, k')`` with k' >= k can be passed as ``knn_result`` to share the pass
 with :func:`utils.metrics.lid_mle`. Cost on 2 busy cores, 60,000 x 32 (PCA of Fashion-MNIST): the kNN pass 9-10 s,
-everything else about 1 s. :data:`DIRECTION` fixes, before any label is seen, which end is suspicious.
+everything else about 1 s. Which end of each is suspicious is declared once, in :mod:`utils.scores.registry`
+(``px_*``, ``ae_*``, ``bt_*``: the three embeddings :func:`utils.scores.dataset.score_dataset` uses).
 """
 from __future__ import annotations
 
@@ -34,11 +34,6 @@ import torch
 
 from utils.metrics import knn
 
-DIRECTION = {
-    "prototype_distance": "higher",
-    "knn_density": "higher",
-    "duplicate_score": "lower",
-}
 DEFAULT_K = 10
 DEFAULT_CLUSTERS = 10
 
@@ -48,16 +43,15 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
                      n_threads: int | None = 1) -> pd.DataFrame:
     """The module's label-free scores of the rows of ``z`` ``[N, D]``, one row per sample id (in input order).
 
-    ``ids``: one sample id per row of ``z`` (default ``0..N-1``), unique. ``k``: neighbours for ``knn_density``.
+    ``ids``: one sample id per row of ``z`` (default ``0..N-1``), unique. ``k``: neighbours for ``knn_distance``.
     ``n_clusters``: k-means clusters (default ``num_classes`` if given, else 10). ``seed``: KMeans random_state.
     ``normalize``: run the kNN on L2-normalised rows (cosine geometry) instead of the raw ones. ``knn_result``:
     ``(distances, indices)`` of :func:`utils.metrics.knn` on the same rows (and the same ``normalize``), with at
     least ``k`` sorted columns, to reuse an existing pass. ``n_init``: KMeans restarts (scikit-learn's "auto":
     one k-means++ run). ``n_threads``: OpenMP threads of KMeans (``None``: all cores); 1 by default because on a
     CPU shared with training runs one thread was 4x faster (60,000 x 32, 10 clusters: 0.25 s against 1.0 s).
-    Columns: ``prototype_distance``, ``knn_density``,
-    ``duplicate_score``, ``nearest_id``, ``cluster``; ``attrs`` holds k, n_clusters, seed, normalize and
-    :data:`DIRECTION`.
+    Columns: ``prototype_distance``, ``knn_distance``,
+    ``nn_distance``, ``nearest_id``, ``cluster``; ``attrs`` holds k, n_clusters, seed and normalize.
     """
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
@@ -89,13 +83,12 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
 
     out = pd.DataFrame({
         "prototype_distance": to_centres.min(axis=1),
-        "knn_density": dist[:, :k].mean(axis=1),
-        "duplicate_score": dist[:, 0],
+        "knn_distance": dist[:, :k].mean(axis=1),
+        "nn_distance": dist[:, 0],
         "nearest_id": index.to_numpy()[idx[:, 0]],
         "cluster": km.labels_.astype(np.int64),
     }, index=index)
-    out.attrs.update(k=int(k), n_clusters=int(n_clusters), seed=seed, normalize=bool(normalize),
-                     direction=dict(DIRECTION))
+    out.attrs.update(k=int(k), n_clusters=int(n_clusters), seed=seed, normalize=bool(normalize))
     return out
 
 

@@ -8,23 +8,17 @@ reimplemented here, the library is called on the aligned arrays:
   ``"self_confidence"``: the out-of-sample probability of the given label. Lower = more suspicious.
 * ``cl_normalized_margin`` — ``cleanlab.rank.get_normalized_margin_for_each_label``: that probability
   minus the largest probability of another class, mapped to [0, 1]. Lower = more suspicious.
-* ``cl_label_issue`` — ``cleanlab.filter.find_label_issues`` with its default ``filter_by =
+* ``flag_label_issue`` — ``cleanlab.filter.find_label_issues`` with its default ``filter_by =
   "prune_by_noise_rate"`` (the confident joint estimates how many labels of each class are wrong; that many
   samples with the lowest normalized margin are flagged). True = flagged.
 
 In-sample (training) predictions defeat the method: a network that memorised a wrong label predicts it
-with confidence (H-CAT's pitfall, anchors §G). :data:`DIRECTION` says which way each column points.
+with confidence (H-CAT's pitfall). Which way each score points is declared in :mod:`utils.scores.registry`.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-DIRECTION = {
-    "cl_label_quality": "lower",
-    "cl_normalized_margin": "lower",
-    "cl_label_issue": "higher",
-}
 
 PROB_TOLERANCE = 1e-4  # how far a row of probabilities may sum from 1
 
@@ -76,8 +70,8 @@ def label_quality(probs: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
 
     ``probs``: out-of-sample softmax probabilities, a DataFrame indexed by sample id with columns
     ``p0..p{C-1}``; ``labels``: the given (possibly noisy) labels, a Series indexed by sample id, in any
-    order. Returns ``cl_label_quality``, ``cl_normalized_margin`` and ``cl_label_issue`` in ``probs``' row
-    order; ``attrs`` records the method, ``n_issues`` and :data:`DIRECTION`."""
+    order. Returns ``cl_label_quality``, ``cl_normalized_margin`` and the boolean ``flag_label_issue`` in ``probs``'
+    row order; ``attrs`` records the method and ``n_issues``."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores, get_normalized_margin_for_each_label
 
@@ -86,8 +80,8 @@ def label_quality(probs: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
         "cl_label_quality": get_label_quality_scores(y, p, method="self_confidence"),
         "cl_normalized_margin": get_normalized_margin_for_each_label(y, p),
         # n_jobs=1: no worker processes; the result does not depend on it
-        "cl_label_issue": find_label_issues(y, p, filter_by="prune_by_noise_rate", n_jobs=1),
+        "flag_label_issue": find_label_issues(y, p, filter_by="prune_by_noise_rate", n_jobs=1),
     }, index=pd.Index(probs.index, name="sample_id"))
     out.attrs.update(method="self_confidence", filter_by="prune_by_noise_rate",
-                     n_issues=int(out["cl_label_issue"].sum()), direction=dict(DIRECTION))
+                     n_issues=int(out["flag_label_issue"].sum()))
     return out

@@ -16,6 +16,8 @@ Columns (means over model seeds; each sample gets one first-split and one second
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -94,3 +96,38 @@ def quantile_threshold(runs, measure: str, q: float) -> float:
     if not 0 < q < 1:
         raise ValueError(f"quantile must lie strictly between 0 and 1, got {q}.")
     return float(np.quantile(np.concatenate([r.stage1[measure][-1] for r in runs]), q))
+
+
+@dataclass(frozen=True)
+class LearnedRule:
+    """"Learned" = ``measure`` above (``direction="higher"``) or below (``"lower"``) a threshold: the fixed
+    ``value``, or when ``value`` is None the ``quantile`` of the measurement at the end of stage 1 over every
+    sample of every run (:func:`utils.scores.ssft.quantile_threshold`; no mixed labels used)."""
+
+    measure: str
+    direction: str = "higher"
+    value: float | None = None
+    quantile: float = 0.5
+
+    def __post_init__(self):
+        if self.direction not in ("higher", "lower"):
+            raise ValueError(f"direction must be 'higher' or 'lower', got {self.direction!r}.")
+        if self.value is None and not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must lie strictly between 0 and 1, got {self.quantile}.")
+
+    @property
+    def label(self) -> str:
+        """How tables name the rule: ``ssim>0.5``, ``cross_corr`` (the median rule), ``cross_corr q0.25``."""
+        if self.value is not None:
+            return f"{self.measure}{'>' if self.direction == 'higher' else '<'}{self.value:g}"
+        return self.measure if self.quantile == 0.5 else f"{self.measure} q{self.quantile:g}"
+
+    @property
+    def name(self) -> str:
+        """How file names carry the rule: ``ssim0.5``, ``cross_corr``, ``cross_corr_q0.25``."""
+        if self.value is not None:
+            return f"{self.measure}{self.value:g}"
+        return self.measure if self.quantile == 0.5 else f"{self.measure}_q{self.quantile:g}"
+
+    def threshold(self, runs) -> float:
+        return float(self.value) if self.value is not None else quantile_threshold(runs, self.measure, self.quantile)

@@ -34,7 +34,8 @@ import torch
 from utils.studies import outputs
 from utils.scores.autoencoder import compute_scores
 from utils.data.datasets import DatasetInfo, load_dataset
-from utils.scores.evaluate import score_table
+from utils.engine.cache import load_table, save_table, saved_settings, step
+from utils.scores.evaluate import detection_table
 from utils.data.samples import Samples
 from utils.engine.loop import Run, is_finished, load_run, train
 from utils.data.mixing import make_mixed
@@ -138,8 +139,22 @@ def mixed_dataset(config: StudyConfig, mode: str, images, labels, info: DatasetI
     mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed, info=info)
     folder = config.folder(mode)
     folder.mkdir(parents=True, exist_ok=True)
-    dataset_frame(mixed).to_csv(folder / outputs.MIXED_DATASET)
+    save_table(dataset_frame(mixed), folder / outputs.MIXED_DATASET)
     return mixed
+
+
+def separability(mixed: dict) -> pd.DataFrame:
+    """Model-free separability of mixed vs clean images before any training, per mixing mode: every statistic of the
+    one image battery (:func:`utils.scores.battery.image_battery`) in its better orientation (AUROC), the class means
+    and their relative gap (:func:`utils.scores.evaluate.detection_table` with ``describe``)."""
+    from utils.scores.battery import image_battery
+
+    parts = {}
+    for mode, m in mixed.items():
+        stats = image_battery(m.images).set_axis(pd.Index(m.ids, name="sample_id"))
+        table = detection_table(stats, m.meta["mixed"], orientation="free", describe=True)
+        parts[mode] = table[["auroc", "mean_positive", "mean_negative", "rel_diff"]]
+    return pd.concat(parts, axis=1)
 
 
 def dataset_frame(mixed: Samples) -> pd.DataFrame:
@@ -183,28 +198,33 @@ def run_summary(run: Run, mixed: Samples, info: DatasetInfo, test_images, config
 
 
 def scores_or_load(config: StudyConfig, mode: str, run: Run, mixed: Samples) -> pd.DataFrame:
-    """All per-sample scores of a run, cached as ``<folder>/scores.csv``."""
-    path = config.folder(mode) / outputs.SCORES
-    if path.is_file():
-        return pd.read_csv(path, index_col="sample_id")
-    scores = compute_scores(series(run), images=mixed.images, seed=config.train.seed)
-    scores.to_csv(path)
-    return scores
+    """All per-sample scores of a run (:func:`utils.scores.autoencoder.compute_scores`), a cached step of the mode's
+    folder (``scores.parquet``) keyed by the run's settings, the images' fingerprint and the score settings."""
+    settings = {"run": saved_settings(run.folder) if run.folder is not None else None,
+                "images": mixed.fingerprint(), "lid_k": 20, "silhouette_every": 1, "seed": config.train.seed}
+    return step(config.folder(mode), outputs.SCORES, settings,
+                lambda: compute_scores(series(run), images=mixed.images, seed=config.train.seed))
+
+
+def load_scores(config: StudyConfig, mode: str) -> pd.DataFrame:
+    """The cached per-sample scores of one mode (written by :func:`scores_or_load`)."""
+    return load_table(config.folder(mode) / f"{outputs.SCORES}.parquet")
 
 
 def tables(config: StudyConfig, modes=("seed", "matched")) -> dict[str, pd.DataFrame]:
-    """Score tables (SRCC, AUROC, AP, held-out precision/recall) of every mode, from the cached scores."""
+    """Score tables of every mode against the mixed label, from the cached scores: the one evaluation
+    (:func:`utils.scores.evaluate.detection_table`), each score in its better orientation (the seed's scores have
+    no stated direction), with the signed SRCC and its ceiling and held-out precision / recall."""
     out = {}
     for mode in modes:
-        folder = config.folder(mode)
-        scores = pd.read_csv(folder / outputs.SCORES, index_col="sample_id")
-        label = pd.read_csv(folder / outputs.MIXED_DATASET, index_col="sample_id")["is_mixed"].astype(int)
-        out[mode] = score_table(scores, label)
+        scores = load_scores(config, mode)
+        label = load_table(config.folder(mode) / outputs.MIXED_DATASET)["is_mixed"]
+        out[mode] = detection_table(scores, label, orientation="free", srcc=True, holdout=True)
     return out
 
 
 def side_by_side(tables_by_mode: dict[str, pd.DataFrame],
-                 columns=("auroc_best", "srcc", "srcc_ceiling", "ap")) -> pd.DataFrame:
+                 columns=("auroc", "srcc", "srcc_ceiling", "ap")) -> pd.DataFrame:
     """One row per metric, the chosen columns of each mode next to each other, plus the seed's |SRCC|.
 
     Sorted by the last mode's first column (matched mixing, the confound-free one, by default)."""
@@ -251,7 +271,7 @@ def load_study(results, modes=None, with_scores=True) -> tuple[StudyConfig, dict
     runs = {}
     for mode in modes or config.modes:
         mixed = make_mixed(images, labels, fraction=config.fraction, mode=mode, seed=config.mix_seed, info=info)
-        saved = pd.read_csv(config.folder(mode) / outputs.MIXED_DATASET, index_col="sample_id")
+        saved = load_table(config.folder(mode) / outputs.MIXED_DATASET)
         if not (saved.index.equals(pd.Index(mixed.ids))
                 and (saved["is_mixed"].to_numpy() == mixed.meta["mixed"].to_numpy()).all()):
             raise ValueError(f"The {mode} dataset rebuilt now differs from the one trained on in {config.folder(mode)} "
@@ -268,8 +288,8 @@ def ssft_correlations(config: StudyConfig, ssft_scores: pd.DataFrame, mode: str 
     Rows joined by sample id: clean (not mixed) autoencoder samples that the SSFT study scored and whose label it
     did not flip. Both studies must be on the same dataset split; mismatched labels on a shared id stop it."""
     folder = config.folder(mode)
-    scores = pd.read_csv(folder / outputs.SCORES, index_col="sample_id")
-    data = pd.read_csv(folder / outputs.MIXED_DATASET, index_col="sample_id")
+    scores = load_scores(config, mode)
+    data = load_table(folder / outputs.MIXED_DATASET)
     clean = data.index[~data["is_mixed"].astype(bool)]
     keep = ssft_scores.index[~ssft_scores["is_flipped"].astype(bool)] if "is_flipped" in ssft_scores else ssft_scores.index
     ids = clean.intersection(keep)

@@ -1,16 +1,18 @@
 """Every file name the studies write, defined once: the notebooks, :mod:`utils.report.sections`,
 :mod:`utils.report.run_notebooks` and the tests all ask here instead of spelling names.
 
-Constants are fixed names, functions build the names that depend on a mode, model or rule. Every value is
+Constants are fixed names, functions build the names that depend on a mode, model or rule. Per-sample tables
+(one row per sample id) are Parquet files, read back bit-identical (:func:`utils.engine.cache.load_table`);
+summary tables are CSV. Every value is
 a name *relative to its folder*: data files and tables to ``RESULTS`` (the ``--out`` folder of the
 runner), figures to ``IMAGES``; join them yourself, e.g. ``Path(RESULTS) / outputs.score_table("seed")``.
 
 Layout of ``RESULTS``::
 
     study.json  summary.csv  separability.csv  score_table_<mode>.csv    autoencoder study (ssl-ae/)
-    <mode>/dataset.csv  <mode>/scores.csv  <mode>/run/                    one autoencoder run per mixing mode
+    <mode>/dataset.parquet  <mode>/scores.parquet  <mode>/run/            one autoencoder run per mixing mode
     ssft/<study>/                                                         cached SSFT runs (utils.engine.protocols)
-    ssft_*.csv                                                            SSFT tables (ssft/)
+    ssft_*.csv  ssft_scores_*.parquet                                     SSFT tables and per-sample scores (ssft/)
     ssft_correlations.csv                                                 autoencoder scores vs SSFT times
     notebooks/<name>.ipynb  images/<figure>.png                           executed notebooks, figures (runner)
 
@@ -28,8 +30,8 @@ SSFT_RUNS = "ssft"            # cached SSFT runs: RESULTS/ssft/<study>/
 STUDY_CONFIG = "study.json"             # the StudyConfig the training notebook ran with
 SUMMARY = "summary.csv"                 # final L1 vs the blank-image L1, mean SSIM, per mode
 SEPARABILITY = "separability.csv"       # model-free statistics of mixed vs clean images, per mode
-MIXED_DATASET = "dataset.csv"           # RESULTS/<mode>/: id, label, is_mixed, partner id
-SCORES = "scores.csv"                   # RESULTS/<mode>/: every per-sample score of the run
+MIXED_DATASET = "dataset.parquet"       # RESULTS/<mode>/: id, label, is_mixed, partner id
+SCORES = "scores"                       # RESULTS/<mode>/scores.parquet: every per-sample score (a cached step)
 RUN = "run"                             # RESULTS/<mode>/run/: the trained run (utils.engine.loop)
 SCORE_TABLE_PREFIX = "score_table_"
 
@@ -71,8 +73,8 @@ def ssft_mixed_study(model: str, mode: str) -> str:
 
 
 def ssft_scores(study: str) -> str:
-    """Per-sample SSFT scores of a study, one row per sample id (``ssft_scores_cnn_noise0.1.csv``)."""
-    return f"ssft_scores_{study}.csv"
+    """Per-sample SSFT scores of a study, one row per sample id (``ssft_scores_cnn_noise0.1.parquet``)."""
+    return f"ssft_scores_{study}.parquet"
 
 
 def ssft_supervised_scores(model: str, noise: float) -> str:

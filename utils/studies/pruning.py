@@ -1,250 +1,38 @@
-"""Shrink a training set by any per-sample score, retrain a fresh classifier on what is kept, measure what it loses.
+"""The pruning study: shrink a training set by any per-sample score, retrain a fresh classifier on what is kept,
+measure what it loses.
 
-Every score enters oriented: a pandas Series indexed by sample id, HIGHER = HARDER (the caller flips scores
-whose suspicious end is low, e.g. AUM or SSFT). :func:`select` turns a score, a kept fraction f and a policy
-into the sample ids kept:
-
-* ``keep_hard`` — keep the ``k`` highest scores, i.e. prune the easiest first. The classic score-based
-  pruning: EL2N / GraNd (Paul, Ganguli & Dziugaite, NeurIPS 2021: half of CIFAR-10 pruned by early EL2N at no
-  loss), forgetting events (Toneva et al., ICLR 2019: drop the unforgettable), and Sorscher et al.'s rule
-  for abundant data ("Beyond neural scaling laws", NeurIPS 2022: keep hard examples when much is kept).
-* ``keep_easy`` — keep the ``k`` lowest scores, i.e. prune the hardest first: Sorscher et al.'s rule for
-  scarce data (keep easy examples when little is kept), and what removing suspected mislabeled samples
-  (high loss, low AUM, early SSFT) amounts to.
-* ``random`` — a seeded uniform draw that ignores the score values: the baseline every score must beat.
-  Score-based pruning is known to fall below it at high pruning rates (CCS, Sorscher et al.). With one
-  seed the subsets of different fractions are nested (prefixes of one permutation).
-* ``ccs`` — Coverage-centric coreset selection (Zheng, Liu, Lai & Prakash, ICLR 2023;
-  github.com/haizhongzheng/Coverage-centric-coreset-selection, ``CoresetSelection.mislabel_mask`` and
-  ``stratified_sampling``): drop the hardest ``beta`` fraction of all N samples (likely mislabeled), split the
-  remaining score range into ``strata`` equal-width bins (50 as in the reference code), give the bins a budget
-  by visiting the non-empty ones from the smallest to the largest, each taking min(its size, floor(remaining
-  budget / remaining bins)) (:func:`allocate_strata`; the largest bins absorb the remainder, so the total is
-  exact), and draw each bin's share uniformly at random. Unlike the reference code, the hard cut uses the
-  same score as the strata (the reference always cuts by AUM) and the last bin is closed on the right (the
-  reference's ``max * 1.0001`` edge misses the maximum of an all-negative score).
-  The reference tunes ``beta`` per pruning rate (its README runs CIFAR-10 at 90 % pruning with
-  ``--mis-ratio 0.3``); :func:`default_beta` is our heuristic for when the caller does not choose.
-
-Conventions:
-
-* Counting: ``k = max(1, floor(f * N + 1/2))`` samples are kept (round half up on the decimal value of f,
-  :func:`utils.data.inject.exact_count`; 0.15 of 10 keeps 2); ``beta`` cuts ``floor(beta * N + 1/2)`` the same way.
-* Ties: samples are first sorted by id (so the input order never matters), then ties in the score are broken
-  by a permutation drawn from ``seed`` and the policy's name, never by id order (ids may carry meaning, e.g.
-  appended near-duplicates get the largest ids). Same inputs, same seed -> same ids.
-* :func:`dedup_order` turns a nearest-neighbour table (:func:`utils.scores.geometry.embedding_scores`) into a
-  redundancy score whose top holds exactly one member of each near-duplicate pair (use it with ``keep_easy``).
-
-:func:`retrain` trains a fresh model on the kept ids through the one loop (:func:`utils.engine.loop.train`, no
-per-sample records) and measures the test set once after the last epoch; :func:`pruning_study` runs every
-(score, policy, fraction, seed), each cached in its own folder, and returns a long table; :func:`summary`
-and :func:`smallest_fraction_within` condense it.
+The selection rules (``keep_hard``, ``keep_easy``, ``random``, ``ccs``; the near-duplicate ``redundancy`` order)
+are :mod:`utils.scores.selection`. Here: :func:`retrain` trains a fresh model on the kept ids through the one loop
+(:func:`utils.engine.loop.train`, no per-sample records) and measures the test set once after the last epoch, a
+cached step of the one cache; :func:`pruning_study` runs every (score, policy, fraction, seed), each cached in its
+own folder, and returns a long table; :func:`summary` and :func:`smallest_fraction_within` condense it;
+:class:`PruningConfig` and :func:`run` are the whole study of ``pruning/pruning-curves.ipynb`` (score the training
+set once per noise level with :func:`utils.scores.dataset.score_dataset`, then retrain).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
-import zlib
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from utils.data.inject import exact_count
 from utils.data.samples import Samples
+from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
+from utils.engine.workers import run_sharded
+from utils.scores.selection import POLICIES, dedup_order, default_beta, keep_count, select
 
-POLICIES = ("keep_hard", "keep_easy", "random", "ccs")
 BUDGETS = ("epochs", "steps")
 STEPS_CAP = 10          # budget="steps" trains at most this many times the recipe's epochs
-RESULT = "result.json"  # a finished retrain's numbers, readable without loading the model
+RESULT = "result"       # <run folder>/result.parquet: a finished retrain's numbers, readable without the model
 RESERVED = ("random", "full")  # score names of the shared baselines in a study's table and folders
 
 
-# ---------------------------------------------------------------------------------------------- selection
-def keep_count(fraction: float, n: int) -> int:
-    """Samples kept of ``n`` at ``fraction``: max(1, floor(fraction * n + 1/2)); fraction must lie in (0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
-            or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1] (the share of samples kept), got {fraction!r}.")
-    return max(1, exact_count(float(fraction), n))
-
-
-def default_beta(fraction: float) -> float:
-    """CCS hard-cut ratio when the caller does not choose one: max(0, (0.7 - fraction) / 2).
-
-    A heuristic, not a tuned value: no cut while 70 % or more is kept (the coreset is then nearly the
-    whole range anyway), then 0.05 more per 0.1 less kept: 0.1 at f = 0.5, 0.2 at 0.3, 0.25 at 0.2 and 0.3
-    at 0.1, the value the CCS README uses for CIFAR-10 at 90 % pruning, at most 0.35 as f -> 0. It always
-    leaves at least 65 % of the samples to sample from, so it never conflicts with the budget. The paper
-    tunes beta per dataset and rate; with a known noise rate, a beta just above it is the natural choice."""
-    keep_count(fraction, 1)  # validation
-    return round(max(0.0, 0.5 * (0.7 - float(fraction))), 12)
-
-
-def allocate_strata(sizes, budget: int) -> np.ndarray:
-    """CCS budget per stratum: visit non-empty strata from the smallest to the largest, each taking
-    min(its size, floor(remaining budget / remaining strata)). Exact whenever budget <= sum(sizes).
-
-    >>> allocate_strata([1, 5, 10, 2], 10).tolist()
-    [1, 3, 4, 2]
-    """
-    sizes = np.asarray(sizes, dtype=np.int64)
-    if sizes.ndim != 1 or (sizes < 0).any():
-        raise ValueError(f"sizes must be a flat array of non-negative counts, got {sizes!r}.")
-    if not 0 <= budget <= sizes.sum():
-        raise ValueError(f"budget must lie in 0..{sizes.sum()} (the samples in all strata), got {budget}.")
-    out = np.zeros_like(sizes)
-    order = [i for i in np.argsort(sizes, kind="stable") if sizes[i] > 0]
-    rest = int(budget)
-    for j, i in enumerate(order):
-        out[i] = min(int(sizes[i]), rest // (len(order) - j))
-        rest -= int(out[i])
-    assert rest == 0, "allocate_strata left budget unassigned"  # impossible when budget <= sum(sizes)
-    return out
-
-
-def _check_scores(scores) -> tuple[np.ndarray, np.ndarray]:
-    """(ids sorted, values in that order) of an oriented score Series, or one sentence saying why not."""
-    if not isinstance(scores, pd.Series):
-        raise ValueError(f"scores must be a pandas Series indexed by sample id, got {type(scores).__name__}.")
-    if len(scores) == 0:
-        raise ValueError("scores is empty; give one score per sample id.")
-    if not pd.api.types.is_integer_dtype(scores.index.dtype):
-        raise ValueError(f"scores must be indexed by integer sample ids, got an index of {scores.index.dtype}.")
-    if not scores.index.is_unique:
-        raise ValueError("scores has repeated sample ids; give every sample one score.")
-    if not pd.api.types.is_numeric_dtype(scores.dtype) or pd.api.types.is_bool_dtype(scores.dtype):
-        raise ValueError(f"scores must be numbers, got dtype {scores.dtype}.")
-    s = scores.sort_index()
-    values = s.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise ValueError(f"scores hold {int(bad.sum())} NaN or infinite values (e.g. sample id {s.index[bad][0]}); "
-                         "drop those samples or fill them before selecting.")
-    return s.index.to_numpy().astype(np.int64), values
-
-
-def _rng(seed, stream: str) -> np.random.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise ValueError(f"seed must be an integer in 0..2**32-1, got {seed!r}.")
-    return np.random.default_rng([int(seed), zlib.crc32(stream.encode())])
-
-
-def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, beta: float | None = 0.0,
-           strata: int = 50) -> np.ndarray:
-    """Sample ids (sorted, int64) kept at ``fraction`` by ``policy``; see the module docstring.
-
-    ``scores``: Series indexed by sample id, higher = harder, finite. ``beta`` (``ccs`` only): share of all
-    samples cut from the hard end before stratified sampling; ``None`` uses :func:`default_beta`. ``strata``:
-    number of equal-width score bins of ``ccs``.
-
-    >>> s = pd.Series([0.1, 0.9, 0.5, 0.7], index=[10, 11, 12, 13])
-    >>> select(s, 0.5, "keep_hard").tolist()
-    [11, 13]
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"Unknown policy {policy!r}: choose one of {', '.join(POLICIES)}.")
-    ids, values = _check_scores(scores)
-    n = len(ids)
-    k = keep_count(fraction, n)
-    rng = _rng(seed, policy)
-    if policy != "ccs" and beta not in (0, 0.0, None):
-        raise ValueError(f"beta (the hard cut) belongs to the ccs policy, not {policy!r}; leave it at 0.")
-    if policy == "random":
-        return np.sort(ids[rng.permutation(n)[:k]])
-    ascending = np.lexsort((rng.permutation(n), values))  # by score, ties by the seeded permutation
-    if policy == "keep_hard":
-        return np.sort(ids[ascending[n - k:]])
-    if policy == "keep_easy":
-        return np.sort(ids[ascending[:k]])
-
-    beta = default_beta(fraction) if beta is None else beta
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) or not 0 <= beta < 1:
-        raise ValueError(f"beta must be a number in [0, 1) (the share of hardest samples cut), got {beta!r}.")
-    if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
-        raise ValueError(f"strata must be a positive integer, got {strata!r}.")
-    cut = exact_count(float(beta), n)
-    if n - cut < k:
-        raise ValueError(f"ccs with beta={beta} cuts the {cut} hardest of {n} samples, leaving {n - cut}, fewer than "
-                         f"the {k} to keep at fraction {fraction}; lower beta or keep a smaller fraction.")
-    pool = ascending[:n - cut]                     # positions left after the hard cut
-    v = values[pool]
-    lo, width = v.min(), (v.max() - v.min()) / strata
-    bins = np.zeros(len(pool), dtype=np.int64) if width == 0 else \
-        np.minimum(((v - lo) / width).astype(np.int64), strata - 1)
-    budgets = allocate_strata(np.bincount(bins, minlength=strata), k)
-    kept = [rng.choice(np.sort(pool[bins == b]), size=budgets[b], replace=False)
-            for b in np.flatnonzero(budgets)]
-    return np.sort(ids[np.concatenate(kept)])
-
-
-# ---------------------------------------------------------------------------------------------- redundancy
-def dedup_order(nearest_id: pd.Series, duplicate_score: pd.Series, seed: int = 0) -> pd.Series:
-    """Redundancy score for near-duplicate removal: HIGHER = MORE REDUNDANT, prune it first (use ``keep_easy``).
-
-    ``nearest_id`` names each sample's nearest other sample and ``duplicate_score`` the distance to it (both
-    indexed by sample id, e.g. the columns of :func:`utils.scores.geometry.embedding_scores`). Following every
-    sample to its nearest neighbour gives a graph in which each connected group ends in one cycle, almost
-    always a mutual pair (A's nearest is B and B's is A; longer cycles only come from exact ties). A seeded
-    coin picks one member of each cycle as the group's *keeper*; every other sample is *redundant* with
-    respect to its nearest neighbour. The score puts all redundant samples above all keepers, each group ordered
-    by closeness: redundant samples in (0.5, 1], keepers in (0, 0.5), the closest neighbour scoring highest
-    (ranks of -distance, ties averaged, so select's seeded tie-break applies). Dropping the top K therefore
-    removes one copy of each of the K closest duplicate pairs and never both members of a pair before every
-    non-keeper is gone. Only the single nearest neighbour is known, so a third near-copy is removed only as the
-    neighbour of a sample, not as a member of a cluster. ``attrs`` holds the seed and the number of keepers.
-    """
-    for name, s in (("nearest_id", nearest_id), ("duplicate_score", duplicate_score)):
-        if not isinstance(s, pd.Series) or not pd.api.types.is_integer_dtype(s.index.dtype) or not s.index.is_unique:
-            raise ValueError(f"{name} must be a pandas Series indexed by unique integer sample ids.")
-    if set(nearest_id.index) != set(duplicate_score.index):
-        raise ValueError("nearest_id and duplicate_score must cover the same sample ids (take both from one "
-                         "embedding_scores table).")
-    ids, d = _check_scores(duplicate_score)
-    index = pd.Index(ids)
-    nxt = index.get_indexer(nearest_id.reindex(ids).to_numpy())
-    if (nxt < 0).any():
-        raise ValueError(f"nearest_id names {int((nxt < 0).sum())} ids that are not among the samples; compute the "
-                         "neighbours on the same samples.")
-    if (nxt == np.arange(len(ids))).any():
-        raise ValueError("nearest_id names a sample as its own nearest neighbour; exclude self from the kNN.")
-    rng = _rng(seed, "dedup")
-    keeper = np.zeros(len(ids), dtype=bool)
-    state = np.zeros(len(ids), dtype=np.int8)   # 0 unseen, 1 on the current path, 2 done
-    for start in range(len(ids)):
-        path, v = [], start
-        while state[v] == 0:
-            state[v] = 1
-            path.append(v)
-            v = nxt[v]
-        if state[v] == 1:                       # closed a new cycle: one coin for its keeper
-            cycle = np.sort(path[path.index(v):])
-            keeper[rng.choice(cycle)] = True
-        state[path] = 2
-    closeness = pd.Series(-d)
-    out = np.empty(len(ids))
-    for group, low in ((keeper, 0.0), (~keeper, 0.5)):
-        if group.any():
-            ranks = closeness[group].rank(method="average").to_numpy()
-            out[group] = low + 0.5 * (ranks - 0.5) / group.sum()
-    result = pd.Series(out, index=index.rename("sample_id"), name="redundancy")
-    result.attrs.update(seed=int(seed), keepers=int(keeper.sum()),
-                        direction="higher = more redundant (drop first: keep_easy)")
-    return result
-
-
 # ---------------------------------------------------------------------------------------------- retrain
-def _labels_hash(s: Samples) -> int | None:
-    if s.labels is None:
-        return None
-    return int(pd.util.hash_pandas_object(pd.Series(s.labels.numpy(), index=s.ids)).sum() % (2 ** 61))
-
-
 def budget_recipe(recipe: Recipe, n_full: int, n_kept: int, budget: str = "epochs") -> Recipe:
     """The recipe a subset of ``n_kept`` of ``n_full`` samples trains with.
 
@@ -274,11 +62,12 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
     images takes ~2 s on one thread, ~15 % of a Fashion-MNIST epoch of the cnn, so not after every epoch). Returns
     ``{"test_acc", "test_loss", "train_acc", "epochs", "steps", "kept", "seconds", "cached"}``: final-epoch
     numbers, optimizer steps taken, wall seconds of training + evaluation, and whether it was read from
-    ``folder``. With a ``folder`` the loop caches the model there and ``result.json`` keeps these numbers with
-    the settings; a later call with the same settings reads the json (no training, no model load), one with
-    other settings (including other labels or another test set) is refused."""
+    ``folder``. With a ``folder`` the loop caches the model there and ``result.parquet`` keeps these numbers, a
+    step of the one cache keyed by the kept samples' and the test set's full-content fingerprints and every
+    setting: a later call with the same settings reads it (no training, no model load), one with other settings
+    (other labels, another test set, another recipe) is refused."""
     if not isinstance(data, Samples) or not isinstance(test, Samples):
-        raise ValueError("data and test must be utils.engine.loop.Samples.")
+        raise ValueError("data and test must be utils.data.samples.Samples.")
     if test.labels is None:
         raise ValueError("The test samples need labels to measure accuracy.")
     kept = np.asarray(kept_ids).reshape(-1)
@@ -293,37 +82,28 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
     subset = data.subset(rows)
     run_recipe = budget_recipe(recipe, len(data), len(subset), budget)
     study = {"budget": budget, "full_samples": len(data), "base_max_epochs": recipe.max_epochs,
-             "labels_hash": _labels_hash(subset), "test": {**test.fingerprint(), "labels_hash": _labels_hash(test)}}
-    expected = json.loads(json.dumps({"task": task.settings(), "recipe": run_recipe.to_dict(), "seed": seed,
-                                      **subset.fingerprint(), "pruning": study}))
-    folder = Path(folder) if folder is not None else None
-    if folder is not None and (folder / RESULT).is_file():
-        saved = json.loads((folder / RESULT).read_text())
-        if saved["settings"] != expected:
-            diff = sorted(k for k in set(saved["settings"]) | set(expected)
-                          if saved["settings"].get(k) != expected.get(k))
-            raise ValueError(f"{folder} holds a retrain with other settings ({', '.join(diff)}); pick a new results "
-                             "folder or delete that one to start over.")
-        return {**saved["result"], "cached": True}
+             "test": test.fingerprint()}
+    settings = {"task": task.settings(), "recipe": run_recipe.to_dict(), "seed": seed, "kept": subset.fingerprint(),
+                "pruning": study}
 
-    tic = time.perf_counter()
-    was_finished = folder is not None and is_finished(folder)
-    run = train(task, run_recipe, subset, seed=seed, folder=folder, record=False, settings={"pruning": study},
-                progress=False)
-    net = run.model
-    device = next(net.parameters()).device
-    values = task.evaluate(net, task.prepare(test.images).to(device), test.labels.to(device))
-    seconds = time.perf_counter() - tic + (float(run.history["seconds"].sum()) if was_finished else 0.0)
-    epochs = len(run.history)
-    result = {"test_acc": float(values["acc"].double().mean()), "test_loss": float(values["loss"].double().mean()),
-              "train_acc": float(run.history["train_acc"].iloc[-1]), "epochs": epochs,
-              "steps": epochs * math.ceil(len(subset) / run_recipe.batch_size), "kept": len(subset),
-              "seconds": seconds}
-    if folder is not None:
-        tmp = folder / (RESULT + ".tmp")
-        tmp.write_text(json.dumps({"settings": expected, "result": result}, indent=1))
-        tmp.replace(folder / RESULT)
-    return {**result, "cached": False}
+    def compute():
+        tic = time.perf_counter()
+        was_finished = folder is not None and is_finished(folder)
+        run = train(task, run_recipe, subset, seed=seed, folder=folder, record=False, settings={"pruning": study},
+                    progress=False)
+        net = run.model
+        device = next(net.parameters()).device
+        values = task.evaluate(net, task.prepare(test.images).to(device), test.labels.to(device))
+        seconds = time.perf_counter() - tic + (float(run.history["seconds"].sum()) if was_finished else 0.0)
+        epochs = len(run.history)
+        return pd.DataFrame([{"test_acc": float(values["acc"].double().mean()),
+                              "test_loss": float(values["loss"].double().mean()),
+                              "train_acc": float(run.history["train_acc"].iloc[-1]), "epochs": epochs,
+                              "steps": epochs * math.ceil(len(subset) / run_recipe.batch_size), "kept": len(subset),
+                              "seconds": seconds}])
+
+    result = cache.step(None if folder is None else Path(folder), RESULT, settings, compute)
+    return {**result.iloc[0].to_dict(), "cached": not result.attrs["fresh"]}
 
 
 # ---------------------------------------------------------------------------------------------- study
@@ -452,50 +232,125 @@ def _check_table(table) -> None:
 
 
 # ------------------------------------------------------------------------------------------ parallel runs
-def _shard_worker(kwargs: dict) -> int:
-    import torch
-    torch.set_num_threads(1)
-    return len(pruning_study(**kwargs))
-
-
 def parallel_study(data: Samples, test: Samples, scores: pd.DataFrame, *, workers: int = 2, **kwargs) -> pd.DataFrame:
-    """:func:`pruning_study` split over ``workers`` processes of one thread each (``shard=(i, workers)``), then
-    read back in one table. On 2 cores, two one-thread processes train about 1.8x the runs of one two-thread
-    process per minute (small models do not split well across threads). ``workers=1`` runs in this process."""
-    if workers <= 1:
-        return pruning_study(data, test, scores, **kwargs)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
+    """:func:`pruning_study` split over ``workers`` processes of one thread each (:mod:`utils.engine.workers`;
+    on 2 cores two one-thread processes train about 1.8x the runs of one two-thread process per minute), then read
+    back in one table. ``workers=1`` runs in this process."""
     kwargs = {k: v for k, v in kwargs.items() if k != "shard"}
-    jobs = [dict(data=data, test=test, scores=scores, shard=(i, workers), **kwargs) for i in range(workers)]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_shard_worker, jobs))
+    if workers > 1:
+        run_sharded(pruning_study, workers, data, test, scores, **kwargs)
     return pruning_study(data, test, scores, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- study scores
-# pruning-study name -> column of utils.scores.dataset.score_dataset (oriented there: higher = harder)
+# pruning-study name -> column of utils.scores.dataset.score_dataset (oriented by the registry: higher = harder)
 STUDY_SCORES = {
     "el2n": "el2n", "forgetting": "forgetting_events", "aum": "aum", "cleanlab": "cl_label_quality",
     "ssft": "ssft_forgetting_time", "ae_loss": "ae_loss_mean", "prototype": "bt_prototype_distance",
-    "knn_density": "bt_knn_density",
+    "knn_distance": "bt_knn_distance",
 }
 
 
 def study_scores(scored: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """The pruning study's scores from a :func:`utils.scores.dataset.score_dataset` table, each oriented higher =
-    harder (:func:`utils.scores.dataset.oriented`), plus ``redundancy`` (:func:`dedup_order` on the pixel nearest
+    harder (:func:`utils.scores.registry.oriented`), plus ``redundancy`` (:func:`dedup_order` on the pixel nearest
     neighbours; higher = more redundant). Scores the table lacks are left out. ``attrs["label_free"]`` lists the
     columns that used no label."""
-    from utils.scores.dataset import LABEL_FREE, family, oriented
+    from utils.scores.registry import label_free, oriented
 
     o = oriented(scored)
     cols = {name: o[col] for name, col in STUDY_SCORES.items() if col in o.columns}
     out = pd.DataFrame(cols, index=scored.index)
-    if {"px_nearest_id", "px_duplicate_score"} <= set(scored.columns):
-        out["redundancy"] = dedup_order(scored["px_nearest_id"].astype(np.int64), scored["px_duplicate_score"], seed)
+    if {"px_nearest_id", "px_nn_distance"} <= set(scored.columns):
+        out["redundancy"] = dedup_order(scored["px_nearest_id"].astype(np.int64), scored["px_nn_distance"], seed)
     out.index.name = "sample_id"
-    out.attrs["label_free"] = [n for n in out.columns
-                               if n == "redundancy" or family(STUDY_SCORES[n]) in LABEL_FREE]
+    out.attrs["label_free"] = [n for n in out.columns if n == "redundancy" or label_free(STUDY_SCORES[n])]
     return out
+
+
+# ---------------------------------------------------------------------------------------------- the study
+@dataclass(frozen=True)
+class PruningConfig:
+    """The pruning study of ``pruning/pruning-curves.ipynb``. ``n``: a seeded subset of the training split (None:
+    all of it); ``noise``: shares of training labels flipped uniformly (:func:`utils.data.inject.uniform_noise`),
+    one study each; ``noisy_policies``: the policies run under label noise; ``scoring``: overrides of
+    :class:`utils.scores.dataset.ScoringConfig`."""
+
+    dataset: str = "fashion-mnist"
+    train_split: str = "train"
+    test_split: str = "test"
+    n: int | None = None
+    fractions: tuple = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    seeds: tuple = (0, 1, 2)
+    noise: tuple = (0.0, 0.1)
+    policies: tuple = ("keep_hard", "keep_easy", "ccs")
+    noisy_policies: tuple = ("keep_easy", "ccs")
+    arch: str = "cnn"
+    epochs: int = 3
+    batch_size: int = 256
+    lr: float = 0.1
+    budget: str = "epochs"
+    workers: int = 2
+    scoring: dict = field(default_factory=dict)
+    encoder_epochs: int = 15
+    encoder_pool_size: int = 10000
+
+    def __post_init__(self):
+        for name in ("fractions", "seeds", "noise", "policies", "noisy_policies"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        bad = [p for p in (*self.policies, *self.noisy_policies) if p not in POLICIES]
+        if bad:
+            raise ValueError(f"Unknown policies {bad}: choose from {', '.join(POLICIES)}.")
+        if self.budget not in BUDGETS:
+            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run(config: PruningConfig, results, root=None) -> pd.DataFrame:
+    """Score the training set once per noise level and retrain on every (score, policy, fraction, seed); one row per
+    retrain (:func:`pruning_study`) with ``noise``, ``dataset`` and ``label_free`` added. Everything is cached under
+    ``results``: the encoder, ``noise<p>/scores/`` and ``noise<p>/runs/``; a killed study resumes."""
+    import torch
+
+    from utils.data.datasets import load_dataset
+    from utils.data.inject import from_arrays, inject
+    from utils.engine.recipes import get_recipe
+    from utils.engine.tasks import make_task
+    from utils.scores.dataset import ScoringConfig, score_dataset
+    from utils.scores.families import train_encoder
+
+    results = Path(results)
+    x, y, info = load_dataset(config.dataset, config.train_split, root)
+    ids = np.arange(len(y))
+    if config.n is not None and config.n < len(y):
+        rows = np.sort(np.random.default_rng(12345).permutation(len(y))[:config.n])
+        x, y, ids = x[rows], y[rows], ids[rows]
+    tx, ty, _ = load_dataset(config.dataset, config.test_split, root)
+    test = Samples(tx, ty, np.arange(len(ty)))
+    task = make_task(config.arch, info)
+    recipe = get_recipe("paper", max_epochs=config.epochs, patience=None, batch_size=config.batch_size, lr=config.lr)
+    encoder = None
+    if config.encoder_epochs:
+        pool = x[torch.from_numpy(np.random.default_rng(0).permutation(len(x))[:config.encoder_pool_size])]
+        encoder = train_encoder(pool, info, config.encoder_epochs, seed=0, folder=results / "encoder")
+    tables, free = [], set()
+    for noise in config.noise:
+        data = from_arrays(x, y, ids, name=config.dataset)
+        if noise:
+            data = inject(data, "uniform_noise", noise, seed=0)
+        folder = results / f"noise{noise:g}"
+        scored = score_dataset(data.images, data.labels, data.ids, info=info, config=ScoringConfig(**config.scoring),
+                               folder=folder / "scores", encoder=encoder)
+        scores = study_scores(scored)
+        free |= set(scores.attrs["label_free"])
+        policies = {name: ("keep_easy",) if name == "redundancy" else
+                    tuple(config.noisy_policies if noise else config.policies) for name in scores.columns}
+        table = parallel_study(data, test, scores, fractions=config.fractions, policies_by_score=policies,
+                               seeds=config.seeds, task=task, recipe=recipe, folder=folder / "runs",
+                               budget=config.budget, workers=config.workers)
+        tables.append(table.assign(noise=noise, dataset=config.dataset))
+    table = pd.concat(tables, ignore_index=True)
+    table["label_free"] = table["score"].isin(free)
+    return table

@@ -3,9 +3,9 @@
 For a dataset (e.g. the MNIST or Fashion-MNIST test split, 10,000 images), each hardness type of
 :mod:`utils.data.inject` is injected into its own copy, at ``fraction`` of the samples (rare class: one class cut
 to ``rare_fraction`` of its size), for each seed; the copy is scored by :func:`utils.scores.dataset.score_dataset`
-(the same call a user makes on their own data), and every score is evaluated in its fixed orientation
-(:data:`utils.scores.dataset.SCORES`) against the injected flags: AUROC and average precision with the injected
-samples as positives (scikit-learn's ``roc_auc_score`` / ``average_precision_score``).
+(the same call a user makes on their own data), and every score is evaluated by the one evaluation
+(:func:`utils.scores.evaluate.detection_table`) in the orientation the registry fixed (:mod:`utils.scores.registry`)
+against the injected flags: AUROC and average precision with the injected samples as positives.
 
 Beside the scores, two baselines per copy:
 
@@ -16,8 +16,10 @@ Beside the scores, two baselines per copy:
 
 Label-free scores get an encoder trained once per dataset on a disjoint clean pool (:data:`ENCODER_POOL`), as a
 user would use an encoder pretrained on unlabeled data of the same domain; the autoencoder family trains on
-each copy itself. Each copy's scores and evaluation are cached under ``folder/<type>/seed<s>/``: a killed study
-resumes, in this session or a later one.
+each copy itself. Each copy's scores and evaluation are cached under ``folder/<type>/seed<s>/`` by the one cache
+(:mod:`utils.engine.cache`), keyed by the copy's full-content fingerprint and every setting (the scoring
+configuration included): a killed study resumes, in this session or a later one, and a changed setting is
+refused instead of silently reusing old results.
 
 The SSFT claim (Maini et al. 2022: second-split forgetting separates mislabeled from rare / atypical samples,
 where first-split scores cannot) is tested on extra copies with uniform label noise AND atypical samples
@@ -37,8 +39,12 @@ import torch
 from utils.data.datasets import dataset_info, load_dataset
 from utils.data.inject import HARDNESS_TYPES, from_arrays, inject
 from utils.data.samples import Samples
-from utils.engine.loop import check_settings
-from utils.scores.dataset import LABEL_FREE, NEEDS_LABELS, ScoringConfig, family, oriented, score_dataset, train_encoder
+from utils.engine import cache
+from utils.engine.workers import run_sharded
+from utils.scores.dataset import ScoringConfig, score_dataset
+from utils.scores.evaluate import detection_table
+from utils.scores.families import train_encoder
+from utils.scores.registry import label_free
 
 # far-OOD images come from the other dataset (a garment in MNIST, a digit in Fashion-MNIST)
 OOD_POOL = {"mnist": ("fashion-mnist", "train"), "mnist-5k": ("fashion-mnist", "test"),
@@ -47,7 +53,6 @@ OOD_POOL = {"mnist": ("fashion-mnist", "train"), "mnist-5k": ("fashion-mnist", "
 ENCODER_POOL = {("mnist", "test"): ("mnist-5k", ("train", "test")),
                 ("fashion-mnist", "test"): ("fashion-mnist", ("train",)),
                 ("mnist-5k", "train"): ("mnist-5k", ("test",))}
-BASELINES = {"random": "baseline", "battery_cv": "baseline"}
 CLAIM_TYPES = ("uniform_noise", "atypical")
 WALL_LOG = "wall.csv"   # <dataset folder>/wall.csv: one row per run_board call that scored copies (wall time)
 
@@ -153,73 +158,41 @@ def encoder_for(config: BoardConfig, folder: Path, root=None, progress: bool = F
                          folder=folder / "encoder", progress=progress)
 
 
-# ------------------------------------------------------------------------------------------- evaluation
-def evaluate(scores: pd.DataFrame, positive: pd.Series, negative: pd.Series | None = None,
-             seed: int = 0) -> pd.DataFrame:
-    """AUROC and AP of every :data:`~utils.scores.dataset.SCORES` column (oriented: higher = more suspicious).
-
-    ``positive``: bool by sample id. ``negative``: bool by sample id, the samples to compare against (default:
-    every sample not positive). Adds the ``random`` baseline (seeded uniform scores) and, when the scores hold
-    the ``stat_*`` battery, ``battery_cv`` (out-of-fold classifier trained on ``positive`` vs ``negative``)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    from utils.scores.battery import cross_validated_baseline
-
-    pos = positive.reindex(scores.index).fillna(False).astype(bool)
-    neg = ~pos if negative is None else negative.reindex(scores.index).fillna(False).astype(bool) & ~pos
-    keep = (pos | neg).to_numpy()
-    y = pos.to_numpy()[keep]
-    if y.all() or not y.any():
-        raise ValueError(f"Need positives and negatives to evaluate, got {int(y.sum())} of {len(y)} positive.")
-    o = oriented(scores).loc[keep]
-    rng = np.random.default_rng([seed, 0x5C0])   # a stream of its own, not the one that drew the injection
-    o["random"] = rng.random(len(o))
-    stats = scores.loc[keep, [c for c in scores.columns if c.startswith("stat_")]]
-    if stats.shape[1] and min(y.sum(), (~y).sum()) >= 5:
-        stats = stats.loc[:, stats.std() > 0]
-        o["battery_cv"] = cross_validated_baseline(stats, pd.Series(y, index=stats.index), folds=5, seed=seed)
-    rows = []
-    for col in o.columns:
-        s = o[col].to_numpy(float)
-        if not np.isfinite(s).all():
-            continue
-        rows.append(dict(score=col, family=BASELINES.get(col) or family(col), auroc=roc_auc_score(y, s),
-                         ap=average_precision_score(y, s)))
-    out = pd.DataFrame(rows)
-    out["positives"], out["negatives"], out["prevalence"] = int(y.sum()), int((~y).sum()), float(y.mean())
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ study
-def _copy_table(kinds, seed, config, base, ood, encoder, folder: Path, progress: bool) -> pd.DataFrame:
-    """Score one copy (cached) and evaluate it: one row per (target, score)."""
-    done = folder / "board.csv"
-    if done.is_file():
-        return pd.read_csv(done)
-    tic = time.perf_counter()
-    data = make_copy(base, kinds, seed, config, ood)
-    scores = score_dataset(data.images, data.labels, data.ids,
-                           info=dataset_info(config.dataset), config=replace(config.scoring, seed=seed),
-                           folder=folder / "scores", encoder=encoder, progress=progress)
-    flags = data.meta.reindex(scores.index)
-    parts = []
-    for kind in kinds:
-        parts.append(evaluate(scores, flags[kind], seed=seed).assign(target=kind))
-    if len(kinds) == 2:   # the claim: first type (positives) against the second (negatives)
-        parts.append(evaluate(scores, flags[kinds[0]], flags[kinds[1]], seed=seed)
+BOARD = "board"   # <copy folder>/board.parquet: the copy's evaluation, a cached step
+
+
+def evaluate_copy(scores: pd.DataFrame, flags: pd.DataFrame, kinds, seed: int) -> pd.DataFrame:
+    """One row per (target, score): every registered score and the ``random`` / ``battery_cv`` baselines against
+    each injected type, and for a pair of types (the SSFT claim) the first (positives) against the second."""
+    parts = [detection_table(scores, flags[kind], baselines=True, seed=seed).assign(target=kind) for kind in kinds]
+    if len(kinds) == 2:
+        parts.append(detection_table(scores, flags[kinds[0]], flags[kinds[1]], baselines=True, seed=seed)
                      .assign(target=f"{kinds[0]}_vs_{kinds[1]}"))
-    # compute time of the copy: its steps' own times (kept beside their caches) + this evaluation; the wall time of
-    # this call when a step's time is unknown
-    steps, wall = scores.attrs["seconds"], time.perf_counter() - tic
-    if all(np.isfinite(v) for v in steps.values()):
-        seconds = sum(steps.values()) + wall - sum(steps[s] for s in scores.attrs["fresh"])
-    else:
-        seconds = wall
-    table = pd.concat(parts, ignore_index=True).assign(seed=seed, seconds=seconds, n_samples=len(scores))
-    tmp = folder / "board.csv.tmp"
-    table.to_csv(tmp, index=False)
-    tmp.replace(done)
-    return table
+    return pd.concat(parts).reset_index()
+
+
+def _copy_table(kinds, seed, config, base, ood, encoder, folder: Path, progress: bool) -> pd.DataFrame:
+    """Score one copy and evaluate it (a cached step keyed by the copy's content and every setting)."""
+    data = make_copy(base, kinds, seed, config, ood)
+    scoring = replace(config.scoring, seed=seed)
+    settings = {"kinds": list(kinds), "seed": seed, "fraction": config.fraction, "rare_fraction": config.rare_fraction,
+                "scoring": scoring.to_dict(), "data": data.fingerprint(),
+                "encoder": None if encoder is None else cache.module_sha256(encoder)}
+
+    def compute():
+        tic = time.perf_counter()
+        scores = score_dataset(data.images, data.labels, data.ids, info=dataset_info(config.dataset), config=scoring,
+                               folder=folder / "scores", encoder=encoder, progress=progress)
+        table = evaluate_copy(scores, data.meta.reindex(scores.index), kinds, seed)
+        # compute time of the copy: its steps' own times (kept beside their caches) + this evaluation; the wall time
+        # of this call when a step's time is unknown
+        steps, wall = scores.attrs["seconds"], time.perf_counter() - tic
+        seconds = sum(steps.values()) + wall - sum(steps[s] for s in scores.attrs["fresh"]) \
+            if all(np.isfinite(v) for v in steps.values()) else wall
+        return table.assign(seed=seed, seconds=seconds, n_samples=len(scores))
+
+    return cache.step(folder, BOARD, settings, compute)
 
 
 def _copies(config: BoardConfig) -> list:
@@ -229,53 +202,43 @@ def _copies(config: BoardConfig) -> list:
     return [(kinds, name, seed) for kinds, name in copies for seed in config.seeds]
 
 
-def _copy_job(config: BoardConfig, folder: Path, root, start: int, step: int) -> None:
-    """One worker's share of the copies (every ``step``-th from ``start``), one thread: torch's, and OpenMP's and
-    BLAS's for scikit-learn's kNN and k-means (two workers on two cores, not four threads)."""
-    from threadpoolctl import threadpool_limits
+def _done(folder: Path) -> bool:
+    return (folder / f"{BOARD}.parquet").is_file() and (folder / f"{BOARD}.json").is_file()
 
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        base = base_data(config, root)
-        ood = ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None
-        encoder = encoder_for(config, folder, root)
-        for kinds, name, seed in _copies(config)[start::step]:
-            _copy_table(kinds, seed, config, base, ood, encoder, folder / name / f"seed{seed}", False)
+
+def _score_copies(config: BoardConfig, folder: Path, root, progress: bool = False, log=None,
+                  shard=(0, 1)) -> list:
+    """Score and evaluate this shard's copies (every ``shard[1]``-th from ``shard[0]``), each cached."""
+    base = base_data(config, root)
+    ood = ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None
+    encoder = encoder_for(config, folder, root)
+    parts = []
+    for kinds, name, seed in _copies(config)[shard[0]::shard[1]]:
+        cached = _done(folder / name / f"seed{seed}")
+        table = _copy_table(kinds, seed, config, base, ood, encoder, folder / name / f"seed{seed}", progress)
+        parts.append(table.assign(type=name))
+        if log is not None:
+            log(f"{config.dataset} {name} seed {seed}: {table['seconds'].iloc[0]:.0f} s of compute"
+                + (" (loaded from the cache)" if cached else ""))
+    return parts
 
 
 def run_board(config: BoardConfig, folder, root=None, progress: bool = False, log=print,
               workers: int = 1) -> pd.DataFrame:
     """Every (type, seed) copy of ``config``, scored and evaluated (cached under ``folder``); one long table:
-    dataset, type, target, seed, score, family, auroc, ap, positives, negatives, prevalence, seconds.
+    dataset, type, target, seed, score, family, direction, auroc, ap, positives, negatives, prevalence, seconds.
 
-    ``workers`` > 1 scores the copies in that many processes of one torch thread each (on 2 cores, two
-    one-thread processes do more work per minute than one two-thread process), then reads them back."""
+    ``workers`` > 1 scores the copies in that many processes of one thread each (:mod:`utils.engine.workers`),
+    then reads them back."""
     folder = Path(folder)
     tic = time.perf_counter()
-    # the copies and the encoder; the scoring settings are checked by each cached step of score_dataset
-    check_settings(folder, {"board": {k: v for k, v in config.to_dict().items() if k != "scoring"}})
-    todo = sum(not (folder / name / f"seed{seed}" / "board.csv").is_file() for _, name, seed in _copies(config))
-    encoder = encoder_for(config, folder, root, progress)     # once, before any worker needs it
-    if workers > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for job in [pool.submit(_copy_job, config, folder, root, i, workers) for i in range(workers)]:
-                job.result()
-    data = {}   # the clean data and the OOD pool, loaded only if a copy still has to be scored (not when all are cached)
-    parts = []
-    for kinds, name, seed in _copies(config):
-        cached = (folder / name / f"seed{seed}" / "board.csv").is_file()
-        if not cached and not data:
-            data.update(base=base_data(config, root),
-                        ood=ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None)
-        table = _copy_table(kinds, seed, config, data.get("base"), data.get("ood"), encoder,
-                            folder / name / f"seed{seed}", progress)
-        parts.append(table.assign(type=name))
-        if log is not None:
-            log(f"{config.dataset} {name} seed {seed}: {table['seconds'].iloc[0]:.0f} s of compute"
-                + (" (loaded from the cache)" if cached else ""))
-    out = pd.concat(parts, ignore_index=True)
+    # the copies and the encoder; the scoring settings are part of each copy's cached step
+    cache.check_settings(folder, {"board": {k: v for k, v in config.to_dict().items() if k != "scoring"}})
+    todo = sum(not _done(folder / name / f"seed{seed}") for _, name, seed in _copies(config))
+    encoder_for(config, folder, root, progress)     # once, before any worker needs it
+    if workers > 1 and todo:
+        run_sharded(_score_copies, workers, config, folder, root)
+    out = pd.concat(_score_copies(config, folder, root, progress, log), ignore_index=True)
     out.insert(0, "dataset", config.dataset)
     if todo:   # the wall time of every call that scored something, encoder pretraining included
         row = pd.DataFrame([dict(dataset=config.dataset, copies=len(_copies(config)), scored=todo, workers=workers,
@@ -309,7 +272,7 @@ def best_per_type(summary: pd.DataFrame, margin: float = 0.02) -> pd.DataFrame:
     for (dataset, kind), g in single.groupby(["dataset", "type"], sort=False):
         g = g.sort_values("auroc", ascending=False)
         sup = g[g["family"].isin(["supervised", "ssft"])]
-        free = g[g["family"].isin(LABEL_FREE) & ~g["score"].isin(NEEDS_LABELS)]
+        free = g[g["score"].map(label_free)]
         base = summary[(summary["dataset"] == dataset) & (summary["type"] == kind) & (summary["target"] == kind)]
         battery = base.loc[base["score"] == "battery_cv", "auroc"]
         row = dict(dataset=dataset, type=kind, best=g.iloc[0]["score"], best_auroc=g.iloc[0]["auroc"],

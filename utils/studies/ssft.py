@@ -19,13 +19,13 @@ import torch
 
 from utils.studies import outputs
 from utils.data.datasets import load_dataset
-from utils.scores.image_stats import intensity_stats, separability_table, shape_stats
+from utils.scores.battery import image_battery
+from utils.scores.evaluate import detection_table
 from utils.data.samples import Samples
 from utils.data.mixing import flip_labels, make_mixed
 from utils.engine.protocols import SSFTConfig, run_ssft
 from utils.engine.recipes import get_recipe
-from utils.scores.ssft_detection import best_per_study, detection_table
-from utils.scores.ssft import first_split_log, quantile_threshold, ssft_scores
+from utils.scores.ssft import LearnedRule, first_split_log, ssft_scores
 from utils.engine.tasks import make_task
 
 NOISE_SEED = 0
@@ -75,41 +75,6 @@ def mixed_study(config: SSFTConfig, dataset: str, split: str, mode: str, results
 
 
 # ------------------------------------------------------------------------------------------- unsupervised
-@dataclass(frozen=True)
-class LearnedRule:
-    """"Learned" = ``measure`` above (``direction="higher"``) or below (``"lower"``) a threshold: the fixed
-    ``value``, or when ``value`` is None the ``quantile`` of the measurement at the end of stage 1 over every
-    sample of every run (:func:`utils.scores.ssft.quantile_threshold`; no mixed labels used)."""
-
-    measure: str
-    direction: str = "higher"
-    value: float | None = None
-    quantile: float = 0.5
-
-    def __post_init__(self):
-        if self.direction not in ("higher", "lower"):
-            raise ValueError(f"direction must be 'higher' or 'lower', got {self.direction!r}.")
-        if self.value is None and not 0 < self.quantile < 1:
-            raise ValueError(f"quantile must lie strictly between 0 and 1, got {self.quantile}.")
-
-    @property
-    def label(self) -> str:
-        """How tables name the rule: ``ssim>0.5``, ``cross_corr`` (the median rule), ``cross_corr q0.25``."""
-        if self.value is not None:
-            return f"{self.measure}{'>' if self.direction == 'higher' else '<'}{self.value:g}"
-        return self.measure if self.quantile == 0.5 else f"{self.measure} q{self.quantile:g}"
-
-    @property
-    def name(self) -> str:
-        """How file names carry the rule: ``ssim0.5``, ``cross_corr``, ``cross_corr_q0.25``."""
-        if self.value is not None:
-            return f"{self.measure}{self.value:g}"
-        return self.measure if self.quantile == 0.5 else f"{self.measure}_q{self.quantile:g}"
-
-    def threshold(self, runs) -> float:
-        return float(self.value) if self.value is not None else quantile_threshold(runs, self.measure, self.quantile)
-
-
 @dataclass(frozen=True)
 class UnsupervisedDefaults:
     """What differs between the unsupervised SSFT studies; everything else is shared."""
@@ -196,30 +161,63 @@ def first_last_summary(runs: dict, data: dict, measures) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["mode", "measure"])
 
 
+SSFT_COLUMNS = ("forgetting_time", "learning_time", "forgetting_events", "second_split_area", "first_split_area")
+
+
+def ssft_detection(scores: pd.DataFrame, flag: pd.Series, learned_direction: str = "higher",
+                   seed: int = 0) -> pd.DataFrame:
+    """:func:`utils.scores.evaluate.detection_table` of the SSFT columns (:data:`SSFT_COLUMNS`) against ``flag``, in
+    the registry's orientation (mislabeled samples are forgotten early, learned late, forgotten often), with held-out
+    precision / recall. ``learned_direction="lower"`` (a rule under which a low measurement means learned, e.g.
+    BarlowTwins cross-correlation) flips the areas, which are raw measurements, so "suspicious" stays "less
+    learned"."""
+    if learned_direction not in ("higher", "lower"):
+        raise ValueError(f"learned_direction must be 'higher' or 'lower', got {learned_direction!r}.")
+    flipped = {c: "higher" for c in SSFT_COLUMNS if c.endswith("_area")} if learned_direction == "lower" else {}
+    return detection_table(scores, flag, columns=SSFT_COLUMNS, directions=flipped, holdout=True, seed=seed)
+
+
 def unsupervised_detection(runs: dict, data: dict, rules):
     """Apply every rule to every mode's cached runs: ``(scores, detection, thresholds)``.
 
     ``scores[mode, rule]`` is :func:`utils.scores.ssft.ssft_scores` joined with ``data[mode]``; ``detection`` is one
-    :func:`utils.scores.ssft_detection.detection_table` against the mixed images per study ``"<mode> <rule.label>"``;
+    :func:`ssft_detection` against the mixed images per study ``"<mode> <rule.label>"``;
     ``thresholds[mode, rule]`` the threshold each rule used."""
     scores, thresholds = {}, {}
     for mode, rs in runs.items():
         for rule in rules:
             thresholds[mode, rule] = t = rule.threshold(rs)
             scores[mode, rule] = ssft_scores(rs, rule.measure, t, rule.direction).join(data[mode])
-    detection = pd.concat({f"{mode} {rule.label}": detection_table(s, s["is_mixed"], learned_direction=rule.direction)
+    detection = pd.concat({f"{mode} {rule.label}": ssft_detection(s, s["is_mixed"], learned_direction=rule.direction)
                            for (mode, rule), s in scores.items()}, names=["study", "score"])
     return scores, detection, thresholds
 
 
 def model_free_auroc(images, is_mixed) -> float:
-    """Orientation-free AUROC of the best model-free image statistic (intensity and shape) for the mixed images."""
-    stats = pd.concat([intensity_stats(images), shape_stats(images)], axis=1)
-    return float(separability_table(stats, np.asarray(is_mixed, bool))["auroc"].max())
+    """AUROC of the best model-free image statistic (:func:`utils.scores.battery.image_battery`, each in its better
+    orientation) for the mixed images."""
+    stats = image_battery(images)
+    return float(detection_table(stats, pd.Series(np.asarray(is_mixed, bool)), orientation="free")["auroc"].max())
+
+
+def best_per_study(detection: pd.DataFrame, baselines: dict | None = None) -> pd.DataFrame:
+    """Per study (first index level), the score with the largest orientation-free AUROC max(a, 1 - a).
+
+    ``baselines`` maps a study name to the orientation-free AUROC of a model-free statistic, put beside it
+    so a reader sees at once whether the learned score beats it."""
+    free = detection["auroc"].where(detection["auroc"] >= 0.5, 1 - detection["auroc"])
+    rows = {}
+    for study, group in free.groupby(level=0, sort=False):
+        score = group.droplevel(0).idxmax()
+        rows[study] = {"best score": score, "auroc (stated orientation)": detection.loc[(study, score), "auroc"],
+                       "auroc (orientation-free)": group.max()}
+        if baselines is not None:
+            rows[study]["model-free baseline"] = baselines.get(study, float("nan"))
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def best_vs_baseline(detection: pd.DataFrame, images: dict, data: dict) -> pd.DataFrame:
-    """The best SSFT score per study (:func:`utils.scores.ssft_detection.best_per_study`) beside the best model-free
+    """The best SSFT score per study (:func:`best_per_study`) beside the best model-free
     statistic on the same images (study names start with their mixing mode)."""
     baseline = {mode: model_free_auroc(images[mode], data[mode]["is_mixed"].to_numpy()) for mode in images}
     studies = detection.index.get_level_values(0).unique()

@@ -10,8 +10,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from utils.scores.battery import DIRECTION, best_single_statistic, cross_validated_baseline, image_battery
-from utils.scores.image_stats import intensity_stats, shape_stats
+from utils.scores.battery import cross_validated_baseline, image_battery, intensity_stats, shape_stats
+from utils.scores.evaluate import detection_table
 
 NEW = ["laplacian_abs_mean", "components_4", "components_8", "isolated_pixels_4", "stroke_width"]
 
@@ -72,7 +72,7 @@ def test_new_statistics_match_scipy_and_skimage_on_random_images():
         lab, n = scipy.ndimage.label(m)
         iso4.append(int((np.bincount(lab.ravel(), minlength=n + 1)[1:] == 1).sum()))
     assert b["isolated_pixels_4"].tolist() == iso4 and sum(iso4) > 0
-    # the reused columns are exactly utils.scores.image_stats's
+    # the reused columns are exactly utils.scores.battery's
     t = torch.from_numpy(x[:, None]).float()
     pd.testing.assert_frame_equal(b[intensity_stats(t).columns], intensity_stats(t))
     pd.testing.assert_series_equal(b["total_variation"], shape_stats(t)["total_variation"])
@@ -102,7 +102,15 @@ def test_cv_baseline_is_out_of_fold_on_a_pure_noise_target():
     with threadpool_limits(limits=1, user_api="openmp"):  # OpenMP threads crawl on a CPU shared with training
         in_sample = HistGradientBoostingClassifier(random_state=0).fit(stats, y).predict_proba(stats)[:, 1]
     assert roc_auc_score(y, in_sample) > 0.8
-    assert p.attrs["direction"] == DIRECTION and p.attrs["folds"] == 5
+    assert p.attrs["folds"] == 5
+    # cross_val_predict gives what a hand-written stratified loop gives (the loop it replaced)
+    from sklearn.model_selection import StratifiedKFold
+    manual = np.full(len(y), np.nan)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(stats, y):
+            clf = HistGradientBoostingClassifier(early_stopping=True, random_state=0).fit(stats.iloc[train], y[train])
+            manual[test] = clf.predict_proba(stats.iloc[test])[:, 1]
+    np.testing.assert_array_equal(p.to_numpy(), manual)
 
 
 def test_cv_baseline_finds_a_planted_signal_and_aligns_by_id():
@@ -112,7 +120,7 @@ def test_cv_baseline_finds_a_planted_signal_and_aligns_by_id():
     assert roc_auc_score(y, p) > 0.95
     shuffled = y.sample(frac=1.0, random_state=0)  # a Series is aligned by sample id, not by position
     pd.testing.assert_series_equal(cross_validated_baseline(stats, shuffled, seed=1), p)
-    best = best_single_statistic(stats, y)
+    best = detection_table(stats, y, orientation="free")   # the best single statistic, orientation-free
     assert best.index[0] == "c" and best.loc["c", "direction"] == "higher"
     assert best["auroc"].is_monotonic_decreasing and best.loc["a", "auroc"] < 0.6
 
@@ -144,9 +152,53 @@ def test_battery_beats_total_variation_on_matched_mixed_mnist(mnist5k):
     is_mixed = pd.Series(m.flag('mixed').numpy(), index=stats.index)
     p = cross_validated_baseline(stats, is_mixed, seed=0)
     auroc = roc_auc_score(is_mixed, p)
-    single = best_single_statistic(stats, is_mixed)
+    single = detection_table(stats, is_mixed, orientation="free")
     tv = single.loc["total_variation", "auroc"]
     assert auroc > tv + 0.03, (auroc, tv)
     # the new shape statistics carry signal beyond total variation; the matched intensities carry none
     assert single.loc["laplacian_abs_mean", "auroc"] > tv and single.loc["components_4", "auroc"] > 0.7
     assert single.loc[["mean", "std", "ink_fraction"], "auroc"].max() < 0.52
+
+
+def test_intensity_stats_known_answers_on_hand_made_images():
+    x = torch.zeros(4, 1, 6, 6)
+    x[1, 0, 2, 2] = 1.0  # one isolated ink pixel
+    x[2, 0, 2, 2] = x[2, 0, 3, 3] = 0.9  # two diagonal neighbours: not isolated
+    x[3, 0, 0, 0] = 1.0  # a corner pixel: isolated, top and left border
+    x[3, 0, 5, :] = 0.3  # a faint stripe along the bottom row: not ink, but border mass
+    s = intensity_stats(x)
+    assert s["isolated_pixels"].tolist() == [0, 1, 0, 1]
+    assert s["ink_fraction"].tolist() == pytest.approx([0, 1 / 36, 2 / 36, 1 / 36])
+    assert s["faint_fraction"].tolist() == pytest.approx([0, 0, 0, 6 / 36])
+    borders = s.loc[3, ["border_ink_top", "border_ink_left", "border_ink_right"]].tolist()
+    assert borders == pytest.approx([1.0, 1.3, 0.3])
+    assert s.loc[3, "border_ink_bottom"] == pytest.approx(1.8)
+    assert s.loc[0].drop(["std"]).abs().sum() == 0 and s.loc[0, "std"] == 0
+    assert shape_stats(x)["total_variation"].tolist() == pytest.approx([0, 4.0, 4 * 0.9 * 2, 2.0 + 6 * 0.3])
+
+
+def test_intensity_and_shape_stats_match_numpy_and_scipy_on_random_images():
+    rng = np.random.default_rng(0)
+    x = (rng.random((300, 1, 12, 12)) < 0.15) * rng.uniform(0.3, 1.0, (300, 1, 12, 12))
+    s = intensity_stats(torch.from_numpy(x).float())
+    flat = x.reshape(300, -1)
+    np.testing.assert_allclose(s["mean"], flat.mean(1), atol=1e-6)
+    np.testing.assert_allclose(s["std"], flat.std(1), atol=1e-6)
+    np.testing.assert_allclose(s["background"], np.percentile(flat, 50, axis=1), atol=1e-6)
+    np.testing.assert_allclose(s["min"], flat.min(1), atol=1e-6)
+    np.testing.assert_allclose(s["max"], flat.max(1), atol=1e-6)
+    ink = x[:, 0] > 0.5
+    singletons = []
+    for im in ink:  # reference: 8-connected components of size one
+        lab, n = scipy.ndimage.label(im, structure=np.ones((3, 3)))
+        singletons.append(int((np.bincount(lab.ravel(), minlength=n + 1)[1:] == 1).sum()))
+    assert s["isolated_pixels"].tolist() == singletons and sum(singletons) > 0
+    tv = np.abs(np.diff(x[:, 0], axis=1)).sum((1, 2)) + np.abs(np.diff(x[:, 0], axis=2)).sum((1, 2))
+    np.testing.assert_allclose(shape_stats(torch.from_numpy(x).float())["total_variation"], tv, rtol=1e-5)
+
+
+def test_bad_images_get_one_sentence():
+    with pytest.raises(ValueError) as e:
+        intensity_stats(torch.zeros(3, 8, 8))
+    msg = str(e.value)
+    assert msg.endswith(".") and "\n" not in msg and ". " not in msg

@@ -1,0 +1,189 @@
+"""The one cache: what every study, score and training run stores on disk, and the rules it follows.
+
+A *results folder* holds one computation made with one set of settings:
+
+* **Settings.** ``settings.json`` is written once, under the lock; afterwards a call with other settings is
+  refused with one sentence naming the keys that differ (:func:`check_settings`). Settings hold everything the
+  result depends on: the data's full-content fingerprint (:meth:`utils.data.samples.Samples.fingerprint`:
+  every pixel, label and id, in order) and every parameter.
+* **One writer.** A process that is about to write takes an exclusive lock on the folder (``filelock``,
+  non-blocking, re-entrant within the process); a second process that wants to write the same folder is refused
+  with one sentence (:func:`writing`). Reading a finished result takes no lock: results are written to a
+  temporary name and renamed into place, so a reader sees the whole file or none.
+* **Lossless tables.** Per-sample tables are Parquet files (pyarrow): dtypes (float32 stays float32), the
+  ``sample_id`` index and ``DataFrame.attrs`` come back bit-identical (:func:`save_table`, :func:`load_table`).
+* **Steps.** :func:`step` caches one named table of a folder (``<name>.parquet`` with its settings and
+  compute time in ``<name>.json``): loaded when its settings match, refused when they differ, else computed
+  under the lock.
+
+Only rank 0 of a ``torchrun`` group writes (the loop's rule); the other ranks read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+SETTINGS = "settings.json"
+LOCK = ".lock"
+WRITER = ".writer"   # the pid and host of the process holding the lock, for the refusal message
+
+
+class FolderBusyError(RuntimeError):
+    """Another process is writing the results folder."""
+
+
+def _rank() -> int:
+    import sys
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return 0
+
+
+def canonical(settings: dict) -> dict:
+    """``settings`` as they come back from JSON (tuples become lists, keys strings), so comparisons are exact."""
+    return json.loads(json.dumps(settings))
+
+
+@contextmanager
+def writing(folder):
+    """Hold the folder's write lock for the block; refuse with one sentence when another process holds it.
+
+    Re-entrant within a process (nested blocks on one folder share the lock). On ranks other than 0 it does
+    nothing: they never write."""
+    if _rank() != 0:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK), timeout=0, is_singleton=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = (folder / WRITER).read_text().strip() if (folder / WRITER).is_file() else "another process"
+        raise FolderBusyError(f"{folder} is being written by {holder}; wait for it to finish, or write to another "
+                              "folder.") from None
+    try:
+        if lock.lock_counter == 1:
+            (folder / WRITER).write_text(f"process {os.getpid()} on {os.uname().nodename}\n")
+        yield
+    finally:
+        if lock.lock_counter == 1:
+            (folder / WRITER).unlink(missing_ok=True)
+        lock.release()
+
+
+def saved_settings(folder) -> dict | None:
+    path = Path(folder) / SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _refuse_other(folder, saved: dict, settings: dict) -> None:
+    if saved != settings:
+        diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        raise ValueError(f"{folder} holds a run with other settings ({', '.join(diff)}); pick a new results "
+                         "folder or delete that one to start over.")
+
+
+def check_settings(folder, settings: dict, write: bool = True) -> None:
+    """Refuse a folder that holds other settings; with ``write``, claim an empty one (under the lock).
+
+    ``write=False`` only checks (a reader of a finished result)."""
+    folder = Path(folder)
+    settings = canonical(settings)
+    saved = saved_settings(folder)
+    if saved is not None:
+        _refuse_other(folder, saved, settings)
+        return
+    if not write or _rank() != 0:
+        return
+    with writing(folder):
+        saved = saved_settings(folder)     # another process may have claimed it since we looked
+        if saved is not None:
+            _refuse_other(folder, saved, settings)
+            return
+        atomic_write_text(folder / SETTINGS, json.dumps(settings, indent=1))
+
+
+def module_sha256(model) -> str:
+    """A SHA-256 of a torch network's weights and buffers (names, shapes, dtypes, values): a cache key for a model
+    passed in (e.g. a pretrained encoder)."""
+    import hashlib
+
+    import torch
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update((t.float() if t.dtype == torch.bfloat16 else t).numpy().tobytes())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ files
+def atomic_write_text(path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def save_table(frame: pd.DataFrame, path) -> None:
+    """Write a table losslessly (Parquet: dtypes, index and ``attrs`` kept), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp)
+    tmp.replace(path)
+
+
+def load_table(path) -> pd.DataFrame:
+    """A table written by :func:`save_table`, bit-identical to the one saved (dtypes, index, ``attrs``)."""
+    return pd.read_parquet(path)
+
+
+# ------------------------------------------------------------------------------------------ steps
+def step(folder, name: str, settings: dict, compute) -> pd.DataFrame:
+    """The table ``name`` of ``folder``: loaded when computed with ``settings``, refused when computed with other
+    ones, else ``compute()``d under the folder's lock and saved.
+
+    ``attrs`` of the result carry ``seconds`` (the compute time, also when loaded: it is kept beside the table),
+    ``step`` and ``fresh`` (computed by this call). With ``folder=None`` it just computes."""
+    tic = time.perf_counter()
+    if folder is None:
+        frame = compute()
+        frame.attrs.update(seconds=time.perf_counter() - tic, step=name, fresh=True)
+        return frame
+    folder = Path(folder)
+    table, spec = folder / f"{name}.parquet", folder / f"{name}.json"
+    settings = canonical(settings)
+
+    def load():
+        saved = json.loads(spec.read_text())
+        if saved["settings"] != settings:
+            diff = sorted(k for k in set(saved["settings"]) | set(settings)
+                          if saved["settings"].get(k) != settings.get(k))
+            raise ValueError(f"{table} was computed with other settings ({', '.join(diff)}); delete it, or write to "
+                             "another folder.")
+        frame = load_table(table)
+        frame.attrs.update(seconds=saved["seconds"], step=name, fresh=False)
+        return frame
+
+    if spec.is_file() and table.is_file():
+        return load()
+    with writing(folder):
+        if spec.is_file() and table.is_file():   # written by another process while we waited for nothing
+            return load()
+        frame = compute()
+        seconds = time.perf_counter() - tic
+        frame.attrs.pop("fresh", None)
+        save_table(frame, table)
+        atomic_write_text(spec, json.dumps({"settings": settings, "seconds": seconds}, indent=1))
+    frame.attrs.update(seconds=seconds, step=name, fresh=True)
+    return frame

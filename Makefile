@@ -7,7 +7,7 @@ DATASET ?= mnist
 SPLIT   ?= test
 EPOCHS  ?= 200
 
-.PHONY: run test reproduce scoreboard pruning benchmark clean
+.PHONY: run test test-fast report reproduce scoreboard pruning benchmark clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,28 +22,39 @@ run: $(STAMP)
 	rm -rf results/quick  # quick mode starts fresh: a cache left by another version of the code would be refused
 	$(PY) -m utils.report.run_notebooks --mode quick --out results/quick
 
-## The test suite, notebooks in quick mode included.
+## The test suite, notebooks in quick mode included (the 15 slowest tests are listed at the end).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
-## Full study (DATA_ROOT must hold the data): autoencoder + SSFT; rewrites the committed notebooks, images/ and the README sections.
+## The test suite without the notebook tests (marker `notebooks`): a few minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not notebooks" --durations=15
+
+## Every generated README section, from the caches of the full runs on this machine (studies without one are skipped).
+report: $(STAMP)
+	$(PY) -m utils.report
+
+## Full study (DATA_ROOT must hold the data): autoencoder + SSFT; rewrites the committed notebooks, images/ and their README sections.
 reproduce: $(STAMP)
 	$(PY) -m utils.report.run_notebooks --mode full --study seed --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
+	$(PY) -m utils.report --only seed
 
 ## The hardness scoreboard (MNIST test split via DATA_ROOT, Fashion-MNIST test; 3 seeds; resumable, cached in results/board).
 scoreboard: $(STAMP)
 	$(PY) -m utils.report.run_notebooks --mode full --study scoreboard --out results/board --commit
+	$(PY) -m utils.report --only scoreboard
 
 ## The pruning curves on Fashion-MNIST (60,000 train / 10,000 test; resumable, cached in results/prune).
 pruning: $(STAMP)
 	$(PY) -m utils.report.run_notebooks --mode full --study pruning --out results/prune --commit
+	$(PY) -m utils.report --only pruning
 
-## Speed measured side by side; rewrites the README's performance section.
+## Speed measured side by side; rewrites benchmarks/README.md.
 benchmark: $(STAMP)
 	mkdir -p results
 	$(PY) -m benchmarks.bench_training --json results/bench_training.json
 	$(PY) -m benchmarks.bench_metrics --json results/bench_metrics.json
-	$(PY) -m utils.report.sections --performance results/bench_training.json results/bench_metrics.json
+	$(PY) -m utils.report --only performance
 
 clean:
 	rm -rf results .pytest_cache

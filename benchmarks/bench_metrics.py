@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.metrics import aggregate, bottleneck_entropy, drift, knn, lid_mle, norm, scaled_epochs, silhouette, ssim
+from utils.metrics.aggregates import aggregate, scaled_epochs
+from utils.metrics.embedding import bottleneck_entropy, drift, norm, silhouette
+from utils.metrics.lid import knn, lid_mle
+from utils.metrics.ssim import ssim
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

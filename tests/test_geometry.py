@@ -7,7 +7,7 @@ from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from utils.scores.geometry import embedding_scores
-from utils.metrics import knn
+from utils.metrics.lid import knn
 
 
 def _blobs(n_per=60, dims=6, seed=0):

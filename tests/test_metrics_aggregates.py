@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from utils.metrics import aggregate, scaled_epochs
+from utils.metrics.aggregates import aggregate, scaled_epochs
 
 
 @pytest.fixture

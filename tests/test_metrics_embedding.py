@@ -5,7 +5,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_samples
 
-from utils.metrics import bottleneck_entropy, drift, norm, silhouette, silhouette_from_labels
+from utils.metrics.embedding import bottleneck_entropy, drift, norm, silhouette, silhouette_from_labels
 
 
 def _codes(n=600, d=6, seed=0):

@@ -5,7 +5,7 @@ import torch
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
 
-from utils.metrics import knn, lid_mle
+from utils.metrics.lid import knn, lid_mle
 
 
 def _subspace(n, d, dim, seed=0):

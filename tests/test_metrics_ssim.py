@@ -4,7 +4,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
-from utils.metrics import gaussian_window, ssim
+from utils.metrics.ssim import gaussian_window, ssim
 
 
 def skimage_wang(a, b, data_range=1.0):

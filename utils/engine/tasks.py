@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from utils.engine.barlow_twins import augment, barlow_twins_loss, sample_correlations
 from utils.data.datasets import DatasetInfo
-from utils.metrics import bottleneck_entropy, ssim
+from utils.metrics.embedding import bottleneck_entropy
+from utils.metrics.ssim import ssim
 from utils.engine.models import CLASSIFIERS, Autoencoder, BarlowTwins, make_classifier
 
 

@@ -7,15 +7,19 @@
     python -m utils.report.run_notebooks --mode full --study pruning --out results/prune --commit      # `make pruning`
 
 Quick mode trains on the embedded MNIST-5k (no data files, no internet) and writes executed copies
-and figures under ``--out``. ``--commit`` overwrites the committed notebooks, ``images/`` and the
-README's results section instead. ``ssft/ssft-unsupervised.ipynb`` runs once per model (``TASK``): with
+and figures under ``--out``. ``--commit`` overwrites the committed notebooks and ``images/`` instead (the README
+sections are ``python -m utils.report``'s job). Executed notebooks carry no path of the machine that ran them:
+papermill's metadata and every output name paths relative to the repository (:func:`relativize`); ``DATA_ROOT``
+reaches the notebooks through the environment, never as a parameter. ``ssft/ssft-unsupervised.ipynb`` runs once per model (``TASK``): with
 ``--commit`` it is executed in place for the autoencoder (its default ``TASK``) and into the copy
 ``ssft-unsupervised-barlow-twins`` for BarlowTwins.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -114,9 +118,55 @@ def execute(notebooks, params: dict, out_dir: Path, commit: bool, log_output: bo
         target.parent.mkdir(parents=True, exist_ok=True)
         tic = time.perf_counter()
         print(f"== {name} ==", flush=True)
-        pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(src.parent),
-                            kernel_name="python3", progress_bar=True, log_output=log_output)
+        try:
+            pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(src.parent),
+                                kernel_name="python3", progress_bar=True, log_output=log_output)
+        finally:
+            relativize(target)
         print(f"   {name}: {time.perf_counter() - tic:.0f} s -> {target}", flush=True)
+
+
+def _relative(text: str) -> str:
+    """``text`` with this machine's absolute paths made relative: the repository root, the virtual environment and
+    the interpreter's installation."""
+    for prefix, name in sorted({(str(ROOT), "."), (sys.prefix, "<venv>"), (sys.base_prefix, "<python>")},
+                               key=lambda p: -len(p[0])):
+        text = text.replace(prefix + "/", "" if name == "." else name + "/").replace(prefix, name)
+    return text
+
+
+def relativize(path: Path) -> None:
+    """Rewrite an executed notebook so that it holds no absolute path of this machine: papermill's ``input_path``,
+    ``output_path`` and parameters, and every output text (warnings name the files they come from)."""
+    import nbformat
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if key in meta:
+            meta[key] = _relative(os.path.abspath(meta[key]))
+    for key, value in list(meta.get("parameters", {}).items()):
+        if isinstance(value, str):
+            meta["parameters"][key] = os.path.relpath(value, ROOT) if os.path.isabs(value) else _relative(value)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if "injected-parameters" in cell.metadata.get("tags", []):   # the notebook runs in its own folder
+            cell.source = re.sub(r'"(/[^"]+)"', lambda m: json.dumps(os.path.relpath(m.group(1), path.parent)),
+                                 cell.source)
+        cell.source = _relative(cell.source)
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = _relative(out["text"])
+            if "traceback" in out:
+                out["traceback"] = [_relative(line) for line in out["traceback"]]
+            for kind, value in out.get("data", {}).items():
+                if kind.startswith("text/") and isinstance(value, str):
+                    out["data"][kind] = _relative(value)
+    nbformat.write(nb, path)
 
 
 def print_tables(results: Path, top: int = 10) -> None:
@@ -125,7 +175,7 @@ def print_tables(results: Path, top: int = 10) -> None:
         table = pd.read_csv(path, index_col=0)
         print(f"\n{outputs.score_table_mode(path.name)} mixing (prevalence {table['prevalence'].iloc[0]:.4f}, "
               f"SRCC ceiling {table['srcc_ceiling'].iloc[0]:.4f}), top {top} of {len(table)} by AUROC:")
-        print(table.head(top)[["auroc_best", "srcc", "ap", "precision", "recall"]].round(4).to_string())
+        print(table.head(top)[["auroc", "srcc", "ap", "precision", "recall"]].round(4).to_string())
     summary = results / outputs.SUMMARY
     if summary.is_file():
         print("\nTraining summary:\n" + pd.read_csv(summary, index_col=0).round(4).to_string())
@@ -181,17 +231,11 @@ def main(argv=None) -> int:
             print("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): the quick scoreboard "
                   "skips far_ood, whose images come from it.")
             board["TYPES"] = [t for t in HARDNESS_TYPES if t != "far_ood"]
-        if args.mode == "full" and os.environ.get("DATA_ROOT"):
-            board["DATA_ROOT"] = os.environ["DATA_ROOT"]
-        if args.commit:
-            board["WRITE_README"] = rel(ROOT / "README.md")
         execute([SCOREBOARD], board, out, args.commit, not args.quiet)
         print_scoreboard(out / outputs.SCOREBOARD_DIR)
     if args.study in ("pruning", "all"):
         prune = dict(PRUNING_QUICK if args.mode == "quick" else PRUNING_FULL,
                      RESULTS=rel(out / outputs.PRUNING_DIR), IMAGES=common["IMAGES"])
-        if args.commit:
-            prune["WRITE_README"] = rel(ROOT / "README.md")
         execute([PRUNING], prune, out, args.commit, not args.quiet)
         print_pruning(out / outputs.PRUNING_DIR)
     print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")
@@ -215,12 +259,11 @@ def print_pruning(results: Path) -> None:
 def run_seed_study(args, params, common, out, rel) -> None:
     """The autoencoder study and the SSFT notebooks (the seed's study)."""
     execute(SSL_AE[:1], {**params, **common}, out, args.commit, not args.quiet)
-    readme = dict(WRITE_README=rel(ROOT / "README.md")) if args.commit else {}
     execute(SSL_AE[1:2], common, out, args.commit, not args.quiet)
     if not args.skip_ssft:
         for name in SSFT:  # notebooks run in ssft/, which sits beside ssl-ae/: the same relative paths work
             execute([name], {**ssft_parameters(args, name), **common}, out, args.commit, not args.quiet)
-    execute(SSL_AE[2:], {**common, **readme}, out, args.commit, not args.quiet)
+    execute(SSL_AE[2:], common, out, args.commit, not args.quiet)
     print_tables(out)
 
 

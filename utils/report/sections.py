@@ -1,14 +1,13 @@
-"""The README's results and performance sections, written by code from runs (never typed by hand).
+"""The generated sections of the READMEs, written by code from cached runs (never typed by hand).
 
-:func:`write_results_section` replaces the text between ``<!-- results:start/end -->`` in README.md
-with tables built from the autoencoder study's outputs in ``<results>`` (``study.json``, ``summary.csv``,
-``separability.csv`` and the score tables; every name from :mod:`utils.studies.outputs`); :func:`write_ssft_section` fills ``<!-- ssft:start/end -->`` from the SSFT notebooks' tables;
-:func:`write_performance_section` does the same between ``<!-- performance:start/end -->``
-from the JSON the benchmarks save (``python -m utils.report.sections --performance A.json B.json``).
+Each ``*_markdown`` function builds one section from a study's outputs (every file name from
+:mod:`utils.studies.outputs`); ``*_headline`` functions build the short table of each study that the top README
+shows; :func:`registry_markdown` lists every score of :mod:`utils.scores.registry`; :func:`replace_section` writes a
+section between ``<!-- name:start -->`` and ``<!-- name:end -->``. ``python -m utils.report`` (``make report``)
+regenerates all of them from the caches that exist; the notebooks only display them.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -17,10 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from utils.studies import outputs
-from utils.studies import autoencoder as study
 from utils.engine.cache import SETTINGS
+from utils.studies import autoencoder as study
+from utils.studies import outputs
 from utils.studies.ssft import UNSUPERVISED
+
 
 def replace_section(readme, name: str, body: str) -> None:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``readme``."""
@@ -55,12 +55,14 @@ def results_markdown(results, images="images", readme_dir=".", top: int = 12) ->
         f"`{config.test_dataset}/{config.test_split}`.",
         "", "**Training** (L1 on standardised pixels; the blank-image L1 is what predicting background scores):", "",
         summary.round(4).to_markdown(), "",
-        "**Model-free separability** of mixed vs clean images before any training (orientation-free AUROC; "
-        "relative difference of the class means in matched mode):", "",
+        "**Model-free separability** of mixed vs clean images before any training (the image battery of "
+        "`utils.scores.battery`, orientation-free AUROC; relative difference of the class means in matched mode):",
+        "",
         separability.round(3).to_markdown(), "",
-        f"**Scores vs the mixed label**, top {top} by matched-mode AUROC and the seed's four headline metrics (`auroc_best` = AUROC in the better "
-        "orientation; `srcc` signed, with its ceiling); `seed study abs_srcc` is the original's |SRCC| on "
-        "57,000 samples after 600 epochs:", "",
+        f"**Scores vs the mixed label**, top {top} by matched-mode AUROC and the seed's four headline metrics "
+        "(`auroc` in each score's better orientation, as these scores have no stated direction; `srcc` signed, "
+        "with its ceiling); `seed study abs_srcc` is the original's |SRCC| on 57,000 samples after 600 epochs; "
+        "`image__*` rows are the model-free image battery (`utils.scores.battery`):", "",
         side.round(4).to_markdown(), "",
     ]
     for mode, table in tables.items():
@@ -68,11 +70,6 @@ def results_markdown(results, images="images", readme_dir=".", top: int = 12) ->
                   f"{table['srcc_ceiling'].iloc[0]:.4f}. "
                   f"![score bars {mode}]({rel}/{outputs.fig_score_bars(mode)})", ""]
     return "\n".join(lines)
-
-
-def write_results_section(results, readme="README.md", images="images", top: int = 12) -> None:
-    """Regenerate the README's results section from the study in ``results``."""
-    replace_section(readme, "results", results_markdown(results, images, Path(readme).parent, top))
 
 
 def _ssft_runs(results: Path) -> pd.DataFrame:
@@ -116,7 +113,7 @@ def ssft_markdown(results, images="images", readme_dir=".") -> str:
     for name, title in tables:
         path = results / name
         if path.is_file():
-            t = pd.read_csv(path).drop(columns=["column"])
+            t = pd.read_csv(path).drop(columns=["family", "threshold", "positives", "negatives", "prevalence"])
             lines += [title, "", t.round(3).to_markdown(index=False), ""]
     best = [results / f for f in map(outputs.ssft_unsupervised_best, UNSUPERVISED) if (results / f).is_file()]
     if best:
@@ -139,11 +136,6 @@ def ssft_markdown(results, images="images", readme_dir=".") -> str:
                if (Path(images) / f).is_file()]
     lines += [" ".join(f"![{f[:-4]}]({rel}/{f})" for f in figures)]
     return "\n".join(lines)
-
-
-def write_ssft_section(results, readme="README.md", images="images") -> None:
-    """Regenerate the README's SSFT section from the SSFT outputs in ``results``."""
-    replace_section(readme, "ssft", ssft_markdown(results, images, Path(readme).parent))
 
 
 def _pm(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +163,7 @@ def scoreboard_markdown(results, images="images", readme_dir=".") -> str:
              f"(`make scoreboard`; each copy's settings in its folder). Seeds: "
              f"{', '.join(map(str, sorted(table['seed'].unique())))}; every hardness type injected into its own copy "
              f"(prevalence in the tables below); AUROC with the injected samples as positives, each score in the "
-             f"orientation fixed in `utils.scores.dataset.SCORES`. Scoring time per dataset, summed over copies and seeds "
+             f"orientation fixed in `utils.scores.registry`. Scoring time per dataset, summed over copies and seeds "
              f"(each copy on one thread; `make scoreboard` runs 2 copies at a time on the 2 cores, so the wall time "
              f"is about half; encoder pretraining excluded): "
              + ", ".join(f"{d} {m:.1f} core-min" for d, m in minutes.items())
@@ -230,11 +222,6 @@ def _board_wall(results: Path, datasets: list) -> str:
              else f"one process of {int(last['threads'])} threads")
     return (f" Measured wall time of the scoreboard {'partly resumed' if resumed else 'from scratch'} ({procs}, "
             f"encoder pretraining included): {', '.join(parts)}; in all **{total / 60:.1f} min**.")
-
-
-def write_scoreboard_section(results, readme="README.md", images="images") -> None:
-    """Regenerate the README's scoreboard section from the scoreboard outputs in ``results``."""
-    replace_section(readme, "scoreboard", scoreboard_markdown(results, images, Path(readme).parent))
 
 
 def pruning_markdown(results, images="images", readme_dir=".") -> str:
@@ -306,7 +293,7 @@ def _pruning_compute(results: Path, table: pd.DataFrame, settings: dict) -> str:
         r = settings["recipe"]
         head = (f"Classifier `{settings['task']['name']}` (`utils.engine.tasks`), {r.get('optimizer')} lr {r.get('lr')}, "
                 f"{r.get('schedule')} schedule, {r.get('max_epochs')} epochs, batch {r.get('batch_size')}. ")
-    scoring = sum(float(f.read_text()) for f in results.glob("noise*/scores/*.seconds"))
+    scoring = sum(json.loads(f.read_text())["seconds"] for f in results.glob("noise*/scores/scores_*.json"))
     encoder = results / "encoder" / "history.csv"
     pretrain = float(pd.read_csv(encoder)["seconds"].sum()) if encoder.is_file() else 0.0
     train = float(table.drop_duplicates(["noise", "score", "policy", "fraction", "seed"])["seconds"].sum())
@@ -314,11 +301,6 @@ def _pruning_compute(results: Path, table: pd.DataFrame, settings: dict) -> str:
             f"{pretrain / 60:.0f} min, retraining {train / 60:.0f} core-min in one-thread worker processes; on 2 "
             f"cores (scoring on both, 2 retrain workers) that is about {(scoring + pretrain + train / 2) / 60:.0f} "
             "min of wall time.")
-
-
-def write_pruning_section(results, readme="README.md", images="images") -> None:
-    """Regenerate the README's pruning section from the pruning outputs in ``results``."""
-    replace_section(readme, "pruning", pruning_markdown(results, images, Path(readme).parent))
 
 
 def performance_markdown(training: dict, metrics: dict) -> str:
@@ -366,16 +348,74 @@ def performance_markdown(training: dict, metrics: dict) -> str:
             f"side by side in one run.\n\n{table}\n")
 
 
-def write_performance_section(training_json, metrics_json, readme="README.md") -> None:
-    """Regenerate the README's performance section from the benchmarks' JSON files."""
-    training = json.loads(Path(training_json).read_text())
-    metrics = json.loads(Path(metrics_json).read_text())
-    replace_section(readme, "performance", performance_markdown(training, metrics))
+# ------------------------------------------------------------------------------------------- headlines
+def _origin(results, readme_dir, command: str) -> str:
+    where = os.path.relpath(Path(results), Path(readme_dir))
+    return f"Generated by `python -m utils.report` on {date.today()} from `{where}/` (`{command}`)."
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Regenerate README sections from saved runs.")
-    parser.add_argument("--performance", nargs=2, metavar=("TRAINING_JSON", "METRICS_JSON"), required=True)
-    parser.add_argument("--readme", default="README.md")
-    args = parser.parse_args()
-    write_performance_section(*args.performance, readme=args.readme)
+def ae_headline(results, readme_dir=".") -> str:
+    """The autoencoder study in a few rows: the seed's four headline metrics, our AUROC in both mixing modes next
+    to the seed's |SRCC|, and the best model-free image statistic (matched mixing)."""
+    results = Path(results)
+    config = study.load_config(results)
+    tables = {mode: pd.read_csv(results / outputs.score_table(mode), index_col=0) for mode in config.modes}
+    rows = pd.DataFrame({f"{mode} mixing AUROC": t["auroc"] for mode, t in tables.items()})
+    rows["seed study |SRCC|"] = pd.Series(study.SEED_SRCC)
+    head = rows.loc[list(study.SEED_SRCC)]
+    last = config.modes[-1]
+    image = tables[last][tables[last].index.str.startswith("image__")]
+    lines = [_origin(results, readme_dir, "make reproduce"), "", head.round(4).to_markdown(), ""]
+    if len(image):
+        lines.append(f"Best model-free image statistic in {last} mixing: `{image.index[0]}`, AUROC "
+                     f"{image['auroc'].iloc[0]:.4f}.")
+    return "\n".join(lines)
+
+
+def ssft_headline(results, readme_dir=".") -> str:
+    """Supervised SSFT against flipped labels: forgetting time's AUROC / AP and held-out P / R per study."""
+    results = Path(results)
+    t = pd.read_csv(results / outputs.SSFT_DETECTION)
+    t = t[t["score"] == "forgetting_time"][["study", "auroc", "ap", "precision", "recall"]]
+    return "\n".join([_origin(results, readme_dir, "make reproduce"), "", t.round(3).to_markdown(index=False)])
+
+
+def scoreboard_headline(results, readme_dir=".") -> str:
+    """Per dataset and hardness type: the best score, the best label-free score and the battery baseline."""
+    results = Path(results)
+    best = pd.read_csv(results / outputs.SCOREBOARD_BEST)
+    cols = ["dataset", "type", "best", "best_auroc", "best_label_free", "label_free_auroc", "battery_cv_auroc"]
+    return "\n".join([_origin(results, readme_dir, "make scoreboard"), "", best[cols].round(3).to_markdown(index=False)])
+
+
+def pruning_headline(results, readme_dir=".") -> str:
+    """Test accuracy per kept fraction without label noise: full data, random, and the best label-free and the best
+    overall (score, policy) at each fraction."""
+    results = Path(results)
+    curves = pd.read_csv(results / outputs.PRUNING_SUMMARY)
+    within = pd.read_csv(results / outputs.PRUNING_WITHIN)
+    free = set(map(tuple, within.loc[within["label_free"], ["score", "policy"]].to_numpy()))
+    clean = curves[curves["noise"] == 0]
+    full = float(clean.loc[clean["policy"] == "full", "acc_mean"].iloc[0])
+    rows = []
+    for fraction, g in clean[clean["fraction"] < 1].groupby("fraction"):
+        scored = g[~g["policy"].isin(["random", "full"])]
+        lf = scored[[(s, p) in free for s, p in zip(scored["score"], scored["policy"])]]
+        best, best_free = scored.loc[scored["acc_mean"].idxmax()], lf.loc[lf["acc_mean"].idxmax()] if len(lf) else None
+        rows.append({"kept": fraction, "random": g.loc[g["policy"] == "random", "acc_mean"].iloc[0],
+                     "best label-free": "-" if best_free is None else
+                     f"{best_free.acc_mean:.4f} ({best_free.score}/{best_free.policy})",
+                     "best": f"{best.acc_mean:.4f} ({best.score}/{best.policy})"})
+    table = pd.DataFrame(rows)
+    return "\n".join([_origin(results, readme_dir, "make pruning"), "",
+                      f"Full-data test accuracy {full:.4f}; mean over seeds:", "",
+                      table.round(4).to_markdown(index=False)])
+
+
+def registry_markdown() -> str:
+    """Every registered score: family, suspicious end, whether it needs labels, what it measures."""
+    from utils.scores.registry import table
+    t = table().rename(columns={"name": "score", "direction": "suspicious end"})
+    t["needs_labels"] = t["needs_labels"].map({True: "yes", False: "no"})
+    return (f"Generated by `python -m utils.report` on {date.today()} from `utils.scores.registry` "
+            f"({len(t)} scores).\n\n" + t.to_markdown(index=False))

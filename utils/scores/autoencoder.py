@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from utils.scores.battery import image_battery
-from utils.metrics import aggregate, knn, lid_mle, scaled_epochs, silhouette
+from utils.metrics.aggregates import aggregate, scaled_epochs
+from utils.metrics.embedding import silhouette
+from utils.metrics.lid import knn, lid_mle
 from utils.engine.recorder import Recorder
 
 SEED_EPOCHS = 600

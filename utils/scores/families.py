@@ -178,7 +178,7 @@ def ssl_embedding(data: Samples, info: DatasetInfo, config, folder: Path | None,
     """``(features, (distances, indices))``: the encoder's features of every image and ONE kNN pass on their
     L2-normalised rows, shared by :func:`ssl_scores` and :func:`ssl_label_scores`. Without an ``encoder`` a
     BarlowTwins is trained on the images (:func:`train_encoder`, cached in ``folder/barlow_twins``)."""
-    from utils.metrics import knn
+    from utils.metrics.lid import knn
 
     if encoder is None:
         encoder = train_encoder(data.images, info, config.bt_epochs, config.seed,

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils.metrics import knn
+from utils.metrics.lid import knn
 
 DEFAULT_K = 10
 DEFAULT_CLUSTERS = 10

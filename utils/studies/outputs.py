@@ -22,6 +22,9 @@ and ``<model>_<mode>`` (autoencoder / BarlowTwins on mixed images).
 from __future__ import annotations
 
 # ------------------------------------------------------------------------------------------- folders
+RESULTS_FULL = "results/full"     # `make reproduce` (the seed study: ssl-ae and ssft), from the repository root
+RESULTS_BOARD = "results/board"   # `make scoreboard` (its tables in RESULTS_BOARD/scoreboard)
+RESULTS_PRUNE = "results/prune"   # `make pruning` (its tables in RESULTS_PRUNE/pruning)
 NOTEBOOKS_DIR = "notebooks"   # executed copies, under RESULTS (quick mode)
 IMAGES_DIR = "images"         # figures, under RESULTS (quick mode) or the repository root (full run)
 SSFT_RUNS = "ssft"            # cached SSFT runs: RESULTS/ssft/<study>/

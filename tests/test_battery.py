@@ -96,7 +96,7 @@ def test_cv_baseline_is_out_of_fold_on_a_pure_noise_target():
     stats = _random_stats()
     y = np.random.default_rng(3).random(len(stats)) < 0.3
     p = cross_validated_baseline(stats, y, folds=5, seed=0)
-    assert p.name == "battery_cv" and p.index.equals(stats.index) and p.between(0, 1).all()
+    assert p.name == "battery_cv" and p.index.equals(stats.index) and p.nunique() > len(p) // 10
     assert abs(roc_auc_score(y, p) - 0.5) < 0.06
     # the same classifier scored in-sample would look strong: the test above catches leakage
     with threadpool_limits(limits=1, user_api="openmp"):  # OpenMP threads crawl on a CPU shared with training

@@ -194,7 +194,7 @@ def test_retrain_caches_and_refuses_other_settings(mnist, tmp_path, monkeypatch)
     kept = data.ids[::2]                                     # 300 samples
     first = retrain(task, recipe, data, kept, test=test, seed=0, folder=tmp_path / "r")
     assert not first["cached"] and first["kept"] == 300 and first["epochs"] == 1 and first["steps"] == 5
-    assert 0.0 <= first["test_acc"] <= 1.0 and np.isfinite(first["test_loss"])
+    assert first["test_acc"] > 0.5 and np.isfinite(first["test_loss"])   # one epoch on 300 digits learns something
     saved = load_table(tmp_path / "r" / "result.parquet")     # lossless: the same float, bit for bit
     assert saved["test_acc"].iloc[0] == first["test_acc"] and saved["epochs"].dtype == np.int64
 

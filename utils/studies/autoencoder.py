@@ -104,7 +104,7 @@ def series(run: Run):
 
 SEED_SRCC = {"loss__last": 0.3827, "loss__mean_from_50": 0.3802, "H__mean_from_0": 0.2525,
              "LID__mean_from_10": 0.2473}
-"""The seed's |SRCC| with the mixed label (57,000 samples, 600 epochs; original-study.md §9.1)."""
+"""The seed's |SRCC| with the mixed label (57,000 samples, 600 epochs; docs/original-study.md)."""
 
 
 @dataclass

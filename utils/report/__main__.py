@@ -31,10 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ("seed", "scoreboard", "pruning", "performance", "registry")
 
 
-def _have(path: Path, name: str) -> bool:
-    return (path / name).is_file()
-
-
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print) -> list[str]:
     """Rewrite the sections of the studies in ``only`` whose results exist; returns ``file:section`` written."""
     root = Path(root)
@@ -43,46 +39,37 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
     prune = Path(prune or root / outputs.RESULTS_PRUNE / outputs.PRUNING_DIR)
     bench = Path(bench or root / "results")
     images = root / outputs.IMAGES_DIR
-    readme = root / "README.md"
+    # study, its results, the file that says they are there, the command that makes them, and its sections:
+    # (file, section name, markdown from (results, readme folder))
+    plan = [
+        ("seed", full, outputs.STUDY_CONFIG, "make reproduce",
+         [("ssl-ae/README.md", "results", lambda r, d: sections.results_markdown(r, images, d)),
+          ("README.md", "headline-ssl-ae", sections.ae_headline)]),
+        ("seed", full, outputs.SSFT_DETECTION, "make reproduce",
+         [("ssft/README.md", "ssft", lambda r, d: sections.ssft_markdown(r, images, d)),
+          ("README.md", "headline-ssft", sections.ssft_headline)]),
+        ("scoreboard", board, outputs.SCOREBOARD_BEST, "make scoreboard",
+         [("scoreboard/README.md", "scoreboard", lambda r, d: sections.scoreboard_markdown(r, images, d)),
+          ("README.md", "headline-scoreboard", sections.scoreboard_headline)]),
+        ("pruning", prune, outputs.PRUNING_WITHIN, "make pruning",
+         [("pruning/README.md", "pruning", lambda r, d: sections.pruning_markdown(r, images, d)),
+          ("README.md", "headline-pruning", sections.pruning_headline)]),
+        ("performance", bench, "bench_metrics.json", "make benchmark",
+         [("benchmarks/README.md", "performance", lambda r, d: sections.performance_markdown(
+             *(json.loads((r / f"bench_{k}.json").read_text()) for k in ("training", "metrics"))))]),
+        ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
+    ]
     done = []
-
-    def write(file: Path, name: str, body: str) -> None:
-        sections.replace_section(file, name, body)
-        done.append(f"{file.relative_to(root)}:{name}")
-
-    if "seed" in only:
-        if _have(full, outputs.STUDY_CONFIG):
-            write(root / "ssl-ae" / "README.md", "results", sections.results_markdown(full, images, root / "ssl-ae"))
-            write(readme, "headline-ssl-ae", sections.ae_headline(full, root))
-        else:
-            log(f"seed study: no {full / outputs.STUDY_CONFIG}; run `make reproduce` first (sections kept)")
-        if _have(full, outputs.SSFT_DETECTION):
-            write(root / "ssft" / "README.md", "ssft", sections.ssft_markdown(full, images, root / "ssft"))
-            write(readme, "headline-ssft", sections.ssft_headline(full, root))
-        else:
-            log(f"SSFT: no {full / outputs.SSFT_DETECTION}; run `make reproduce` first (sections kept)")
-    if "scoreboard" in only:
-        if _have(board, outputs.SCOREBOARD_BEST):
-            write(root / "scoreboard" / "README.md", "scoreboard",
-                  sections.scoreboard_markdown(board, images, root / "scoreboard"))
-            write(readme, "headline-scoreboard", sections.scoreboard_headline(board, root))
-        else:
-            log(f"scoreboard: no {board / outputs.SCOREBOARD_BEST}; run `make scoreboard` first (sections kept)")
-    if "pruning" in only:
-        if _have(prune, outputs.PRUNING_WITHIN):
-            write(root / "pruning" / "README.md", "pruning", sections.pruning_markdown(prune, images, root / "pruning"))
-            write(readme, "headline-pruning", sections.pruning_headline(prune, root))
-        else:
-            log(f"pruning: no {prune / outputs.PRUNING_WITHIN}; run `make pruning` first (sections kept)")
-    if "performance" in only:
-        files = [bench / "bench_training.json", bench / "bench_metrics.json"]
-        if all(f.is_file() for f in files):
-            training, metrics = (json.loads(f.read_text()) for f in files)
-            write(root / "benchmarks" / "README.md", "performance", sections.performance_markdown(training, metrics))
-        else:
-            log(f"performance: no {files[0]} / {files[1].name}; run `make benchmark` first (section kept)")
-    if "registry" in only:
-        write(root / "docs" / "scores.md", "registry", sections.registry_markdown())
+    for study, results, marker, command, parts in plan:
+        if study not in only:
+            continue
+        if marker and not (results / marker).is_file():
+            log(f"{study}: no {results / marker}; run `{command}` first (its sections are kept as they are)")
+            continue
+        for file, name, markdown in parts:
+            target = root / file
+            sections.replace_section(target, name, markdown(results, target.parent))
+            done.append(f"{file}:{name}")
     return done
 
 

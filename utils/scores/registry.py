@@ -52,62 +52,60 @@ def register(name: str, family: str, direction: str, needs_labels: bool, meaning
     return SCORES[name]
 
 
-# ---------------------------------------------------------------------------------- geometry (3 embeddings)
-for _prefix, _family, _space in (("px", "pixels", "raw pixels"), ("ae", "autoencoder", "the autoencoder's codes"),
-                                 ("bt", "self-supervised", "the BarlowTwins features (cosine geometry)")):
-    register(f"{_prefix}_prototype_distance", _family, "higher", False,
-             f"distance to the nearest k-means centroid in {_space} (Sorscher et al. 2022's prototypes)")
-    register(f"{_prefix}_knn_distance", _family, "higher", False,
-             f"mean distance to the k nearest other samples in {_space}: high = sparse neighbourhood, outlier")
-    register(f"{_prefix}_nn_distance", _family, "lower", False,
-             f"distance to the nearest other sample in {_space}: low = near-duplicate (0 = exact copy)")
-register("bt_knn_disagreement", "self-supervised", "higher", True,
-         "share of the k nearest neighbours in the BarlowTwins features whose label differs from the sample's")
+# Every score, declared once: name | family | suspicious end | needs labels | what it measures. The geometry rows
+# ({space}) stand for the three embeddings px_ (raw pixels), ae_ (the autoencoder's codes) and bt_ (the BarlowTwins
+# features, cosine geometry).
+_DECLARED = """
+{p}_prototype_distance | {f} | higher | no | distance to the nearest k-means centroid in {space} (Sorscher et al. 2022's prototypes)
+{p}_knn_distance | {f} | higher | no | mean distance to the k nearest other samples in {space}: high = sparse neighbourhood, outlier
+{p}_nn_distance | {f} | lower | no | distance to the nearest other sample in {space}: low = near-duplicate (0 = exact copy)
+bt_knn_disagreement | self-supervised | higher | yes | share of the k nearest neighbours in the BarlowTwins features whose label differs from the sample's
+mean_loss | supervised | higher | yes | cross-entropy averaged over the epochs of the runs
+el2n | supervised | higher | yes | ||softmax - onehot(label)|| at an early epoch (Paul et al. 2021)
+el2n_lower | supervised | higher | yes | 1 - p(label) at the EL2N epoch, a lower bound of EL2N
+aum | supervised | lower | yes | area under the margin: given logit - largest other, mean over epochs
+confidence | supervised | lower | yes | cartography confidence: mean p(label) over epochs
+variability | supervised | higher | yes | cartography variability: std of p(label) over epochs
+correctness | supervised | lower | yes | share of epochs at which the sample is classified correctly
+forgetting_events | supervised | higher | yes | learned -> not-learned transitions between epochs (Toneva et al. 2019)
+forgetting_toneva | supervised | higher | yes | forgetting events, never-learned samples counted as the number of epochs (Toneva's ranking)
+never_learned | supervised | higher | yes | share of runs in which the sample was never correct
+learning_time | supervised | higher | yes | first epoch from which the sample stays learned
+learning_fraction | supervised | higher | yes | learning time / the run's epochs (1 = not learned)
+last_margin | supervised | lower | yes | given logit - largest other logit at the last epoch
+cl_label_quality | supervised | lower | yes | out-of-sample probability of the given label (cleanlab self-confidence, K-fold)
+cl_normalized_margin | supervised | lower | yes | out-of-sample p(label) - largest other p, mapped to [0, 1] (cleanlab)
+ssft_forgetting_time | ssft | lower | yes | epochs of fine-tuning on the other half after which the sample stays forgotten (early = mislabeled)
+ssft_second_split_area | ssft | lower | yes | mean correctness while fine-tuning on the other half
+forgetting_time | ssft | lower | yes | SSFT forgetting time of a two-split study (utils.scores.ssft)
+forgetting_fraction | ssft | lower | yes | forgetting time / the stage's logs (1 = never forgotten)
+never_forgotten | ssft | lower | yes | share of seeds in which the sample was never forgotten
+second_split_area | ssft | lower | yes | the learned measurement averaged over stage 2 (threshold-free SSFT)
+first_split_area | ssft | lower | yes | the learned measurement averaged over stage 1
+ae_loss_last | autoencoder | higher | no | reconstruction error after the last epoch
+ae_loss_mean | autoencoder | higher | no | reconstruction error averaged over epochs
+ae_ssim_last | autoencoder | lower | no | reconstruction SSIM after the last epoch
+ae_ssft_forgetting_time | autoencoder | lower | no | the autoencoder's SSFT: epochs after which the reconstruction stays below its learned SSIM
+ae_ssft_second_split_area | autoencoder | lower | no | mean reconstruction SSIM during stage 2
+random | baseline | higher | no | a seeded uniform score: AUROC 0.5, AP = prevalence
+battery_cv | baseline | higher | no | out-of-fold probability of a classifier on the image battery trained ON THE TARGET (a ceiling)
+"""
+_SPACES = {"px": ("pixels", "raw pixels"), "ae": ("autoencoder", "the autoencoder's codes"),
+           "bt": ("self-supervised", "the BarlowTwins features (cosine geometry)")}
 
-# ---------------------------------------------------------------------------------- supervised dynamics
-register("mean_loss", "supervised", "higher", True, "cross-entropy averaged over the epochs of the runs")
-register("el2n", "supervised", "higher", True, "||softmax - onehot(label)|| at an early epoch (Paul et al. 2021)")
-register("el2n_lower", "supervised", "higher", True, "1 - p(label) at the EL2N epoch, a lower bound of EL2N")
-register("aum", "supervised", "lower", True, "area under the margin: given logit - largest other, mean over epochs")
-register("confidence", "supervised", "lower", True, "cartography confidence: mean p(label) over epochs")
-register("variability", "supervised", "higher", True, "cartography variability: std of p(label) over epochs")
-register("correctness", "supervised", "lower", True, "share of epochs at which the sample is classified correctly")
-register("forgetting_events", "supervised", "higher", True,
-         "learned -> not-learned transitions between epochs (Toneva et al. 2019)")
-register("forgetting_toneva", "supervised", "higher", True,
-         "forgetting events, never-learned samples counted as the number of epochs (Toneva's ranking)")
-register("never_learned", "supervised", "higher", True, "share of runs in which the sample was never correct")
-register("learning_time", "supervised", "higher", True, "first epoch from which the sample stays learned")
-register("learning_fraction", "supervised", "higher", True, "learning time / the run's epochs (1 = not learned)")
-register("last_margin", "supervised", "lower", True, "given logit - largest other logit at the last epoch")
-register("cl_label_quality", "supervised", "lower", True,
-         "out-of-sample probability of the given label (cleanlab self-confidence, K-fold)")
-register("cl_normalized_margin", "supervised", "lower", True,
-         "out-of-sample p(label) - largest other p, mapped to [0, 1] (cleanlab)")
 
-# ---------------------------------------------------------------------------------- SSFT (Maini et al. 2022)
-register("ssft_forgetting_time", "ssft", "lower", True,
-         "epochs of fine-tuning on the other half after which the sample stays forgotten (early = mislabeled)")
-register("ssft_second_split_area", "ssft", "lower", True, "mean correctness while fine-tuning on the other half")
-register("forgetting_time", "ssft", "lower", True, "SSFT forgetting time of a two-split study (utils.scores.ssft)")
-register("forgetting_fraction", "ssft", "lower", True, "forgetting time / the stage's logs (1 = never forgotten)")
-register("never_forgotten", "ssft", "lower", True, "share of seeds in which the sample was never forgotten")
-register("second_split_area", "ssft", "lower", True,
-         "the learned measurement averaged over stage 2 (threshold-free SSFT)")
-register("first_split_area", "ssft", "lower", True, "the learned measurement averaged over stage 1")
+def _declare() -> None:
+    rows = []
+    for line in _DECLARED.strip().splitlines():
+        cells = [c.strip() for c in line.split(" | ")]
+        variants = [{"p": p, "f": f, "space": s} for p, (f, s) in _SPACES.items()] if "{p}" in cells[0] else [{}]
+        rows += [[c.format(**v) for c in cells] for v in variants]
+    order = [*FAMILIES, "baseline"]   # tables list the scores family by family, in declaration order within one
+    for name, fam, end, labels, meaning in sorted(rows, key=lambda r: order.index(r[1])):
+        register(name, fam, end, labels == "yes", meaning)
 
-# ---------------------------------------------------------------------------------- autoencoder
-register("ae_loss_last", "autoencoder", "higher", False, "reconstruction error after the last epoch")
-register("ae_loss_mean", "autoencoder", "higher", False, "reconstruction error averaged over epochs")
-register("ae_ssim_last", "autoencoder", "lower", False, "reconstruction SSIM after the last epoch")
-register("ae_ssft_forgetting_time", "autoencoder", "lower", False,
-         "the autoencoder's SSFT: epochs after which the reconstruction stays below its learned SSIM")
-register("ae_ssft_second_split_area", "autoencoder", "lower", False, "mean reconstruction SSIM during stage 2")
 
-# ---------------------------------------------------------------------------------- baselines
-register("random", "baseline", "higher", False, "a seeded uniform score: AUROC 0.5, AP = prevalence")
-register("battery_cv", "baseline", "higher", False,
-         "out-of-fold probability of a classifier on the image battery trained ON THE TARGET (a ceiling)")
+_declare()
 
 
 # ---------------------------------------------------------------------------------- derived views

@@ -183,7 +183,8 @@ def step(folder, name: str, settings: dict, compute) -> pd.DataFrame:
         frame = compute()
         seconds = time.perf_counter() - tic
         frame.attrs.pop("fresh", None)
-        save_table(frame, table)
-        atomic_write_text(spec, json.dumps({"settings": settings, "seconds": seconds}, indent=1))
+        if _rank() == 0:   # under torchrun every rank computes, rank 0 writes
+            save_table(frame, table)
+            atomic_write_text(spec, json.dumps({"settings": settings, "seconds": seconds}, indent=1))
     frame.attrs.update(seconds=seconds, step=name, fresh=True)
     return frame

@@ -96,13 +96,16 @@ STEPS = {
 
 
 def step_settings(config: ScoringConfig, name: str, data: Samples, info: DatasetInfo,
-                  encoder: str | None = None) -> dict:
+                  encoder: str | None = None, fingerprints: dict | None = None) -> dict:
     """What a cached step of :func:`score_dataset` depends on: its ScoringConfig fields, the data (images and ids;
-    labels and the class count too for the steps that read them) and, for the self-supervised steps, the encoder."""
+    labels and the class count too for the steps that read them) and, for the self-supervised steps, the encoder.
+    ``fingerprints`` ({labeled: fingerprint}) reuses fingerprints already computed for this data."""
     fields, labeled = STEPS[name]
     out = {f: getattr(config, f) for f in fields}
-    view = data if labeled else data.unlabeled()
-    out["data"] = view.fingerprint()
+    fingerprints = {} if fingerprints is None else fingerprints
+    if labeled not in fingerprints:
+        fingerprints[labeled] = (data if labeled else data.unlabeled()).fingerprint()
+    out["data"] = fingerprints[labeled]
     out["info"] = info.to_dict() if labeled else {k: v for k, v in info.to_dict().items() if k != "num_classes"}
     if name in ("ssl", "ssl_labels"):
         out["encoder"] = encoder
@@ -179,8 +182,10 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
             embedding["z"] = fam.ssl_embedding(data, free_info, config, folder, encoder, progress)
         return embedding["z"]
 
+    fingerprints = {}   # of the labeled and the unlabeled view, each computed once
+
     def step(name, compute):
-        settings = step_settings(config, name, data, info, encoder_key)
+        settings = step_settings(config, name, data, info, encoder_key, fingerprints)
         return cache.step(folder, f"scores_{name}", settings, compute)
 
     labeled = data.labels is not None

@@ -5,9 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from utils.data.inject import (CLASS_PAIRS, HARDNESS_TYPES, atypical, class_noise, exact_count, far_ood, flagged,
+                               from_arrays, inject, mixed, near_duplicates, near_ood, rare_class, summary, types,
+                               uniform_noise)
 from utils.data.samples import Samples
-from utils.data.inject import (CLASS_PAIRS, HARDNESS_TYPES, flagged, summary, types, atypical, class_noise, exact_count, far_ood,
-                          from_arrays, inject, mixed, near_duplicates, near_ood, rare_class, uniform_noise)
 
 OOD = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(5))
 KWARGS = {"far_ood": {"ood_images": OOD}}
@@ -78,8 +79,8 @@ def test_exact_counts_and_stable_ids(kind, fraction):
     k = exact_count(fraction, 210)
     assert int(out.meta[kind].sum()) == k and types(out) == (kind,)
     assert out.history[-1]["count"] == k and out.history[-1]["type"] == kind
-    assert len(np.unique(torch.from_numpy(out.ids).numpy())) == len(out)
-    assert np.array_equal(out.meta.index.to_numpy(), torch.from_numpy(out.ids).numpy())
+    assert len(np.unique(out.ids)) == len(out)
+    assert np.array_equal(out.meta.index.to_numpy(), out.ids)
     n_new = k if kind == "near_duplicates" else 0
     assert len(out) == 210 + n_new and torch.equal(torch.from_numpy(out.ids)[:210], torch.from_numpy(data.ids))
     assert_untouched(data, out, kind)
@@ -211,7 +212,7 @@ def test_rare_class_keeps_the_right_number(digits):
     assert len(out) == 800 - n3 + kept and out.history[-1]["cls"] == 3
     assert_untouched(digits, out, "rare_class")
     others = torch.from_numpy(digits.ids)[digits.labels != 3]
-    assert set(others.tolist()) <= set(torch.from_numpy(out.ids).tolist())
+    assert set(others.tolist()) <= set(out.ids.tolist())
     drawn = rare_class(digits, 0.02, 6).history[-1]
     assert drawn["cls"] in range(10) and drawn == rare_class(digits, 0.02, 6).history[-1]
     assert int(drawn["count"]) == exact_count(0.02, 80) == 2
@@ -225,8 +226,8 @@ def test_mixed_matched_mode(digits):
     flag = out.meta["mixed"].to_numpy()
     assert len(out) == 800 - k and flag.sum() == k
     partners = out.meta["partner_id"].to_numpy()
-    assert (partners[~flag] == -1).all() and not set(partners[flag]) & set(torch.from_numpy(out.ids).tolist())
-    assert (np.diff(torch.from_numpy(out.ids).numpy()) > 0).all()  # input order kept
+    assert (partners[~flag] == -1).all() and not set(partners[flag]) & set(out.ids.tolist())
+    assert (np.diff(out.ids) > 0).all()  # input order kept
     assert torch.equal(out.labels, digits.labels[torch.from_numpy(out.ids)])
     assert torch.equal(out.clean_labels, digits.labels[torch.from_numpy(out.ids)])
     assert out.images.min() >= 0 and out.images.max() <= 1
@@ -251,7 +252,7 @@ def test_composition_keeps_flags_consistent(digits):
     assert torch.equal(data.labels != data.clean_labels, noisy & (data.labels != data.clean_labels))
     assert torch.equal((data.labels != data.clean_labels) | flagged(data, "far_ood"), noisy)
     assert summary(data)["total"] == len(data) and list(summary(data).index[:-1]) == [s for s, _ in steps]
-    assert len(np.unique(torch.from_numpy(data.ids).numpy())) == len(data)
+    assert len(np.unique(data.ids)) == len(data)
     # near-duplicates point at a sample that existed (or was removed by rare_class), and copy its label
     dup = data.meta["near_duplicates"].to_numpy()
     pos = by_id(data)

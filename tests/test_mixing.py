@@ -53,13 +53,15 @@ def test_counts_prevalence_and_ids():
     assert len(d) == 9500 and d.images.shape == (9500, 1, 8, 8) and int(d.flag('mixed').sum()) == 500
     assert d.flag('mixed').float().mean().item() == pytest.approx(0.05263, abs=1e-5)
     assert d.flag('mixed')[-500:].all() and d.images.dtype == torch.float32 and d.labels.dtype == torch.int64
-    ids = torch.from_numpy(d.ids).numpy()
+    ids = d.ids
     assert len(np.unique(ids)) == len(ids)
     assert np.array_equal(ids, original_layout(10000, 0.1, 91)[0])
     assert torch.equal(torch.from_numpy(d.ids)[d.flag('mixed')], mixed_pairs(d)[:, 0])
     assert not np.isin(mixed_pairs(d)[:, 1].numpy(), ids).any()  # partners are dropped
     assert torch.equal(d.labels, y[torch.from_numpy(d.ids)])
-    assert torch.equal(torch.from_numpy(d.meta['partner_label'].to_numpy())[d.flag('mixed')], y[mixed_pairs(d)[:, 1]]) and (torch.from_numpy(d.meta['partner_label'].to_numpy())[~d.flag('mixed')] == -1).all()
+    partner_label = torch.from_numpy(d.meta["partner_label"].to_numpy())
+    assert torch.equal(partner_label[d.flag("mixed")], y[mixed_pairs(d)[:, 1]])
+    assert (partner_label[~d.flag("mixed")] == -1).all()
     assert torch.equal(d.images[~d.flag('mixed')], x[torch.from_numpy(d.ids)[~d.flag("mixed")]])
 
 

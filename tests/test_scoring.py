@@ -39,14 +39,14 @@ def noisy():
 def scored(noisy, tmp_path_factory):
     data, info = noisy
     folder = tmp_path_factory.mktemp("scores")
-    return score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, config=TINY, folder=folder), \
+    return score_dataset(data.images, data.labels, data.ids, info=info, config=TINY, folder=folder), \
         folder
 
 
 def test_every_family_keyed_by_sample_id(scored, noisy):
     scores, _ = scored
     data, _ = noisy
-    assert scores.index.tolist() == torch.from_numpy(data.ids).tolist()
+    assert scores.index.tolist() == data.ids.tolist()
     expected = [c for cols in COLUMNS.values() for c in cols]
     assert sorted(c for c in scores.columns if c in SCORES) == sorted(expected)
     assert all(SCORES[c].family == f for f, cols in COLUMNS.items() for c in cols)
@@ -71,7 +71,7 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     scores, folder = scored
     data, info = noisy
     perm = torch.from_numpy(np.random.default_rng(0).permutation(len(data)))
-    again = score_dataset(data.images[perm], data.labels[perm], torch.from_numpy(data.ids)[perm].numpy(), info=info, config=TINY,
+    again = score_dataset(data.images[perm], data.labels[perm], data.ids[perm.numpy()], info=info, config=TINY,
                           folder=folder)
     # a reload is bit-identical to the fresh call: same dtypes (float32 stays float32), same values
     pd.testing.assert_frame_equal(again.loc[scores.index], scores, check_exact=True)
@@ -87,15 +87,15 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     # each step checks its own settings: another epoch count is refused by the step it changes, with its file named
     from dataclasses import replace
     with pytest.raises(ValueError, match=r"scores_supervised.parquet was computed with other settings \(epochs\)"):
-        score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, config=replace(TINY, epochs=2),
+        score_dataset(data.images, data.labels, data.ids, info=info, config=replace(TINY, epochs=2),
                       folder=folder)
-    label_free = score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), info=info, folder=folder,
+    label_free = score_dataset(data.images, data.labels, data.ids, info=info, folder=folder,
                                config=replace(TINY, epochs=2), families=("pixels", "autoencoder"))
     np.testing.assert_allclose(label_free["ae_loss_last"], scores["ae_loss_last"], rtol=1e-6)   # loaded, not retrained
     other = data.labels.clone()
     other[0] = (other[0] + 1) % 10
     with pytest.raises(ValueError, match=r"scores_supervised.parquet was computed with other settings \(data\)"):
-        score_dataset(data.images, other, torch.from_numpy(data.ids).numpy(), info=info, config=TINY, folder=folder)
+        score_dataset(data.images, other, data.ids, info=info, config=TINY, folder=folder)
 
 
 @pytest.mark.parametrize("change", ["swap two images between ids", "transpose every image", "change 25 % of pixels"])
@@ -158,7 +158,7 @@ def test_pixel_duplicates_flag_injected_copies():
     x, y, _ = load_dataset("mnist-5k", "test")
     rows = torch.from_numpy(np.random.default_rng(1).permutation(len(x))[:200])   # every class (the split is sorted)
     data = inject(from_arrays(x[rows], y[rows]), "near_duplicates", 0.1, seed=1)
-    scores = score_dataset(data.images, data.labels, torch.from_numpy(data.ids).numpy(), config=TINY, families=("pixels",))
+    scores = score_dataset(data.images, data.labels, data.ids, config=TINY, families=("pixels",))
     copies = data.meta["near_duplicates"]
     sources = data.meta.loc[copies, "source_id"].to_numpy()
     assert scores.loc[copies, "flag_near_duplicate"].all()

@@ -50,8 +50,8 @@ from utils.data.datasets import DATASET_INFO, DatasetInfo, check_images, load_da
 from utils.data.mixing import make_mixed, other_class
 from utils.data.samples import Samples
 
-__all__ = ["from_arrays", "types", "flagged", "summary", "from_dataset", "exact_count", "inject", "mixed", "uniform_noise",
-           "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
+__all__ = ["from_arrays", "types", "flagged", "summary", "from_dataset", "exact_count", "inject", "mixed",
+           "uniform_noise", "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
            "HARDNESS_TYPES", "HardnessType"]
 
 # Confusable classes for class-dependent noise: a pair (a, b) flips a -> b and b -> a.

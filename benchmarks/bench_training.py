@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils.studies.autoencoder import TrainConfig, train_autoencoder
 from utils.data.datasets import load_dataset
 from utils.data.samples import Samples
 from utils.engine.loop import train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
+from utils.studies.autoencoder import TrainConfig, train_autoencoder
 
 SEED_GPU_EPOCH_S = 22.4
 AE_GOAL_S = SEED_GPU_EPOCH_S / 2

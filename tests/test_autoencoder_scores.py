@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.scores.autoencoder import compute_scores
 from utils.engine.recorder import Recorder
+from utils.scores.autoencoder import compute_scores
 
 SCALARS = ("loss", "entropy", "norm", "drift", "ssim")
 SNAPSHOT_STEPS = list(range(9, 60, 10))  # codes every 10 epochs, as snapshot_every=10 records them

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 import utils.engine.tasks as tasks
-from utils.scores.autoencoder import compute_scores
-from utils.studies.autoencoder import TrainConfig, blank_image_l1, series, train_autoencoder
 from utils.data.datasets import DatasetInfo, dataset_info
 from utils.data.mixing import make_mixed
+from utils.scores.autoencoder import compute_scores
+from utils.studies.autoencoder import TrainConfig, blank_image_l1, series, train_autoencoder
 
 MNIST = dataset_info("mnist")
 

@@ -8,10 +8,10 @@ import pytest
 import scipy.special
 import torch
 
-from utils.scores.dynamics import dynamics_scores, el2n, run_scores
-from utils.scores.registry import SCORES, oriented
 from utils.engine.recorder import Recorder
 from utils.engine.tasks import supervised_values
+from utils.scores.dynamics import dynamics_scores, el2n, run_scores
+from utils.scores.registry import SCORES, oriented
 
 C = 4
 
@@ -227,8 +227,8 @@ def test_without_logits_everything_but_el2n():
 # ---------------------------------------------------------------------------------------------- end to end
 def test_aum_flags_flipped_labels_after_a_short_supervised_run():
     from utils.data.datasets import load_dataset
-    from utils.data.samples import Samples
     from utils.data.mixing import flip_labels
+    from utils.data.samples import Samples
     from utils.engine.protocols import supervised_run
     from utils.engine.recipes import get_recipe
     from utils.engine.tasks import SupervisedTask

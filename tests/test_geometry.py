@@ -6,8 +6,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from utils.scores.geometry import embedding_scores
 from utils.metrics.lid import knn
+from utils.scores.geometry import embedding_scores
 
 
 def _blobs(n_per=60, dims=6, seed=0):

@@ -5,9 +5,24 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.data.inject import (CLASS_PAIRS, HARDNESS_TYPES, atypical, class_noise, exact_count, far_ood, flagged,
-                               from_arrays, inject, mixed, near_duplicates, near_ood, rare_class, summary, types,
-                               uniform_noise)
+from utils.data.inject import (
+    CLASS_PAIRS,
+    HARDNESS_TYPES,
+    atypical,
+    class_noise,
+    exact_count,
+    far_ood,
+    flagged,
+    from_arrays,
+    inject,
+    mixed,
+    near_duplicates,
+    near_ood,
+    rare_class,
+    summary,
+    types,
+    uniform_noise,
+)
 from utils.data.samples import Samples
 
 OOD = torch.rand(400, 1, 28, 28, generator=torch.Generator().manual_seed(5))

@@ -10,12 +10,12 @@ from sklearn.metrics import roc_auc_score
 import utils.engine.loop
 import utils.engine.protocols
 from utils.data.datasets import DatasetInfo
-from utils.scores.label_quality import label_quality
-from utils.data.samples import Samples
 from utils.data.mixing import flip_labels
+from utils.data.samples import Samples
 from utils.engine.protocols import kfold_probs
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
+from utils.scores.label_quality import label_quality
 
 TINY = get_recipe("paper", max_epochs=2, batch_size=8, lr=0.05, patience=None)
 SHAPE = (1, 12, 12)  # the smallest images the CNN takes are 10x10

@@ -73,7 +73,8 @@ def test_committed_notebooks_hold_no_absolute_path():
 def test_relativize_strips_this_machines_paths(tmp_path):
     import nbformat
 
-    from utils.report.run_notebooks import ROOT as REPO, relativize
+    from utils.report.run_notebooks import ROOT as REPO
+    from utils.report.run_notebooks import relativize
     nb = nbformat.v4.new_notebook()
     nb.metadata["papermill"] = {"input_path": str(REPO / "ssft" / "a.ipynb"), "output_path": str(REPO / "x.ipynb"),
                                 "parameters": {"DATA_ROOT": str(REPO.parent / "shared" / "data"), "N": 3}}

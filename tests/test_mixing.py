@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from utils.data.datasets import DatasetInfo, dataset_info
+from utils.data.mixing import flip_labels, make_mixed, mixed_pairs, original_layout
 from utils.scores.battery import intensity_stats
 from utils.scores.evaluate import detection_table
-from utils.data.mixing import flip_labels, make_mixed, mixed_pairs, original_layout
 
 INTENSITY_STATS = ["mean", "std", "min", "max", "background", "ink_fraction", "faint_fraction", "isolated_pixels",
                    "border_ink_top", "border_ink_bottom", "border_ink_left", "border_ink_right"]

@@ -5,8 +5,17 @@ import pytest
 import torch
 from torch import nn
 
-from utils.engine.models import (CLASSIFIERS, Autoencoder, BarlowTwins, LeNet, SmallCNN, backbone_features, conv_backbone,
-                          count_parameters, make_classifier)
+from utils.engine.models import (
+    CLASSIFIERS,
+    Autoencoder,
+    BarlowTwins,
+    LeNet,
+    SmallCNN,
+    backbone_features,
+    conv_backbone,
+    count_parameters,
+    make_classifier,
+)
 
 MODELS = {"autoencoder": Autoencoder, "cnn": SmallCNN, "lenet": LeNet, "barlow_twins": BarlowTwins}
 

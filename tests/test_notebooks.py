@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.report import run_notebooks, sections as report
+from utils.report import run_notebooks
+from utils.report import sections as report
 from utils.studies import outputs
 
 
@@ -43,6 +44,7 @@ def test_all_notebooks_run_in_quick_mode(tmp_path, capsys):
     assert "Autoencoder SSFT vs the mixed images" in ssft and "BarlowTwins SSFT vs the mixed images" in ssft
     # `python -m utils.report` writes the two studies' sections and headlines from these caches (in a copy)
     import shutil
+
     from utils.report.__main__ import regenerate
     from utils.report.run_notebooks import ROOT
     for f in ("README.md", "ssl-ae/README.md", "ssft/README.md"):
@@ -138,6 +140,7 @@ def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
     assert "Smallest kept fraction" in md and "At 10% label noise" in md and "Compute, summed" in md
     # `python -m utils.report` writes every section and headline from these caches, in a copy of the READMEs
     import shutil
+
     from utils.report.run_notebooks import ROOT
     for f in ("README.md", "scoreboard/README.md", "pruning/README.md", "docs/scores.md"):
         (tmp_path / "repo" / f).parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,7 @@ def test_score_bars(tmp_path):
 def test_tail_quantile_out_of_range_is_a_clear_error():
     import numpy as np
     import pytest
+
     from utils.report.plots import tail_grid
     with pytest.raises(ValueError, match="not a quantile"):
         tail_grid(np.zeros((5, 1, 4, 4)), np.arange(5.0), q=99)
@@ -97,7 +98,8 @@ def test_tail_quantile_out_of_range_is_a_clear_error():
 
 def test_tail_mask_is_the_selection_tail_grid_shows():
     import numpy as np
-    from utils.report.plots import tail_mask, tail_grid
+
+    from utils.report.plots import tail_grid, tail_mask
     scores = np.arange(100.0)
     assert tail_mask(scores, 0.95).sum() == 5 and tail_mask(scores, 0.95)[-5:].all()
     fig = tail_grid(np.zeros((100, 1, 4, 4)), scores, q=0.95)

@@ -8,14 +8,14 @@ import torch
 
 import utils.studies.pruning as pruning
 from utils.data.datasets import load_dataset
-from utils.scores.geometry import embedding_scores
 from utils.data.inject import from_arrays, inject
 from utils.data.samples import Samples
 from utils.engine.cache import load_table
-from utils.scores.selection import POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select
-from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, summary
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
+from utils.scores.geometry import embedding_scores
+from utils.scores.selection import POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select
+from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, summary
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.stats import mannwhitneyu
 
-from utils.data.datasets import dataset_info, load_dataset, load_image_folder
+from utils.data.datasets import load_dataset, load_image_folder
 from utils.data.inject import from_arrays, inject
 from utils.engine.cache import FolderBusyError
 from utils.scores.dataset import ScoringConfig, score_dataset

@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from utils.scores.autoencoder import compute_scores
-from utils.studies.autoencoder import TrainConfig, series, train_autoencoder
 from utils.data.datasets import DatasetInfo
 from utils.data.samples import Samples
 from utils.engine.loop import train
 from utils.engine.protocols import SSFTConfig, run_ssft, supervised_run
 from utils.engine.recipes import get_recipe
-from utils.scores.ssft import ssft_scores
 from utils.engine.tasks import make_task
+from utils.scores.autoencoder import compute_scores
+from utils.scores.ssft import ssft_scores
+from utils.studies.autoencoder import TrainConfig, series, train_autoencoder
 
 SHAPE = (3, 32, 32)
 SUPERVISED = ("loss", "given_logit", "other_logit", "prob", "correct")

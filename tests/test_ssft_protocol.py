@@ -11,8 +11,8 @@ from utils.data.samples import Samples
 from utils.engine.protocols import SSFTConfig, TwoSplitRun, run_ssft, split_halves
 from utils.engine.recipes import Recipe, get_recipe, make_optimizer, triangle
 from utils.engine.recorder import Recorder
-from utils.scores.ssft import ssft_scores
 from utils.engine.tasks import make_task
+from utils.scores.ssft import ssft_scores
 
 TINY = get_recipe("paper", max_epochs=2, batch_size=8, lr=0.05)
 SHAPE = (1, 12, 12)  # the smallest images the CNN takes are 10x10: small and fast

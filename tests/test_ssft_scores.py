@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.engine.recorder import Recorder
 from utils.engine.protocols import TwoSplitRun
+from utils.engine.recorder import Recorder
 from utils.scores.quadrants import QUADRANTS, fit_quadrants, quadrant_table
 from utils.scores.ssft import ssft_scores
 
@@ -62,7 +62,8 @@ def test_quadrants_recover_planted_groups_with_held_out_thresholds():
 
 
 def test_detection_orientation_is_fixed_and_areas_follow_the_rule():
-    from utils.studies.ssft import best_per_study, ssft_detection as detection_table
+    from utils.studies.ssft import best_per_study
+    from utils.studies.ssft import ssft_detection as detection_table
     rng = np.random.default_rng(0)
     n = 200
     flag = pd.Series(rng.random(n) < 0.2, index=np.arange(n))

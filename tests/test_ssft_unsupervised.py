@@ -5,8 +5,15 @@ import pytest
 
 from utils.engine.protocols import TwoSplitRun, split_halves
 from utils.engine.recorder import Recorder
-from utils.studies.ssft import (UNSUPERVISED, LearnedRule, best_vs_baseline, first_last_summary,
-                              unsupervised_config, unsupervised_detection, unsupervised_rules)
+from utils.studies.ssft import (
+    UNSUPERVISED,
+    LearnedRule,
+    best_vs_baseline,
+    first_last_summary,
+    unsupervised_config,
+    unsupervised_detection,
+    unsupervised_rules,
+)
 
 
 def _runs(n=60, seeds=(0, 1)):

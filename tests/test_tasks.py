@@ -8,10 +8,10 @@ import utils.engine.tasks as tasks
 from utils.data.datasets import DatasetInfo, dataset_info
 from utils.data.samples import Samples
 from utils.engine.loop import train
-from utils.metrics.embedding import bottleneck_entropy
-from utils.metrics.ssim import ssim
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import AutoencoderTask, BarlowTwinsTask, SupervisedTask, make_task, supervised_values
+from utils.metrics.embedding import bottleneck_entropy
+from utils.metrics.ssim import ssim
 
 MNIST = dataset_info("mnist")
 

@@ -40,7 +40,7 @@ import torch
 from tqdm import tqdm
 
 from utils.data.samples import Samples
-from utils.engine.cache import SETTINGS, check_settings, writing
+from utils.engine.cache import check_settings, writing
 from utils.engine.distributed import all_sum, rank_and_world, shard, sync_buffers
 from utils.engine.recipes import Recipe, make_optimizer
 from utils.engine.recorder import Recorder

@@ -14,9 +14,8 @@ supervised runs, pruning retrains):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-
 import math
+from dataclasses import asdict, dataclass, replace
 
 import torch
 

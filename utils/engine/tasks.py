@@ -32,11 +32,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from utils.engine.barlow_twins import augment, barlow_twins_loss, sample_correlations
 from utils.data.datasets import DatasetInfo
+from utils.engine.barlow_twins import augment, barlow_twins_loss, sample_correlations
+from utils.engine.models import CLASSIFIERS, Autoencoder, BarlowTwins, make_classifier
 from utils.metrics.embedding import bottleneck_entropy
 from utils.metrics.ssim import ssim
-from utils.engine.models import CLASSIFIERS, Autoencoder, BarlowTwins, make_classifier
 
 
 def eval_pass(model, x, y, size: int, fn) -> dict[str, torch.Tensor]:

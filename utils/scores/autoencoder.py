@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from utils.scores.battery import image_battery
+from utils.engine.recorder import Recorder
 from utils.metrics.aggregates import aggregate, scaled_epochs
 from utils.metrics.embedding import silhouette
 from utils.metrics.lid import knn, lid_mle
-from utils.engine.recorder import Recorder
+from utils.scores.battery import image_battery
 
 SEED_EPOCHS = 600
 

@@ -112,7 +112,7 @@ def detection_table(scores: pd.DataFrame, positive: pd.Series, negative: pd.Seri
     sides have 5 samples, ``battery_cv`` (:func:`utils.scores.battery.cross_validated_baseline` trained on this
     very target: a ceiling of what image statistics reveal).
     Sorted as given (registry) or by AUROC (free). ``attrs`` holds prevalence and n_samples."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     from utils.scores.registry import SCORES, registered
 

@@ -28,19 +28,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 import torch
+from scipy.stats import spearmanr
 
-from utils.studies import outputs
-from utils.scores.autoencoder import compute_scores
 from utils.data.datasets import DatasetInfo, load_dataset
-from utils.engine.cache import load_table, save_table, saved_settings, step
-from utils.scores.evaluate import detection_table
-from utils.data.samples import Samples
-from utils.engine.loop import Run, is_finished, load_run, train
 from utils.data.mixing import make_mixed
+from utils.data.samples import Samples
+from utils.engine.cache import load_table, save_table, saved_settings, step
+from utils.engine.loop import Run, is_finished, load_run, train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import AutoencoderTask
+from utils.scores.autoencoder import compute_scores
+from utils.scores.evaluate import detection_table
+from utils.studies import outputs
 
 TRACK_MODES = ("eval", "inloop", "none")
 

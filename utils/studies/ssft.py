@@ -15,18 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from utils.studies import outputs
 from utils.data.datasets import load_dataset
-from utils.scores.battery import image_battery
-from utils.scores.evaluate import detection_table
-from utils.data.samples import Samples
 from utils.data.mixing import flip_labels, make_mixed
+from utils.data.samples import Samples
 from utils.engine.protocols import SSFTConfig, run_ssft
 from utils.engine.recipes import get_recipe
-from utils.scores.ssft import LearnedRule, first_split_log, ssft_scores
 from utils.engine.tasks import make_task
+from utils.scores.battery import image_battery
+from utils.scores.evaluate import detection_table
+from utils.scores.ssft import LearnedRule, first_split_log, ssft_scores
+from utils.studies import outputs
 
 NOISE_SEED = 0
 

@@ -169,3 +169,26 @@ def test_short_run_learns_below_the_blank_image(tmp_path, mnist5k):
     test_l1 = result.history["test_loss"]
     assert test_l1.iloc[-1] < 0.995 * blank and blank < test_l1.iloc[0] and test_l1.is_monotonic_decreasing
     assert result.records.names == [] and result.measures.names == []  # track="none" records nothing
+
+
+def test_the_study_scores_are_cached_by_settings_and_refused_for_others(tmp_path, mnist5k):
+    """The bug this replaces: ``scores_or_load`` returned any scores.csv in the folder, whatever produced it."""
+    from dataclasses import replace
+
+    from utils.studies import autoencoder as study
+
+    images, labels = mnist5k[0][:120], mnist5k[1][:120]
+    config = study.StudyConfig(results=str(tmp_path), modes=("seed",),
+                               train=TrainConfig(epochs=2, batch_size=32, snapshot_every=1))
+    mixed = study.mixed_dataset(config, "seed", images, labels, MNIST)
+    run = study.train_or_load(config, "seed", mixed, MNIST, images[:10], progress=False)
+    first = study.scores_or_load(config, "seed", run, mixed)
+    again = study.scores_or_load(config, "seed", run, mixed)
+    assert first.attrs["fresh"] and not again.attrs["fresh"]
+    pd.testing.assert_frame_equal(again, first, check_exact=True)          # Parquet: bit-identical
+    pd.testing.assert_frame_equal(study.load_scores(config, "seed"), first, check_exact=True)
+    other = make_mixed(images, labels, fraction=0.2, mode="seed", seed=config.mix_seed, info=MNIST)
+    with pytest.raises(ValueError, match=r"scores.parquet was computed with other settings \(images\)"):
+        study.scores_or_load(config, "seed", run, other)
+    with pytest.raises(ValueError, match=r"other settings \(seed\)"):
+        study.scores_or_load(replace(config, train=replace(config.train, seed=1)), "seed", run, mixed)

@@ -89,3 +89,19 @@ def test_relativize_strips_this_machines_paths(tmp_path):
     assert not ABSOLUTE.search(text) and str(REPO) not in text and sys.prefix not in text
     meta = json.loads(text)["metadata"]["papermill"]
     assert meta["input_path"] == "ssft/a.ipynb" and meta["parameters"]["N"] == 3
+
+
+@pytest.mark.parametrize("concept, pattern, home", [
+    ("the sample container", r"^class Samples\b", "utils/data/samples.py"),
+    ("the settings check", r"^def check_settings\(", "utils/engine/cache.py"),
+    ("a lock on a results folder", r"FileLock\(", "utils/engine/cache.py"),
+    ("the evaluation of a score against flags", r"roc_auc_score\(", "utils/scores/evaluate.py"),
+    ("the image battery", r"^def (image_battery|intensity_stats|shape_stats)\(", "utils/scores/battery.py"),
+    ("which end of a score is suspicious", r"^(DIRECTION|SUSPICION)\w* = |^def oriented\(", "utils/scores/registry.py"),
+    ("the worker pool", r"ProcessPoolExecutor\(", "utils/engine/workers.py"),
+    ("the training loop's optimizer step", r"optimizer\.step\(\)", "utils/engine/loop.py"),
+])
+def test_each_concept_lives_in_one_module(concept, pattern, home):
+    where = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "utils").rglob("*.py")
+                   if re.search(pattern, p.read_text(), re.M))
+    assert where == [home], f"{concept}: {where}"

@@ -115,8 +115,8 @@ class DatasetInfo:
     @classmethod
     def from_images(cls, images, labels=None, name: str = "custom", num_classes: int | None = None) -> "DatasetInfo":
         """Describe a dataset by its (training) images ``[N, C, H, W]``: per-channel mean and population std
-        over N, H and W (computed in float64, in chunks). num_classes: as given, else labels.max() + 1,
-        else 0 (unknown)."""
+        over N, H and W (computed in float64, in chunks); a channel that is constant over every image gets std 1
+        (standardising it only shifts it). num_classes: as given, else labels.max() + 1, else 0 (unknown)."""
         x = check_images(images)
         c, chunk = x.shape[1], max(1, 2 ** 22 // max(1, x[0].numel()))
         total = torch.zeros(c, dtype=torch.float64)
@@ -129,7 +129,9 @@ class DatasetInfo:
             sq += (x[i:i + chunk].double() - mean.view(1, -1, 1, 1)).pow(2).sum((0, 2, 3))
         if num_classes is None:
             num_classes = int(torch.as_tensor(labels).max()) + 1 if labels is not None and len(labels) else 0
-        return cls(name, tuple(x.shape[1:]), num_classes, tuple(mean.tolist()), tuple((sq / count).sqrt().tolist()))
+        std = (sq / count).sqrt()
+        std = torch.where(std > 0, std, torch.ones_like(std))   # a constant channel: nothing to scale, keep it
+        return cls(name, tuple(x.shape[1:]), num_classes, tuple(mean.tolist()), tuple(std.tolist()))
 
     def to_dict(self) -> dict:
         """JSON-able: tuples become lists."""
@@ -282,15 +284,38 @@ def _load_mnist_5k(split: str):
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def read_image(path) -> np.ndarray:
+    """One image file as float32 in [0, 1]: ``[H, W]`` for grayscale, ``[H, W, 3]`` for anything else (alpha
+    dropped), scaled by its bit depth (8-bit /255; 16-bit /65535, so 16-bit PNGs are not clipped; float images as
+    stored). The file is closed when this returns. A file that cannot be decoded stops with one sentence naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("1", "L", "LA"):
+                return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+            if mode.startswith("I"):   # 16-bit (and 32-bit integer) grayscale: PNG's 16-bit images load as I;16 or I
+                return np.asarray(im, dtype=np.float32) / 65535.0
+            if mode == "F":
+                return np.asarray(im, dtype=np.float32)
+            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ValueError(f"Cannot read the image {path} ({err}); fix or remove that file.") from None
+
+
 def load_image_folder(path) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """Images of a folder as ``[N, C, H, W]`` float32 in [0, 1], their labels and their relative paths.
 
     With class sub-folders (torchvision's ``ImageFolder`` layout, ``path/<class>/<image>``) the labels are the
     sub-folder indices in sorted name order; a flat folder of images gives ``labels = None``. Files are read in
-    sorted path order, so sample ``i`` is ``paths[i]`` on every machine. Grayscale images load as 1 channel,
-    anything else as RGB; every image must have the same size (resize them first)."""
-    from PIL import Image
-
+    sorted path order, so sample ``i`` is ``paths[i]`` on every machine, one at a time (each closed before the
+    next is opened: any number of files). Grayscale images load as 1 channel (16-bit ones scaled by 65535); if any
+    image has colour, all load as RGB; every image must have the same size (resize them first)."""
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder; pass a folder of images (optionally one sub-folder per class).")
@@ -301,13 +326,14 @@ def load_image_folder(path) -> tuple[torch.Tensor, torch.Tensor | None, list[str
     if classes and any(p.parent == root for p in files):
         raise ValueError(f"{root} mixes images at its top level with class sub-folders; put every image in a "
                          "class sub-folder, or none.")
-    opened = [Image.open(p) for p in files]
-    gray = all(im.mode in ("L", "1", "I;16", "I") for im in opened)
-    arrays = [np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0 for im in opened]
+    arrays = [read_image(p) for p in files]
     sizes = {a.shape[:2] for a in arrays}
     if len(sizes) > 1:
         raise ValueError(f"Images under {root} have {len(sizes)} different sizes (e.g. {sorted(sizes)[:2]}); resize "
                          "them to one size first.")
+    gray = all(a.ndim == 2 for a in arrays)
+    if not gray:
+        arrays = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
     x = torch.from_numpy(np.stack(arrays))
     x = x.unsqueeze(1) if gray else x.permute(0, 3, 1, 2).contiguous()
     labels = None

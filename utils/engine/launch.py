@@ -41,7 +41,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--no-record", action="store_true", help="do not record in-loop per-sample values")
     p.add_argument("--checkpoint-every", type=int, default=1)
     p.add_argument("--out", required=True, help="results folder (resumed if it holds a checkpoint)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for name in ("checkpoint_every", "epochs", "batch_size"):   # checked before any data is loaded or trained
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}.")
+    return args
 
 
 def build(args):

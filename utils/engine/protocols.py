@@ -186,7 +186,7 @@ def kfold_probs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: in
 
 
 def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int = 0, folder=None,
-               progress: bool = False, record: bool = False) -> KFold:
+               progress: bool = False, record: bool = False, checkpoint_every: int = 1) -> KFold:
     """Out-of-sample softmax probabilities of every sample by ``folds``-fold cross-validation through the loop.
 
     The folds are a seeded stratified split (sklearn ``StratifiedKFold`` with shuffling) of the samples
@@ -205,7 +205,8 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
     ``record=True`` also records every fold's training samples in-loop (what :func:`supervised_run` records),
     so one K-fold pass gives both: every sample is trained on by K-1 fresh models (its training dynamics,
     e.g. :func:`utils.scores.dynamics.dynamics_scores` with ``same_samples=False``) and predicted by the one that held
-    it out, at the cost of K-1 full-data trainings."""
+    it out, at the cost of K-1 full-data trainings. Each fold checkpoints every ``checkpoint_every`` epochs (default
+    every epoch: a killed pass resumes within an epoch)."""
     import torch
     from sklearn.model_selection import StratifiedKFold
 
@@ -249,7 +250,7 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
         held, trained = order[fold_of == k], order[fold_of != k]   # rows of ``data``, each in id order
         run = train(task, recipe, data.subset(trained), seed=fold_seeds[k], record=bool(record),
                     folder=None if folder is None else folder / f"fold{k}", settings={"kfold": {**study, "fold": k}},
-                    progress=progress, desc=f"fold {k + 1}/{folds}")
+                    progress=progress, desc=f"fold {k + 1}/{folds}", checkpoint_every=checkpoint_every)
         net = run.model
         x = task.prepare(data.images[torch.as_tensor(held)]).to(next(net.parameters()).device)
         logits = eval_pass(net, x, None, task.eval_batch_size, lambda xb, yb: {"logits": net(xb).float()})["logits"]

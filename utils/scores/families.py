@@ -21,6 +21,7 @@ sample id out. Which end of every column is suspicious is declared in :mod:`util
   L2-normalised features. :func:`ssl_label_scores` adds ``bt_knn_disagreement`` (labels, no classifier): the share
   of the k nearest neighbours whose label differs.
 
+Every training run of a family checkpoints after every epoch, so a killed call resumes within an epoch.
 Label-free families see the images and ids only (never the labels, nor the number of classes), so a labeled call
 on the same images reuses what a label-free call computed.
 """
@@ -111,7 +112,7 @@ def autoencoder_scores(data: Samples, info: DatasetInfo, config, folder: Path | 
     recipe = get_recipe("autoencoder", max_epochs=config.ae_epochs, batch_size=config.ae_batch_size)
     unlabeled = data.unlabeled()
     run = train(task, recipe, unlabeled, seed=config.seed, record=False, measure_on=unlabeled, progress=progress,
-                folder=None if folder is None else folder / "autoencoder", desc="autoencoder")
+                folder=None if folder is None else folder / "autoencoder", desc="autoencoder", checkpoint_every=1)
     m = run.measures
     loss = m["loss"]
     geo = embedding_scores(m["codes"][-1], m.sample_ids, k=_k(config, data), n_clusters=config.clusters,
@@ -157,7 +158,7 @@ def train_encoder(images, info: DatasetInfo, epochs: int, seed: int = 0, folder=
     recipe = get_recipe("paper", optimizer="adam", lr=1e-3, weight_decay=1e-6, schedule="constant", patience=None,
                         max_epochs=int(epochs), batch_size=batch_size)
     run = train(BarlowTwinsTask(info), recipe, Samples(x, None, np.arange(n)), seed=seed, record=False,
-                progress=progress, folder=folder, desc="BarlowTwins")
+                progress=progress, folder=folder, desc="BarlowTwins", checkpoint_every=1)
     return run.model.eval()
 
 

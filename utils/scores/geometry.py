@@ -67,10 +67,8 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
     if not isinstance(n_clusters, (int, np.integer)) or isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters!r} is impossible with {n} samples; pass an integer in [1, {n}].")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError(f"{int((norms == 0).sum())} embedding rows are all zero and have no direction to normalise; "
-                         "drop them or check the encoder.")
-    unit = x / norms
+    zero = int((norms == 0).sum())   # e.g. all-black images in pixel space: no direction; they stay at the origin,
+    unit = x / np.where(norms == 0, 1.0, norms)   # far (distance ~1) from every unit-norm prototype
 
     if knn_result is None:
         dist, idx = knn(unit if normalize else x, int(k))
@@ -88,7 +86,7 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
         "nearest_id": index.to_numpy()[idx[:, 0]],
         "cluster": km.labels_.astype(np.int64),
     }, index=index)
-    out.attrs.update(k=int(k), n_clusters=int(n_clusters), seed=seed, normalize=bool(normalize))
+    out.attrs.update(k=int(k), n_clusters=int(n_clusters), seed=seed, normalize=bool(normalize), zero_rows=zero)
     return out
 
 

@@ -1,0 +1,107 @@
+"""Inputs a new user brings stop with one sentence or are scored, never crash (issue: the bad-input probe)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from utils.data.datasets import load_dataset, load_image_folder, read_image
+from utils.scores.dataset import ScoringConfig, score_dataset
+
+TINY = ScoringConfig(folds=2, epochs=1, el2n_epoch=0, ssft_epochs=0, ae_epochs=1, ae_ssft_epochs=0, bt_epochs=1,
+                     batch_size=32)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one_sentence(err):
+    msg = str(err.value)
+    assert msg.endswith(".") and "\n" not in msg, msg
+    return msg
+
+
+def test_a_blank_image_is_scored_not_refused():
+    x, _, _ = load_dataset("mnist-5k", "test")
+    x = x[:80].clone()
+    x[5] = 0.0                                   # one all-black image: no direction in pixel space
+    scores = score_dataset(x, config=TINY, families=("pixels", "autoencoder", "self-supervised"))
+    assert np.isfinite(scores.filter(like="_distance").to_numpy()).all()
+    assert scores["px_prototype_distance"].idxmax() == 5    # farthest from every prototype
+
+
+def test_constant_images_are_scored():
+    x = torch.full((40, 1, 12, 12), 0.5)
+    x[::2] = 0.25
+    scores = score_dataset(x, config=TINY, families=("pixels", "autoencoder"))
+    assert len(scores) == 40 and scores["ae_loss_last"].notna().all()
+
+
+def test_bad_ids_and_settings_are_refused_with_one_sentence():
+    x = torch.rand(40, 1, 12, 12)
+    for ids in ([0.7 + i for i in range(40)], [i / 2 for i in range(40)]):
+        with pytest.raises(ValueError) as e:
+            score_dataset(x, ids=ids, config=TINY, families=("pixels",))
+        assert _one_sentence(e).startswith("sample ids must be integers, got float64 values")
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, ids=[f"img{i}.png" for i in range(40)], config=TINY, families=("pixels",))
+    assert "sample ids must be integers" in _one_sentence(e) and "meta" in str(e.value)
+    score_dataset(x, ids=[float(i) for i in range(40)], config=TINY, families=("pixels",))   # whole floats are fine
+    for kwargs, field in ((dict(k=2.5), "k"), (dict(seed=-1), "seed"), (dict(folds=1), "folds")):
+        with pytest.raises(ValueError) as e:
+            ScoringConfig(**kwargs)
+        assert _one_sentence(e).startswith(field)
+
+
+def test_launch_refuses_a_zero_checkpoint_interval_before_any_work():
+    out = subprocess.run([sys.executable, "-m", "utils.engine.launch", "--checkpoint-every", "0", "--out", "x"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and "--checkpoint-every must be a positive integer, got 0." in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_folder_of_many_files_loads_under_a_low_open_file_limit(tmp_path):
+    """The bug this replaces: every file stayed open, so 1,000+ images raised 'Too many open files'."""
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(2500):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / c / f"{i:04d}.png")
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+            "from utils.data.datasets import load_image_folder; "
+            f"x, y, names = load_image_folder({str(tmp_path)!r}); print(tuple(x.shape), int(y.sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.split() == ["(5000,", "1,", "8,", "8)", "2500"]
+
+
+def test_a_truncated_file_is_named(tmp_path):
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "ok.png")
+    full = (tmp_path / "ok.png").read_bytes()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / "bad.png")
+    (tmp_path / "bad.png").write_bytes((tmp_path / "bad.png").read_bytes()[:200])
+    with pytest.raises(ValueError) as e:
+        load_image_folder(tmp_path)
+    msg = _one_sentence(e)
+    assert msg.startswith(f"Cannot read the image {tmp_path / 'bad.png'} (") and msg.endswith("fix or remove that file.")
+    assert len(full) > 0
+
+
+def test_16_bit_images_are_scaled_by_their_bit_depth(tmp_path):
+    """The bug this replaces: 16-bit PNGs went through an 8-bit conversion that clipped 99.5 % of pixels to 1."""
+    values = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    x = read_image(tmp_path / "deep.png")
+    np.testing.assert_allclose(x, values / 65535.0, atol=1e-6)
+    assert (x == 1.0).mean() < 0.05
+    Image.fromarray((values // 257).astype(np.uint8)).save(tmp_path / "flat.png")
+    np.testing.assert_allclose(read_image(tmp_path / "flat.png"), (values // 257) / 255.0, atol=1e-6)
+
+
+def test_gray_and_colour_images_in_one_folder_load_as_rgb(tmp_path):
+    Image.fromarray(np.full((6, 6), 200, np.uint8)).save(tmp_path / "g.png")
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8) + np.uint8([255, 0, 0])).save(tmp_path / "c.png")
+    x, labels, names = load_image_folder(tmp_path)
+    assert x.shape == (2, 3, 6, 6) and labels is None and names == ["c.png", "g.png"]
+    np.testing.assert_allclose(x[1, :, 0, 0], [200 / 255] * 3, atol=1e-6)

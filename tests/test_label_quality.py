@@ -152,7 +152,8 @@ def test_label_quality_matches_cleanlab_and_ignores_sample_order():
     probs, labels, p, given = _synthetic()
     lq = label_quality(probs, labels.sample(frac=1, random_state=0))   # labels in another order
     assert lq.index.equals(probs.index)
-    assert list(lq.columns) == ["cl_label_quality", "cl_normalized_margin", "flag_label_issue"]
+    assert list(lq.columns) == ["cl_label_quality", "cl_normalized_margin", "flag_label_issue", "cl_predicted_label"]
+    assert lq["cl_predicted_label"].tolist() == p.argmax(1).tolist()
     np.testing.assert_allclose(lq["cl_label_quality"], get_label_quality_scores(given, p), rtol=1e-12)
     np.testing.assert_allclose(lq["cl_normalized_margin"], get_normalized_margin_for_each_label(given, p), rtol=1e-12)
     assert lq["flag_label_issue"].dtype == bool

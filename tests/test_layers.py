@@ -32,9 +32,12 @@ def _imports(path: Path) -> set[str]:
     return {n for n in names if n.startswith("utils.")}
 
 
+ENTRY = ["score.py"]   # command-line entry points above every layer (they only call into the layers)
+
+
 def test_every_module_belongs_to_a_layer():
-    loose = [p.name for p in (ROOT / "utils").glob("*.py") if p.name != "__init__.py"]
-    assert loose == [], f"modules outside the layers: {loose}"
+    loose = sorted(p.name for p in (ROOT / "utils").glob("*.py") if p.name != "__init__.py")
+    assert loose == ENTRY, f"modules outside the layers: {sorted(set(loose) - set(ENTRY))}"
     assert sorted(p.name for p in (ROOT / "utils").iterdir() if p.is_dir() and p.name != "__pycache__") == \
         sorted(LAYERS)
 

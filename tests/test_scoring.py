@@ -261,3 +261,24 @@ def test_board_runs_resumes_and_states_its_goal(tmp_path):
     assert set(best["type"]) == {"uniform_noise", "near_duplicates"}
     goal = goal_statement(best)["mnist-5k"]
     assert goal["met"] == (len(goal["types_within"]) >= 2)
+
+
+def test_flags_follow_datalab_rules_and_group_duplicates():
+    from utils.scores.flags import add_flags, duplicate_groups, outlier_fence
+    rng = np.random.default_rng(0)
+    ids = np.arange(20) * 10
+    # a pair, a pair, a triple (40 -> 50 -> 60 -> 40), then 13 distinct samples
+    nn = pd.Series([10, 0, 30, 20, 50, 60, 40] + [80 + 10 * (i % 12) for i in range(13)], index=ids)
+    d = pd.Series([0.01, 0.01, 0.02, 0.02, 0.01, 0.01, 0.01] + [5.0] * 13, index=ids)
+    knn = pd.Series(rng.normal(1, 0.05, 20), index=ids)
+    knn.iloc[9] = 9.0                                        # one far point
+    scores = pd.DataFrame({"px_nn_distance": d, "px_nearest_id": nn, "px_knn_distance": knn})
+    out = add_flags(scores)
+    assert out["flag_near_duplicate"].tolist() == [True] * 7 + [False] * 13
+    assert out["duplicate_group"].tolist() == [0, 0, 1, 1, 2, 2, 2] + [-1] * 13
+    q1, q3 = np.percentile(knn, [25, 75])
+    assert outlier_fence(knn) == pytest.approx(q3 + (1 / 0.37037 - 1) * (q3 - q1))
+    assert out["flag_outlier"].tolist() == [i == 9 for i in range(20)]
+    # a sample flagged only because it is somebody's nearest neighbour joins that group
+    g = duplicate_groups(pd.Series([10, 0, 0], index=[0, 10, 20]), pd.Series([False, False, True], index=[0, 10, 20]))
+    assert g.tolist() == [0, -1, 0]

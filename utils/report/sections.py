@@ -201,7 +201,29 @@ def scoreboard_markdown(results, images="images", readme_dir=".") -> str:
                   "samples, each score in its stated orientation (0.5 = cannot tell them apart, below 0.5 = ranks "
                   "atypical samples as more suspicious):", "",
                   claim.round(3).to_markdown(), ""]
+    flags_path = results / outputs.SCOREBOARD_FLAGS
+    if flags_path.is_file():
+        lines += ["**The flags on the injected copies** (`utils.scores.flags`, Datalab's thresholds; mean over seeds; "
+                  "precision and recall against the types each flag is meant to find — label noise for "
+                  "`flag_label_issue`, the copies and their sources for `flag_near_duplicate`, far-OOD, near-OOD and "
+                  "atypical samples for `flag_outlier`; on other copies only the number flagged, of about 10,000):", "",
+                  flag_markdown(pd.read_csv(flags_path)), ""]
     return "\n".join(lines)
+
+
+def flag_markdown(flags: pd.DataFrame) -> str:
+    """One row per (dataset, type), per flag "flagged (P precision / R recall)", means over seeds."""
+    g = flags.groupby(["dataset", "type", "flag"], sort=False)
+    mean = g[["flagged", "precision", "recall"]].mean()
+
+    def cell(r) -> str:
+        if pd.isna(r["recall"]):
+            return f"{r['flagged']:.0f}"
+        p = "-" if pd.isna(r["precision"]) else f"{r['precision']:.2f}"
+        return f"{r['flagged']:.0f} (P {p} / R {r['recall']:.2f})"
+
+    table = mean.apply(cell, axis=1).unstack("flag")
+    return table.reset_index().to_markdown(index=False)
 
 
 def _board_wall(results: Path, datasets: list) -> str:

@@ -87,6 +87,7 @@ class ScoringConfig:
 STEPS = {
     "pixels": (("k", "clusters", "seed"), False),
     "supervised": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
+    "suggested": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
     "ssft": (("arch", "ssft_epochs", "batch_size", "seed"), True),
     "autoencoder": (("ae_epochs", "ae_batch_size", "ae_loss", "k", "clusters", "seed"), False),
     "ae_ssft": (("ae_ssft_epochs", "ae_batch_size", "seed"), False),
@@ -177,6 +178,13 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     encoder_key = None if encoder is None else cache.module_sha256(encoder)
     embedding = {}   # the self-supervised features and kNN pass, computed once if a step needs them
 
+    kfold = {}   # the K-fold pass, run (or loaded) once if a step needs it
+
+    def kfold_pass():
+        if not kfold:
+            kfold["folds"] = fam.kfold_pass(data, info, config, folder, progress)
+        return kfold["folds"]
+
     def ssl_embedding():
         if not embedding:
             embedding["z"] = fam.ssl_embedding(data, free_info, config, folder, encoder, progress)
@@ -191,7 +199,9 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     labeled = data.labels is not None
     plan = [("pixels", True, lambda: fam.pixel_scores(data, config)),
             ("supervised", "supervised" in families and labeled and config.epochs,
-             lambda: fam.supervised_scores(data, info, config, folder, progress)),
+             lambda: fam.supervised_scores(data, config, kfold_pass())),
+            ("suggested", "supervised" in families and labeled and config.epochs,
+             lambda: fam.suggested_labels(data, kfold_pass())),
             ("ssft", "ssft" in families and labeled and config.ssft_epochs,
              lambda: fam.ssft_family(data, info, config, folder, progress)),
             ("autoencoder", "autoencoder" in families and config.ae_epochs,

@@ -63,21 +63,38 @@ def pixel_scores(data: Samples, config) -> pd.DataFrame:
                      axis=1)
 
 
-def supervised_scores(data: Samples, info: DatasetInfo, config, folder: Path | None, progress: bool) -> pd.DataFrame:
+def kfold_pass(data: Samples, info: DatasetInfo, config, folder: Path | None, progress: bool):
+    """The one K-fold pass of the supervised family (:func:`utils.engine.protocols.kfold_runs`; its fold runs are
+    cached in ``folder/kfold``), shared by :func:`supervised_scores` and :func:`suggested_labels`."""
     from utils.engine.protocols import kfold_runs
     from utils.engine.recipes import get_recipe
     from utils.engine.tasks import SupervisedTask
-    from utils.scores.dynamics import dynamics_scores
-    from utils.scores.label_quality import label_quality
 
     task = SupervisedTask(info, config.arch, record_logits=True)
     recipe = get_recipe("paper", max_epochs=config.epochs, patience=None, batch_size=config.batch_size)
-    folds = kfold_runs(task, recipe, data, folds=config.folds, seed=config.seed, record=True, progress=progress,
-                       folder=None if folder is None else folder / "kfold")
+    return kfold_runs(task, recipe, data, folds=config.folds, seed=config.seed, record=True, progress=progress,
+                      folder=None if folder is None else folder / "kfold")
+
+
+def supervised_scores(data: Samples, config, folds) -> pd.DataFrame:
+    """Training dynamics of the K-fold pass's in-loop records and confident learning on its out-of-sample
+    probabilities (``folds``: :func:`kfold_pass`)."""
+    from utils.scores.dynamics import dynamics_scores
+    from utils.scores.label_quality import label_quality
+
     labels = pd.Series(data.labels.numpy(), index=pd.Index(data.ids, name="sample_id"))
     dyn = dynamics_scores(folds.records, labels, el2n_epoch=config.el2n_epoch, el2n=True, same_samples=False)
     cl = label_quality(folds.probs, labels)
-    return pd.concat([dyn[[*DYNAMICS, "n_runs"]], cl], axis=1).reindex(data.ids)
+    return pd.concat([dyn[[*DYNAMICS, "n_runs"]], cl.drop(columns="cl_predicted_label")], axis=1).reindex(data.ids)
+
+
+def suggested_labels(data: Samples, folds) -> pd.DataFrame:
+    """``cl_predicted_label`` and ``cl_predicted_prob``: the class the held-out model of the K-fold pass
+    (:func:`kfold_pass`) predicts — what a relabeller is offered — and its out-of-sample probability."""
+    probs = folds.probs
+    p = probs.to_numpy()
+    return pd.DataFrame({"cl_predicted_label": p.argmax(1).astype(np.int64), "cl_predicted_prob": p.max(1)},
+                        index=probs.index).reindex(data.ids)
 
 
 def _ssft_config(config, model: str, recipe, n: int, batch_size: int):

@@ -1,31 +1,69 @@
-"""Boolean flags on a score table: decisions with documented thresholds, not tuned on any benchmark.
+"""Boolean flags and duplicate groups on a score table: decisions with documented thresholds taken from cleanlab's
+Datalab (not tuned on the scoreboard; their precision and recall on its injected copies are measured by
+:func:`utils.studies.scoreboard.flag_quality` and stated in ``scoreboard/README.md``).
 
 * ``flag_label_issue`` — cleanlab's ``find_label_issues`` on the K-fold out-of-sample probabilities (computed by
   :func:`utils.scores.label_quality.label_quality`, passed through here).
 * ``flag_near_duplicate`` — pixel nearest-neighbour distance (``px_nn_distance``) below ``DUPLICATE_RATIO`` = 0.13
-  times its median over the dataset (the relative threshold of cleanlab Datalab's near-duplicate check); both
-  members of a pair are flagged.
-* ``flag_outlier`` — kNN distance above Q3 + 3 IQR (Tukey's far-out fence) in the self-supervised embedding
-  (``bt_knn_distance``), else the autoencoder's codes, else the pixels.
+  times its median over the dataset (Datalab's near-duplicate threshold); both members of a pair are flagged, and
+  ``duplicate_group`` numbers the connected groups of flagged samples and their nearest neighbours (-1: none), so
+  a triple of copies is one group.
+* ``flag_outlier`` — mean distance to the k nearest neighbours above Q3 + 1.7 IQR of its distribution (Datalab's
+  outlier rule: threshold 0.37037, i.e. 1 / 0.37037 - 1 = 1.7 IQR), in the raw pixels or in the self-supervised
+  embedding (``px_knn_distance``, ``bt_knn_distance``; a sample is flagged when either space calls it an
+  outlier). The autoencoder's codes are not used: on the scoreboard's copies their kNN distances rank clean
+  samples as far as injected ones.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-DUPLICATE_RATIO = 0.13   # cleanlab Datalab's near-duplicate threshold, relative to the median NN distance
-OUTLIER_FENCE = 3.0      # Tukey's far-out fence: Q3 + 3 IQR
-OUTLIER_SPACES = ("bt_knn_distance", "ae_knn_distance", "px_knn_distance")   # the first present is used
+DUPLICATE_RATIO = 0.13        # cleanlab Datalab's near-duplicate threshold, relative to the median NN distance
+OUTLIER_THRESHOLD = 0.37037   # cleanlab Datalab's outlier threshold: Q3 + (1 / t - 1) IQR
+OUTLIER_SPACES = ("px_knn_distance", "bt_knn_distance")
+
+
+def outlier_fence(values) -> float:
+    """Q3 + (1 / 0.37037 - 1) IQR of ``values``: Datalab's outlier threshold on average kNN distances."""
+    q1, q3 = np.percentile(np.asarray(values, dtype=float), [25, 75])
+    return float(q3 + (1 / OUTLIER_THRESHOLD - 1) * (q3 - q1))
+
+
+def duplicate_groups(nearest_id: pd.Series, flagged: pd.Series) -> pd.Series:
+    """Connected components of the graph linking every flagged sample to its nearest neighbour (scipy's
+    ``connected_components``), numbered 0.. in order of their smallest sample id; -1 for samples in no group."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids = flagged.index
+    position = pd.Index(ids)
+    src = np.flatnonzero(flagged.to_numpy(bool))
+    dst = position.get_indexer(nearest_id.reindex(ids).to_numpy()[src])
+    keep = dst >= 0
+    n = len(ids)
+    graph = coo_matrix((np.ones(int(keep.sum())), (src[keep], dst[keep])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    member = np.zeros(n, dtype=bool)
+    member[src[keep]] = True
+    member[dst[keep]] = True
+    out = np.full(n, -1, dtype=np.int64)
+    groups = pd.Series(comp[member], index=np.asarray(ids)[member])
+    first = groups.groupby(groups).apply(lambda g: g.index.min()).sort_values()   # number groups by their first id
+    renumber = pd.Series(np.arange(len(first)), index=first.index)
+    out[member] = renumber.reindex(comp[member]).to_numpy()
+    return pd.Series(out, index=ids, name="duplicate_group")
 
 
 def add_flags(scores: pd.DataFrame) -> pd.DataFrame:
-    """``scores`` with ``flag_near_duplicate`` and ``flag_outlier`` added (``flag_label_issue`` comes with the
-    supervised family)."""
+    """``scores`` with ``flag_near_duplicate``, ``duplicate_group`` and ``flag_outlier`` added (``flag_label_issue``
+    comes with the supervised family)."""
     out = scores.copy()
     d = out["px_nn_distance"]
     out["flag_near_duplicate"] = d < DUPLICATE_RATIO * float(d.median())
+    out["duplicate_group"] = duplicate_groups(out["px_nearest_id"], out["flag_near_duplicate"])
+    out["flag_outlier"] = False
     for col in OUTLIER_SPACES:
         if col in out:
-            q1, q3 = out[col].quantile([0.25, 0.75])
-            out["flag_outlier"] = out[col] > q3 + OUTLIER_FENCE * (q3 - q1)
-            break
+            out["flag_outlier"] |= out[col] > outlier_fence(out[col])
     return out

@@ -8,6 +8,7 @@ reimplemented here, the library is called on the aligned arrays:
   ``"self_confidence"``: the out-of-sample probability of the given label. Lower = more suspicious.
 * ``cl_normalized_margin`` — ``cleanlab.rank.get_normalized_margin_for_each_label``: that probability
   minus the largest probability of another class, mapped to [0, 1]. Lower = more suspicious.
+* ``cl_predicted_label`` — the class the held-out model predicts (argmax), the suggestion for a relabel.
 * ``flag_label_issue`` — ``cleanlab.filter.find_label_issues`` with its default ``filter_by =
   "prune_by_noise_rate"`` (the confident joint estimates how many labels of each class are wrong; that many
   samples with the lowest normalized margin are flagged). True = flagged.
@@ -70,8 +71,9 @@ def label_quality(probs: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
 
     ``probs``: out-of-sample softmax probabilities, a DataFrame indexed by sample id with columns
     ``p0..p{C-1}``; ``labels``: the given (possibly noisy) labels, a Series indexed by sample id, in any
-    order. Returns ``cl_label_quality``, ``cl_normalized_margin`` and the boolean ``flag_label_issue`` in ``probs``'
-    row order; ``attrs`` records the method and ``n_issues``."""
+    order. Returns ``cl_label_quality``, ``cl_normalized_margin``, the boolean ``flag_label_issue`` and
+    ``cl_predicted_label`` (the out-of-sample argmax: the class a relabeller would be offered) in ``probs``' row
+    order; ``attrs`` records the method and ``n_issues``."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores, get_normalized_margin_for_each_label
 
@@ -81,6 +83,7 @@ def label_quality(probs: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
         "cl_normalized_margin": get_normalized_margin_for_each_label(y, p),
         # n_jobs=1: no worker processes; the result does not depend on it
         "flag_label_issue": find_label_issues(y, p, filter_by="prune_by_noise_rate", n_jobs=1),
+        "cl_predicted_label": p.argmax(1).astype(np.int64),
     }, index=pd.Index(probs.index, name="sample_id"))
     out.attrs.update(method="self_confidence", filter_by="prune_by_noise_rate",
                      n_issues=int(out["flag_label_issue"].sum()))

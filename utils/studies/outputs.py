@@ -159,6 +159,7 @@ SCOREBOARD_TABLE = "scoreboard.csv"            # every (dataset, type, target, s
 SCOREBOARD_SUMMARY = "scoreboard_summary.csv"  # mean +- std over seeds
 SCOREBOARD_BEST = "scoreboard_best.csv"        # per (dataset, type): best score, best supervised, best label-free
 SCOREBOARD_CLAIM = "scoreboard_claim.csv"      # the SSFT claim: mislabeled vs atypical AUROC per score
+SCOREBOARD_FLAGS = "scoreboard_flags.csv"      # per (dataset, type, seed, flag): flagged, precision, recall
 
 
 def fig_scoreboard(dataset: str, metric: str = "auroc") -> str:

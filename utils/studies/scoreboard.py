@@ -313,3 +313,40 @@ def save(table: pd.DataFrame, path) -> None:
 def load_config(folder) -> BoardConfig:
     settings = json.loads((Path(folder) / "settings.json").read_text())
     return BoardConfig(**settings["board"])
+
+
+# ------------------------------------------------------------------------------------------------ flags
+# flag -> the injected types it is meant to find (near-duplicates: the copies and the samples they copy)
+FLAG_TARGETS = {"flag_label_issue": ("uniform_noise", "class_noise"), "flag_near_duplicate": ("near_duplicates",),
+                "flag_outlier": ("far_ood", "near_ood", "atypical")}
+
+
+def flag_quality(config: BoardConfig, folder, root=None) -> pd.DataFrame:
+    """How the flags of :func:`utils.scores.flags.add_flags` do on every cached copy: per (type, seed, flag) the
+    number flagged, and where the copy holds samples the flag is meant to find (:data:`FLAG_TARGETS`) its precision
+    and recall against them. Reads the copies' cached scores (rebuilding each copy to check its fingerprint)."""
+    folder = Path(folder)
+    base = base_data(config, root)
+    ood = ood_images(config, root) if any("far_ood" in k for k, _, _ in _copies(config)) else None
+    encoder = encoder_for(config, folder, root)
+    rows = []
+    for kinds, name, seed in _copies(config):
+        data = make_copy(base, kinds, seed, config, ood)
+        scores = score_dataset(data.images, data.labels, data.ids, info=dataset_info(config.dataset),
+                               config=replace(config.scoring, seed=seed), encoder=encoder,
+                               folder=folder / name / f"seed{seed}" / "scores",
+                               families=("pixels", "supervised", "self-supervised"))
+        meta = data.meta.reindex(scores.index)
+        for flag, targets in FLAG_TARGETS.items():
+            f = scores[flag].to_numpy(bool)
+            row = dict(dataset=config.dataset, type=name, seed=seed, flag=flag, flagged=int(f.sum()), n=len(f))
+            present = [k for k in targets if k in meta.columns]
+            if present:
+                pos = meta[present].to_numpy(bool).any(axis=1)
+                if "near_duplicates" in present:     # a pair is two flags: the copy and the sample it copies
+                    pos |= scores.index.isin(meta.loc[meta["near_duplicates"].astype(bool), "source_id"])
+                hit = int((f & pos).sum())
+                row.update(positives=int(pos.sum()), precision=hit / f.sum() if f.any() else np.nan,
+                           recall=hit / pos.sum())
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,204 @@
+"""A report a practitioner can act on, from one :func:`utils.scores.dataset.score_dataset` table: what was flagged
+and why, the images behind each issue, the score distributions with their thresholds, and action lists.
+
+:func:`write_report` writes into one folder:
+
+* ``scores.parquet`` — the per-sample table, lossless (``utils.engine.cache.save_table``), with ``file`` and
+  ``class_name`` columns when the images came from a folder;
+* ``relabel.csv`` (sample_id, file, given, suggested: the label issues with the held-out model's class),
+  ``duplicates.csv`` (duplicate_group, sample_id, file, keep: one member of each group is kept),
+  ``outliers.csv`` and ``keep.csv`` (the samples to keep: every sample minus the label issues, the outliers and all
+  but one member of each duplicate group; or a fraction of those chosen by a score and a policy of
+  :mod:`utils.scores.selection`);
+* ``report.html`` — one self-contained page (figures embedded): a summary per issue type (count flagged, the rule,
+  the top examples), image grids per issue, the distributions of the scores behind the flags with the thresholds
+  drawn; and the same figures as PNGs.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from utils.engine.cache import save_table
+from utils.report import plots
+from utils.scores.flags import DUPLICATE_RATIO, OUTLIER_SPACES, outlier_fence
+
+RULES = {
+    "flag_label_issue": "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
+    "flag_near_duplicate": f"pixel nearest-neighbour distance below {DUPLICATE_RATIO} x its median (Datalab)",
+    "flag_outlier": "mean kNN distance above Q3 + 1.7 IQR (Datalab) in the pixels or the self-supervised features",
+}
+TITLES = {"flag_label_issue": "Label issues", "flag_near_duplicate": "Near-duplicates", "flag_outlier": "Outliers"}
+# what ranks the examples of each issue, most suspicious first (ties broken by sample id)
+RANK = {"flag_label_issue": ("cl_label_quality", True), "flag_near_duplicate": ("px_nn_distance", True),
+        "flag_outlier": ("px_knn_distance", False)}
+
+
+def _ranked(scores: pd.DataFrame, column: str, ascending: bool, rows=None) -> pd.Index:
+    """Sample ids by ``column`` (most suspicious first), ties broken by sample id so the order never depends on
+    the input order."""
+    frame = scores if rows is None else scores.loc[rows]
+    return frame.assign(_id=frame.index).sort_values([column, "_id"], ascending=[ascending, True]).index
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=plots.DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _names(scores: pd.DataFrame, classes) -> tuple:
+    def name(c):
+        return str(classes[c]) if classes is not None and 0 <= c < len(classes) else str(c)
+    return name
+
+
+def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | None = None,
+                 keep_score: str | None = None, keep_policy: str = "keep_hard", seed: int = 0) -> dict:
+    """The four action lists as DataFrames: ``relabel``, ``duplicates``, ``outliers``, ``keep`` (see the module
+    docstring). ``keep_fraction`` (of all samples) with ``keep_score`` (a registered score, oriented by the
+    registry) and ``keep_policy`` selects among the samples the flags leave."""
+    from utils.scores.registry import oriented
+    from utils.scores.selection import keep_count, select
+
+    name = _names(scores, class_names)
+    file = scores["file"] if "file" in scores else pd.Series("", index=scores.index)
+    out = {}
+    if "flag_label_issue" in scores:
+        rows = _ranked(scores, "cl_label_quality", True, scores["flag_label_issue"].astype(bool))
+        r = scores.loc[rows]
+        out["relabel"] = pd.DataFrame({
+            "sample_id": rows, "file": file.loc[rows].to_numpy(), "given": r["label"].to_numpy(),
+            "given_name": [name(c) for c in r["label"]],
+            "suggested": r.get("cl_predicted_label", pd.Series(-1, index=rows)).to_numpy(),
+            "suggested_name": [name(c) for c in r.get("cl_predicted_label", pd.Series(-1, index=rows))],
+            "label_quality": r["cl_label_quality"].to_numpy()})
+    groups = scores[scores["duplicate_group"] >= 0]
+    keeper = groups.assign(_id=groups.index).groupby("duplicate_group")["_id"].transform("min")
+    out["duplicates"] = pd.DataFrame({"duplicate_group": groups["duplicate_group"].to_numpy(), "sample_id": groups.index,
+                                      "file": file.loc[groups.index].to_numpy(),
+                                      "nn_distance": groups["px_nn_distance"].to_numpy(),
+                                      "keep": (keeper == groups.index).to_numpy()}).sort_values(
+        ["duplicate_group", "sample_id"])
+    rows = _ranked(scores, "px_knn_distance", False, scores["flag_outlier"].astype(bool))
+    out["outliers"] = pd.DataFrame({"sample_id": rows, "file": file.loc[rows].to_numpy(),
+                                    **{c: scores.loc[rows, c].to_numpy() for c in OUTLIER_SPACES if c in scores}})
+    drop = scores["flag_outlier"].astype(bool)
+    if "flag_label_issue" in scores:
+        drop |= scores["flag_label_issue"].astype(bool)
+    drop |= scores.index.isin(out["duplicates"].loc[~out["duplicates"]["keep"], "sample_id"])
+    kept = scores.index[~drop.to_numpy()]
+    if keep_fraction is not None:
+        if keep_score is None:
+            raise ValueError("keep_fraction needs keep_score: the registered score that ranks the samples kept.")
+        k = keep_count(keep_fraction, len(scores))
+        if k > len(kept):
+            raise ValueError(f"keep_fraction {keep_fraction} asks for {k} samples but the flags leave {len(kept)}; "
+                             "keep a smaller fraction.")
+        ranked = oriented(scores.loc[kept, [keep_score]])[keep_score]
+        kept = pd.Index(select(ranked, k / len(kept), keep_policy, seed))
+    out["keep"] = pd.DataFrame({"sample_id": kept, "file": file.loc[kept].to_numpy()})
+    return out
+
+
+def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int = 16, **keep) -> Path:
+    """Write the table, the action lists, the figures and ``report.html`` into ``out``; returns the page's path.
+
+    ``scores``: the table of :func:`utils.scores.dataset.score_dataset` (optionally with ``file`` and ``class_name``
+    columns); ``images``: ``[N, C, H, W]`` in [0, 1], row i = the sample of ``scores.index[i]``; ``class_names``:
+    the names of the classes 0..C-1; ``keep``: ``keep_fraction``, ``keep_score``, ``keep_policy`` of
+    :func:`action_lists`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(images)
+    row = pd.Series(np.arange(len(scores)), index=scores.index)
+    name = _names(scores, class_names)
+    save_table(scores, out / "scores.parquet")
+    lists = action_lists(scores, class_names, **keep)
+    for key, frame in lists.items():
+        frame.to_csv(out / f"{key}.csv", index=False)
+
+    figures, summary = [], []
+    for flag, title in TITLES.items():
+        if flag not in scores:
+            continue
+        flagged = scores[flag].astype(bool)
+        col, asc = RANK[flag]
+        ids = _ranked(scores, col, asc, flagged)[:top] if flagged.any() else pd.Index([])
+        summary.append({"issue": title, "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}",
+                        "rule": RULES[flag], "top examples (sample id)": ", ".join(map(str, ids[:8]))})
+        if len(ids) == 0:
+            continue
+        if flag == "flag_near_duplicate":   # pairs side by side: a sample, then its nearest neighbour
+            pairs = [i for s in ids[: top // 2] for i in (s, scores.loc[s, "px_nearest_id"])]
+            grid = plots.image_grid(images[row.loc[pairs].to_numpy()], titles=[str(i) for i in pairs], ncols=8)
+        elif flag == "flag_label_issue":
+            titles = [f"{name(scores.loc[i, 'label'])}->{name(scores.loc[i, 'cl_predicted_label'])}"
+                      if "cl_predicted_label" in scores else name(scores.loc[i, "label"]) for i in ids]
+            grid = plots.image_grid(images[row.loc[ids].to_numpy()], titles=titles, ncols=8)
+        else:
+            grid = plots.image_grid(images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8)
+        figures.append((f"{title}: the {len(ids)} most suspicious" + (" (given -> suggested class)" if
+                                                                     flag == "flag_label_issue" else ""), grid))
+    hard = next((c for c in ("mean_loss", "ae_loss_mean", "px_knn_distance") if c in scores), None)
+    if hard is not None:
+        for label, asc in (("hardest", False), ("easiest", True)):
+            ids = _ranked(scores, hard, asc)[:top]
+            figures.append((f"The {top} {label} by {hard}", plots.image_grid(images[row.loc[ids].to_numpy()],
+                                                                             titles=[str(i) for i in ids], ncols=8)))
+    if "bt_prototype_distance" in scores or "px_prototype_distance" in scores:
+        rare = "bt_prototype_distance" if "bt_prototype_distance" in scores else "px_prototype_distance"
+        ids = _ranked(scores, rare, False)[:top]
+        figures.append((f"The {top} rarest by {rare} (far from every prototype)", plots.image_grid(
+            images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8)))
+    figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores)))
+
+    pngs = []
+    for k, (caption, fig) in enumerate(figures):
+        data = _png(fig)
+        path = out / f"figure_{k}.png"
+        path.write_bytes(data)
+        pngs.append((caption, data, path.name))
+    page = out / "report.html"
+    page.write_text(_html(scores, pd.DataFrame(summary), pngs, lists))
+    return page
+
+
+def _distributions(scores: pd.DataFrame):
+    panels = [(c, thr) for c, thr in (
+        ("px_nn_distance", DUPLICATE_RATIO * float(scores["px_nn_distance"].median())),
+        *((c, outlier_fence(scores[c])) for c in OUTLIER_SPACES if c in scores),
+        ("cl_label_quality", None)) if c in scores]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+    for ax, (col, thr) in zip(axes[0], panels):
+        ax.hist(scores[col], bins=60, color="tab:blue", alpha=0.8)
+        if thr is not None:
+            ax.axvline(thr, color="red", linestyle="--", label=f"threshold {thr:.3g}")
+            ax.legend()
+        ax.set(title=col, yscale="log")
+    fig.tight_layout()
+    return fig
+
+
+def _html(scores: pd.DataFrame, summary: pd.DataFrame, pngs, lists) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Dataset report</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}</style></head><body>",
+             f"<h1>Dataset report</h1><p>{len(scores)} samples"
+             + (f", {scores['label'].nunique()} classes" if "label" in scores else ", no labels") + ".</p>",
+             "<h2>Summary</h2>", summary.to_html(index=False, escape=True),
+             "<h2>Action lists</h2><ul>"]
+    parts += [f"<li><a href='{k}.csv'>{k}.csv</a>: {len(v)} rows</li>" for k, v in lists.items()]
+    parts.append("</ul>")
+    for caption, data, name in pngs:
+        parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{name}' src='data:image/png;base64,"
+                     f"{base64.b64encode(data).decode()}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

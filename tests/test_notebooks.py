@@ -13,7 +13,8 @@ from utils.studies import outputs
 
 @pytest.mark.notebooks
 def test_all_notebooks_run_in_quick_mode(tmp_path, capsys):
-    args = ["--mode", "quick", "--epochs", "3", "--ssft-epochs", "1", "--out", str(tmp_path), "--quiet"]
+    args = ["--mode", "quick", "--study", "seed", "--epochs", "3", "--ssft-epochs", "1", "--out", str(tmp_path),
+            "--quiet"]
     assert run_notebooks.main(args) == 0
     printed = capsys.readouterr().out
     assert "seed mixing" in printed and "matched mixing" in printed and "auroc" in printed
@@ -166,3 +167,15 @@ def test_a_relative_data_root_is_made_absolute_from_where_the_command_runs(tmp_p
     empty = {}
     run_notebooks.absolute_data_root(empty)     # unset stays unset (the loaders' default applies)
     assert empty == {}
+
+
+@pytest.mark.notebooks
+def test_score_your_data_notebook_runs_in_quick_mode(tmp_path):
+    from utils.engine.cache import load_table
+    assert run_notebooks.main(["--mode", "quick", "--study", "scoring", "--out", str(tmp_path), "--quiet"]) == 0
+    _no_errors(tmp_path / outputs.NOTEBOOKS_DIR / f"{run_notebooks.SCORING}.ipynb")
+    out = tmp_path / outputs.SCORING_DIR
+    scores = load_table(out / "scores.parquet")
+    assert len(scores) == 300 and {"flag_label_issue", "duplicate_group", "cl_predicted_label"} <= set(scores.columns)
+    for name in ("relabel.csv", "duplicates.csv", "outliers.csv", "keep.csv", "report.html"):
+        assert (out / name).is_file(), name

@@ -70,7 +70,13 @@ PRUNING_QUICK = dict(DATASET="mnist-5k", TRAIN_SPLIT="train", TEST_SPLIT="test",
                      ENCODER_EPOCHS=2, ENCODER_POOL_SIZE=1000,
                      SCORING=dict(folds=3, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, batch_size=128))
 PRUNING_FULL = dict(DATASET="fashion-mnist")
-STUDIES = ("seed", "scoreboard", "pruning")
+# scoring your own data (scoring/): quick mode scores 300 MNIST-5k test digits with a few epochs per family
+SCORING = "score-your-data"
+SCORING_QUICK = dict(DATA="mnist-5k:test", N=300,
+                     SCORING=dict(folds=2, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, ae_ssft_epochs=1,
+                                  bt_epochs=2, batch_size=64))
+SCORING_FULL = dict(DATA="fashion-mnist:test")
+STUDIES = ("seed", "scoreboard", "pruning", "scoring")
 
 
 def source(name: str) -> Path:
@@ -79,6 +85,8 @@ def source(name: str) -> Path:
         return ROOT / "scoreboard" / f"{name}.ipynb"
     if name == PRUNING:
         return ROOT / "pruning" / f"{name}.ipynb"
+    if name == SCORING:
+        return ROOT / "scoring" / f"{name}.ipynb"
     if name in UNSUPERVISED:
         return ROOT / "ssft" / f"{UNSUPERVISED_NOTEBOOK}.ipynb"
     return ROOT / ("ssft" if name.startswith("ssft") else "ssl-ae") / f"{name}.ipynb"
@@ -238,6 +246,11 @@ def main(argv=None) -> int:
                      RESULTS=rel(out / outputs.PRUNING_DIR), IMAGES=common["IMAGES"])
         execute([PRUNING], prune, out, args.commit, not args.quiet)
         print_pruning(out / outputs.PRUNING_DIR)
+    if args.study in ("scoring", "all"):
+        scoring = dict(SCORING_QUICK if args.mode == "quick" else SCORING_FULL,
+                       OUT=rel(out / outputs.SCORING_DIR))
+        execute([SCORING], scoring, out, args.commit, not args.quiet)
+        print(f"\nScore your own data: report in {out / outputs.SCORING_DIR / 'report.html'}")
     print(f"\nDone in {time.perf_counter() - tic:.0f} s; executed notebooks and figures under {out}.")
     return 0
 

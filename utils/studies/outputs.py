@@ -25,6 +25,7 @@ from __future__ import annotations
 RESULTS_FULL = "results/full"     # `make reproduce` (the seed study: ssl-ae and ssft), from the repository root
 RESULTS_BOARD = "results/board"   # `make scoreboard` (its tables in RESULTS_BOARD/scoreboard)
 RESULTS_PRUNE = "results/prune"   # `make pruning` (its tables in RESULTS_PRUNE/pruning)
+SCORING_DIR = "scoring"           # scoring/score-your-data: the table, action lists and report.html
 NOTEBOOKS_DIR = "notebooks"   # executed copies, under RESULTS (quick mode)
 IMAGES_DIR = "images"         # figures, under RESULTS (quick mode) or the repository root (full run)
 SSFT_RUNS = "ssft"            # cached SSFT runs: RESULTS/ssft/<study>/

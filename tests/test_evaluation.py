@@ -208,3 +208,14 @@ def test_constant_score_does_not_crash(data):
     assert row.auroc == 0.5 and np.isnan(row.srcc)
     assert row.ap == pytest.approx(label.mean())
     assert np.isfinite([row.precision, row.recall, row.f1]).all()
+
+
+def test_ranked_breaks_ties_with_the_declared_secondary_score_then_the_id():
+    from utils.scores.registry import SCORES, TIE_BREAK, ranked
+    scores = pd.DataFrame({"forgetting_events": [2, 2, 2, 0], "mean_loss": [0.1, 0.9, 0.5, 3.0],
+                           "aum": [1.0, 1.0, -1.0, 1.0]}, index=[30, 10, 20, 40])
+    assert TIE_BREAK["forgetting_events"] == "mean_loss"
+    assert ranked(scores, "forgetting_events").tolist() == [10, 20, 30, 40]     # ties ordered by mean loss
+    assert ranked(scores.drop(columns="mean_loss"), "forgetting_events").tolist() == [10, 20, 30, 40]   # then by id
+    assert ranked(scores, "aum").tolist() == [20, 10, 30, 40]                   # "lower" end first, ties by id
+    assert set(TIE_BREAK) | set(TIE_BREAK.values()) <= set(SCORES)   # both ends of every tie-break are registered

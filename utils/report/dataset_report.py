@@ -28,6 +28,7 @@ import pandas as pd
 from utils.engine.cache import save_table
 from utils.report import plots
 from utils.scores.flags import DUPLICATE_RATIO, OUTLIER_SPACES, outlier_fence
+from utils.scores.registry import ranked
 
 RULES = {
     "flag_label_issue": "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
@@ -149,13 +150,13 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
                                                                      flag == "flag_label_issue" else ""), grid))
     hard = next((c for c in ("mean_loss", "ae_loss_mean", "px_knn_distance") if c in scores), None)
     if hard is not None:
-        for label, asc in (("hardest", False), ("easiest", True)):
-            ids = _ranked(scores, hard, asc)[:top]
+        order = ranked(scores, hard)
+        for label, ids in (("hardest", order[:top]), ("easiest", order[::-1][:top])):
             figures.append((f"The {top} {label} by {hard}", plots.image_grid(images[row.loc[ids].to_numpy()],
                                                                              titles=[str(i) for i in ids], ncols=8)))
     if "bt_prototype_distance" in scores or "px_prototype_distance" in scores:
         rare = "bt_prototype_distance" if "bt_prototype_distance" in scores else "px_prototype_distance"
-        ids = _ranked(scores, rare, False)[:top]
+        ids = ranked(scores, rare)[:top]
         figures.append((f"The {top} rarest by {rare} (far from every prototype)", plots.image_grid(
             images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8)))
     figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores)))

@@ -142,6 +142,25 @@ def oriented(scores: pd.DataFrame) -> pd.DataFrame:
                         index=scores.index)
 
 
+# scores with few distinct values (counts, epochs) -> the continuous score that breaks their ties, so a top-k list
+# does not depend on the order of the rows: the same family's closest continuous measurement
+TIE_BREAK = {"forgetting_events": "mean_loss", "forgetting_toneva": "mean_loss", "never_learned": "mean_loss",
+             "learning_time": "mean_loss", "learning_fraction": "mean_loss", "correctness": "mean_loss",
+             "ssft_forgetting_time": "ssft_second_split_area", "forgetting_time": "second_split_area",
+             "forgetting_fraction": "second_split_area", "never_forgotten": "second_split_area",
+             "ae_ssft_forgetting_time": "ae_ssft_second_split_area"}
+
+
+def ranked(scores: pd.DataFrame, name: str) -> pd.Index:
+    """The sample ids of ``scores`` from the most to the least suspicious by the registered score ``name``; ties
+    broken by its :data:`TIE_BREAK` score (when the table has it), then by sample id."""
+    keys = [name] + ([TIE_BREAK[name]] if TIE_BREAK.get(name) in scores.columns else [])
+    o = oriented(scores[keys])
+    frame = pd.DataFrame({f"k{i}": -o[k].to_numpy() for i, k in enumerate(keys)}, index=scores.index)
+    frame["_id"] = scores.index
+    return frame.sort_values([*frame.columns[:-1], "_id"], kind="stable").index
+
+
 def table() -> pd.DataFrame:
     """The registry as a table (name, family, direction, needs_labels, meaning): what the README lists."""
     return pd.DataFrame([vars(s) for s in SCORES.values()])

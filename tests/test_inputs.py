@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -105,3 +106,25 @@ def test_gray_and_colour_images_in_one_folder_load_as_rgb(tmp_path):
     x, labels, names = load_image_folder(tmp_path)
     assert x.shape == (2, 3, 6, 6) and labels is None and names == ["c.png", "g.png"]
     np.testing.assert_allclose(x[1, :, 0, 0], [200 / 255] * 3, atol=1e-6)
+
+
+def test_cleanvision_checks_flag_blank_and_copied_images():
+    from utils.scores.image_checks import image_checks
+    x, _, _ = load_dataset("fashion-mnist" if Path("/usr/share/datasets/fashion-mnist").is_dir() else "mnist-5k",
+                           "test")
+    x = x[:300].clone()
+    x[0], x[1], x[3] = 0.0, 1.0, x[2]
+    checks = image_checks(x, ids=np.arange(300) * 2)
+    assert checks.index.tolist() == list(range(0, 600, 2))
+    assert checks.loc[0, "flag_dark"] and checks.loc[2, "flag_light"] and not checks.loc[2, "flag_dark"]
+    assert checks.loc[[4, 6], "flag_exact_duplicates"].all() and checks["flag_exact_duplicates"].sum() == 2
+
+
+def test_the_rarest_class_is_flagged_by_datalabs_imbalance_rule():
+    from utils.scores.flags import add_flags
+    base = pd.DataFrame({"px_nn_distance": np.linspace(1, 2, 205), "px_nearest_id": np.roll(np.arange(205), 1)})
+    balanced = add_flags(base.assign(label=np.arange(205) % 5))
+    assert not balanced["flag_class_imbalance"].any()
+    tiny = base.assign(label=np.r_[np.zeros(200, int), [1, 1, 2, 2, 2]])    # class 1: 2 of 205 < 0.1 / 3
+    out = add_flags(tiny)
+    assert out["flag_class_imbalance"].tolist() == [False] * 200 + [True, True, False, False, False]

@@ -34,6 +34,9 @@ RULES = {
     "flag_label_issue": "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
     "flag_near_duplicate": f"pixel nearest-neighbour distance below {DUPLICATE_RATIO} x its median (Datalab)",
     "flag_outlier": "mean kNN distance above Q3 + 1.7 IQR (Datalab) in the pixels or the self-supervised features",
+    "flag_class_imbalance": "members of the rarest class when its share is below 0.1 / K (Datalab)",
+    **{f"flag_{c}": f"CleanVision's {c.replace('_', ' ')} check (its default threshold)" for c in (
+        "dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio", "exact_duplicates")},
 }
 TITLES = {"flag_label_issue": "Label issues", "flag_near_duplicate": "Near-duplicates", "flag_outlier": "Outliers"}
 # what ranks the examples of each issue, most suspicious first (ties broken by sample id)
@@ -127,16 +130,16 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
         frame.to_csv(out / f"{key}.csv", index=False)
 
     figures, summary = [], []
-    for flag, title in TITLES.items():
-        if flag not in scores:
-            continue
+    for flag in [c for c in RULES if c in scores]:
         flagged = scores[flag].astype(bool)
-        col, asc = RANK[flag]
-        ids = _ranked(scores, col, asc, flagged)[:top] if flagged.any() else pd.Index([])
-        summary.append({"issue": title, "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}",
-                        "rule": RULES[flag], "top examples (sample id)": ", ".join(map(str, ids[:8]))})
-        if len(ids) == 0:
+        col, asc = RANK.get(flag, (None, True))
+        ids = (_ranked(scores, col, asc, flagged) if col else scores.index[flagged.to_numpy()])[:top]
+        summary.append({"issue": TITLES.get(flag, flag.removeprefix("flag_").replace("_", " ")),
+                        "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}", "rule": RULES[flag],
+                        "examples (sample id)": ", ".join(map(str, ids[:8]))})
+        if len(ids) == 0 or flag not in TITLES:
             continue
+        title = TITLES[flag]
         if flag == "flag_near_duplicate":   # pairs side by side: a sample, then its nearest neighbour
             pairs = [i for s in ids[: top // 2] for i in (s, scores.loc[s, "px_nearest_id"])]
             grid = plots.image_grid(images[row.loc[pairs].to_numpy()], titles=[str(i) for i in pairs], ncols=8)

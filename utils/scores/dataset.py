@@ -9,7 +9,8 @@ through the one loop (:func:`utils.engine.loop.train`) and, with a ``folder``, i
 refused, and a second process writing the same folder is refused.
 
 The families (:mod:`utils.scores.families`), in the order they are computed, each a cached step:
-``pixels`` (model-free), ``supervised`` (one K-fold pass: dynamics + confident learning), ``ssft``,
+``pixels`` (model-free; with CleanVision's image checks, :mod:`utils.scores.image_checks`, as the step
+``image_checks``), ``supervised`` (one K-fold pass: dynamics + confident learning), ``ssft``,
 ``autoencoder`` (+ ``ae_ssft``), ``ssl`` (self-supervised geometry) and ``ssl_labels`` (kNN label disagreement).
 Label-free steps are keyed by the images and ids only, so a labeled call reuses what a label-free call on the same
 images computed; the others are keyed by the labels too.
@@ -35,6 +36,7 @@ from utils.data.samples import Samples, check_labels
 from utils.engine import cache
 from utils.scores import families as fam
 from utils.scores.flags import add_flags
+from utils.scores.image_checks import image_checks
 from utils.scores.registry import FAMILIES, direction, registered
 
 
@@ -86,6 +88,7 @@ class ScoringConfig:
 # each cached step -> (the ScoringConfig fields its scores depend on, whether it reads the labels)
 STEPS = {
     "pixels": (("k", "clusters", "seed"), False),
+    "image_checks": ((), False),
     "supervised": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
     "suggested": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
     "ssft": (("arch", "ssft_epochs", "batch_size", "seed"), True),
@@ -198,6 +201,8 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
 
     labeled = data.labels is not None
     plan = [("pixels", True, lambda: fam.pixel_scores(data, config)),
+            ("image_checks", "pixels" in families and data.images.shape[1] in (1, 3),
+             lambda: image_checks(data.images, data.ids)),
             ("supervised", "supervised" in families and labeled and config.epochs,
              lambda: fam.supervised_scores(data, config, kfold_pass())),
             ("suggested", "supervised" in families and labeled and config.epochs,

@@ -8,6 +8,8 @@ Datalab (not tuned on the scoreboard; their precision and recall on its injected
   times its median over the dataset (Datalab's near-duplicate threshold); both members of a pair are flagged, and
   ``duplicate_group`` numbers the connected groups of flagged samples and their nearest neighbours (-1: none), so
   a triple of copies is one group.
+* ``flag_class_imbalance`` — the members of the rarest class when its share is below 0.1 / K (K classes):
+  Datalab's class-imbalance rule (threshold 0.1).
 * ``flag_outlier`` — mean distance to the k nearest neighbours above Q3 + 1.7 IQR of its distribution (Datalab's
   outlier rule: threshold 0.37037, i.e. 1 / 0.37037 - 1 = 1.7 IQR), in the raw pixels or in the self-supervised
   embedding (``px_knn_distance``, ``bt_knn_distance``; a sample is flagged when either space calls it an
@@ -22,6 +24,7 @@ import pandas as pd
 DUPLICATE_RATIO = 0.13        # cleanlab Datalab's near-duplicate threshold, relative to the median NN distance
 OUTLIER_THRESHOLD = 0.37037   # cleanlab Datalab's outlier threshold: Q3 + (1 / t - 1) IQR
 OUTLIER_SPACES = ("px_knn_distance", "bt_knn_distance")
+IMBALANCE_THRESHOLD = 0.1     # cleanlab Datalab's class-imbalance threshold: rarest share < 0.1 / K
 
 
 def outlier_fence(values) -> float:
@@ -56,9 +59,14 @@ def duplicate_groups(nearest_id: pd.Series, flagged: pd.Series) -> pd.Series:
 
 
 def add_flags(scores: pd.DataFrame) -> pd.DataFrame:
-    """``scores`` with ``flag_near_duplicate``, ``duplicate_group`` and ``flag_outlier`` added (``flag_label_issue``
-    comes with the supervised family)."""
+    """``scores`` with ``flag_near_duplicate``, ``duplicate_group``, ``flag_outlier`` and, with labels,
+    ``flag_class_imbalance`` added (``flag_label_issue`` comes with the supervised family, the image checks'
+    ``flag_dark`` etc. with CleanVision's step)."""
     out = scores.copy()
+    if "label" in out:
+        share = out["label"].value_counts(normalize=True)
+        rarest = share.sort_index().idxmin()   # ties go to the smaller class index, as in Datalab
+        out["flag_class_imbalance"] = (out["label"] == rarest) & (share[rarest] < IMBALANCE_THRESHOLD / len(share))
     d = out["px_nn_distance"]
     out["flag_near_duplicate"] = d < DUPLICATE_RATIO * float(d.median())
     out["duplicate_group"] = duplicate_groups(out["px_nearest_id"], out["flag_near_duplicate"])

@@ -318,7 +318,7 @@ def load_config(folder) -> BoardConfig:
 # ------------------------------------------------------------------------------------------------ flags
 # flag -> the injected types it is meant to find (near-duplicates: the copies and the samples they copy)
 FLAG_TARGETS = {"flag_label_issue": ("uniform_noise", "class_noise"), "flag_near_duplicate": ("near_duplicates",),
-                "flag_outlier": ("far_ood", "near_ood", "atypical")}
+                "flag_outlier": ("far_ood", "near_ood", "atypical"), "flag_class_imbalance": ("rare_class",)}
 
 
 def flag_quality(config: BoardConfig, folder, root=None) -> pd.DataFrame:

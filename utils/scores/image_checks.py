@@ -1,0 +1,48 @@
+"""The image checks Datalab users expect, through CleanVision (cleanlab's library for image datasets): dark, light,
+low-information, blurry, odd size, odd aspect ratio and exact-duplicate images, each with CleanVision's own
+documented thresholds (not tuned here).
+
+:func:`image_checks` hands the images to ``cleanvision.Imagelab`` as 8-bit PIL images (the way CleanVision reads
+files) and returns, per sample id, its ``flag_<check>`` columns and ``<check>_score`` columns (CleanVision's
+scores: low = more of an issue). Its grayscale check is left out (a grayscale dataset is not an issue), and its
+hash-based near-duplicates too (the pixel and embedding distances of :mod:`utils.scores.geometry` are the
+toolkit's near-duplicate scores). CleanVision's thresholds were chosen on natural photographs: on MNIST-like digits
+its low-information check fires on most images, which the report states as it is.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CHECKS = ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio", "exact_duplicates")
+
+
+def image_checks(images, ids=None) -> pd.DataFrame:
+    """CleanVision's checks of ``images`` ``[N, C, H, W]`` in [0, 1] (C = 1 or 3), one row per sample id."""
+    import logging
+
+    import torch
+    from cleanvision import Imagelab
+    from PIL import Image
+
+    x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"image checks need images [N, 1 or 3, H, W], got shape {list(x.shape)}.")
+    pixels = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+
+    class Dataset(torch.utils.data.Dataset):   # what Imagelab(torchvision_dataset=...) reads: (PIL image, target)
+        def __len__(self):
+            return len(pixels)
+
+        def __getitem__(self, i):
+            im = pixels[i, 0] if pixels.shape[1] == 1 else pixels[i].transpose(1, 2, 0)
+            return Image.fromarray(im), 0
+
+    logging.getLogger("cleanvision").setLevel(logging.ERROR)
+    lab = Imagelab(torchvision_dataset=Dataset(), verbose=False)
+    lab.find_issues({c: {} for c in CHECKS}, n_jobs=1, verbose=False)
+    issues = lab.issues.reset_index(drop=True)
+    out = pd.DataFrame({**{f"flag_{c}": issues[f"is_{c}_issue"].to_numpy(bool) for c in CHECKS},
+                        **{f"{c}_score": issues[f"{c}_score"].to_numpy(float) for c in CHECKS}})
+    out.index = pd.Index(np.arange(len(x)) if ids is None else np.asarray(ids), name="sample_id")
+    return out

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from utils.data.datasets import DatasetInfo, check_images
 from utils.data.samples import Samples, check_labels
@@ -163,7 +164,8 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     row of the result is keyed by them. ``info``: the data description (default computed from the images).
     ``config``: :class:`ScoringConfig`. ``folder``: the cache (see the module docstring). ``encoder``: a trained
     network for the self-supervised family (default: a BarlowTwins trained on the images). ``families``: which of
-    :data:`utils.scores.registry.FAMILIES` to run.
+    :data:`utils.scores.registry.FAMILIES` to run. ``progress``: one bar over the steps (with its ETA) and a bar per
+    training run under it (``python -m utils.score`` shows them unless ``--quiet``).
 
     ``attrs``: ``direction`` maps each registered score column to its suspicious end ("higher" / "lower"),
     ``seconds`` the compute time of each step (also when loaded), ``fresh`` the steps this call computed."""
@@ -217,7 +219,12 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
              lambda: fam.ssl_scores(data, config, ssl_embedding())),
             ("ssl_labels", "self-supervised" in families and labeled and (config.bt_epochs or encoder is not None),
              lambda: fam.ssl_label_scores(data, ssl_embedding()))]
-    parts = [step(name, compute) for name, run, compute in plan if run]
+    todo = [(name, compute) for name, run, compute in plan if run]
+    bar = tqdm(todo, desc="score_dataset", unit="step", disable=not progress)   # training bars appear under it
+    parts = []
+    for name, compute in bar:
+        bar.set_postfix_str(name)
+        parts.append(step(name, compute))
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
     if labeled:

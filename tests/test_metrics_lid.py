@@ -95,3 +95,37 @@ def test_bad_input_is_a_clear_error():
         lid_mle(X, k=5, estimator="twonn")
     with pytest.raises(ValueError, match="needs the points"):
         lid_mle(None, k=5, knn_result=(d, i), estimator="tle")
+
+
+@pytest.mark.parametrize("dim", [8, 300])
+def test_faiss_and_sklearn_find_the_same_neighbours(dim):
+    """The two exact backends agree where both run: same indices, same float64 distances (FAISS's float32
+    candidates re-measured), self excluded; an exact copy sits at distance 0 under FAISS too."""
+    pytest.importorskip("faiss")
+    X = np.random.default_rng(5).normal(size=(1500, dim))
+    X[10] = X[20]
+    d_sk, i_sk = knn(X, 12, backend="sklearn")
+    d_fa, i_fa = knn(X, 12, backend="faiss")
+    np.testing.assert_allclose(d_fa, d_sk, rtol=1e-12, atol=1e-12)
+    # rows that see the copied pair hold a tie (10 and 20 at one distance), ordered freely by each library
+    untied = ~np.isin(i_sk, [10, 20]).any(axis=1) & ~np.isin(np.arange(1500), [10, 20])
+    assert untied.mean() > 0.9
+    np.testing.assert_array_equal(i_fa[untied], i_sk[untied])
+    assert i_fa[10, 0] == 20 and i_fa[20, 0] == 10 and d_fa[10, 0] == 0.0
+    assert not (i_fa == np.arange(1500)[:, None]).any()
+
+
+def test_auto_backend_switches_to_faiss_at_the_threshold(monkeypatch):
+    pytest.importorskip("faiss")
+    import utils.metrics.lid as lid
+
+    calls = []
+    real = lid._knn_faiss
+    monkeypatch.setattr(lid, "_knn_faiss", lambda *a, **kw: calls.append(len(a[0])) or real(*a, **kw))
+    monkeypatch.setattr(lid, "FAISS_FROM", 500)
+    X = np.random.default_rng(6).normal(size=(499, 4))
+    lid.knn(X, 3)
+    lid.knn(np.vstack([X, X[:1] + 1]), 3)
+    assert calls == [500]
+    with pytest.raises(ValueError, match="backend"):
+        lid.knn(X, 3, backend="annoy")

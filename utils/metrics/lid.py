@@ -3,9 +3,13 @@
 `knn` runs scikit-learn's exact Euclidean search once (self excluded); `lid_mle` turns its distances
 into the Levina-Bickel maximum-likelihood estimate, identical to scikit-dimension's
 ``MLE().fit_transform_pw`` (which normalises by k-1), but vectorised. One kNN pass can feed LID at
-several k and other neighbourhood scores. Measured on 2 cores, 57,000 x 10 codes, k=20: scikit-learn
-(kd-tree or brute) about 5 s, faiss ``IndexFlatL2`` 3.6 s (float32, squared distances, 0.1 % of
-neighbours differ by rounding), chunked torch matmul + topk 9-40 s; so the well-kept exact library wins.
+several k and other neighbourhood scores.
+
+Two exact backends give the same neighbours (tested): scikit-learn ``NearestNeighbors`` and FAISS
+``IndexFlatL2`` (``faiss-cpu``). FAISS searches in float32 on squared distances; its candidates (k + a few) are
+re-measured here in float64 and re-sorted, so its distances equal scikit-learn's to rounding and an exact copy
+sits at distance 0. ``backend="auto"`` takes FAISS from :data:`FAISS_FROM` points on when it is installed
+(``make benchmark`` measures both side by side; chunked torch matmul + topk was 2-8x slower than either).
 """
 from __future__ import annotations
 
@@ -15,22 +19,77 @@ import torch
 ESTIMATORS = ("mle", "tle")
 
 
-def knn(X, k: int, n_jobs: int | None = None, algorithm: str = "auto"):
+FAISS_FROM = 20_000     # backend="auto": FAISS from this many points on (when faiss-cpu is installed)
+BACKENDS = ("auto", "sklearn", "faiss")
+
+
+def knn(X, k: int, n_jobs: int | None = None, algorithm: str = "auto", backend: str = "auto"):
     """Exact Euclidean k nearest neighbours of every row of ``X`` ``[N, D]`` among the others.
 
     Returns ``(distances [N, k] float64, indices [N, k] int64)``, sorted by distance, **not squared**.
     The point itself is excluded by index, so an exact duplicate appears as a neighbour at distance 0.
-    ``algorithm`` is scikit-learn's ('auto' picks a kd-tree for D <= 15, brute force above).
+    ``backend``: "sklearn" (``NearestNeighbors``; ``algorithm`` 'auto' picks a kd-tree for D <= 15, brute force
+    above), "faiss" (``IndexFlatL2``, distances re-measured in float64), or "auto" (FAISS from
+    :data:`FAISS_FROM` points when installed, else scikit-learn). ``n_jobs``: threads (None: all cores).
     """
-    from sklearn.neighbors import NearestNeighbors
-
     X = _as_points(X, "X")
     n = len(X)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
         raise ValueError(f"k={k!r} neighbours is impossible with {n} points; pass an integer in [1, {n - 1}].")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is unknown; pass one of {', '.join(BACKENDS)}.")
+    if backend == "auto":
+        backend = "faiss" if n >= FAISS_FROM and faiss_available() else "sklearn"
+    if backend == "faiss":
+        return _knn_faiss(X, int(k), n_jobs)
+    from sklearn.neighbors import NearestNeighbors
+
     nn = NearestNeighbors(n_neighbors=int(k), algorithm=algorithm, n_jobs=n_jobs).fit(X)
     dist, idx = nn.kneighbors()
     return dist.astype(np.float64, copy=False), idx.astype(np.int64, copy=False)
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _knn_faiss(X: np.ndarray, k: int, n_jobs: int | None, margin: int = 4):
+    """FAISS exact search for ``k + 1 + margin`` candidates in float32, then the candidates' distances in float64,
+    self dropped by index, sorted (ties by index), the first ``k`` kept. The margin absorbs float32 rounding at
+    the k-th neighbour; an exact copy of a point can rank before the point itself, hence self by index."""
+    try:
+        import faiss
+    except ImportError:
+        raise ValueError("backend='faiss' needs the faiss-cpu package; pip install faiss-cpu, "
+                         "or pass backend='sklearn'.") from None
+    n = len(X)
+    c = min(n, k + 1 + margin)
+    x32 = np.ascontiguousarray(X, dtype=np.float32)
+    if n_jobs is not None and n_jobs > 0:
+        faiss.omp_set_num_threads(int(n_jobs))
+    index = faiss.IndexFlatL2(x32.shape[1])
+    index.add(x32)
+    _, cand = index.search(x32, c)
+    cand = cand.astype(np.int64)
+    rows = np.arange(n)[:, None]
+    bad = (cand < 0) | (cand == rows)
+    cand = np.where(bad, rows, cand)
+    dist = np.empty(cand.shape, dtype=np.float64)
+    for lo in range(0, n, 4096):        # float64 distances of the candidates, in blocks (memory N x c x D / blocks)
+        hi = min(n, lo + 4096)
+        diff = X[cand[lo:hi]] - X[lo:hi, None, :]
+        dist[lo:hi] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    dist[bad] = np.inf
+    order = np.lexsort((cand, dist), axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)[:, :k]
+    idx = np.take_along_axis(cand, order, axis=1)[:, :k]
+    if not np.isfinite(dist).all():
+        raise RuntimeError("FAISS returned fewer than k other points; pass backend='sklearn'.")
+    return dist, idx
 
 
 def lid_mle(X, k: int = 20, knn_result=None, estimator: str = "mle", n_jobs: int | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ ssl-ae/README.md           results                         ``results/full``
 ssft/README.md             ssft                            ``results/full``
 scoreboard/README.md       scoreboard                      ``results/board/scoreboard``
 pruning/README.md          pruning                         ``results/prune/pruning``
-benchmarks/README.md       performance                     ``results/bench_*.json`` (``make benchmark``)
+benchmarks/README.md       performance, scale              ``results/bench_*.json`` (``make benchmark``)
 docs/scores.md             registry                        ``utils.scores.registry``
 =========================  ==============================  ===============================================
 
@@ -28,7 +28,7 @@ from utils.report import sections
 from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDIES = ("seed", "scoreboard", "pruning", "performance", "registry")
+STUDIES = ("seed", "scoreboard", "pruning", "performance", "scale", "registry")
 
 
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print) -> list[str]:
@@ -57,6 +57,9 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
         ("performance", bench, "bench_metrics.json", "make benchmark",
          [("benchmarks/README.md", "performance", lambda r, d: sections.performance_markdown(
              *(json.loads((r / f"bench_{k}.json").read_text()) for k in ("training", "metrics"))))]),
+        ("scale", bench, "bench_scale.json", "make benchmark",
+         [("benchmarks/README.md", "scale", lambda r, d: sections.scale_markdown(
+             json.loads((r / "bench_scale.json").read_text())))]),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

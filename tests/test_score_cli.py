@@ -68,3 +68,39 @@ def test_an_unlabeled_folder_and_bad_input_say_what_happened(folder, tmp_path, c
     assert "is neither a folder nor a known dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(flat), "--out", str(tmp_path / "x"), "--set", "k=2.5"])
+
+
+def test_two_gloo_processes_give_the_scores_of_one(folder, tmp_path):
+    """``torchrun --nproc-per-node 2 -m utils.score``: the families spread over the ranks, each trained as one
+    process would, so the table equals the one-process table (both runs on one thread each)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [str(folder), "--families", "pixels", "supervised", "autoencoder", "self-supervised", *TINY]
+    one = subprocess.run([sys.executable, "-m", "utils.score", *args, "--out", str(tmp_path / "one")],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "utils.score", *args, "--out", str(tmp_path / "two")],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (load_table(tmp_path / d / "scores.parquet") for d in ("one", "two"))
+    assert a.index.equals(b.index) and list(a.columns) == list(b.columns)
+    for c in a.columns:
+        if pd.api.types.is_float_dtype(a[c]):
+            np.testing.assert_allclose(b[c].to_numpy(), a[c].to_numpy(), rtol=1e-5, atol=1e-6, err_msg=c)
+        else:
+            assert (a[c] == b[c]).all(), c
+    # each step's table was written once, by rank 0, and a rerun on one process loads every step
+    steps = sorted((tmp_path / "two" / "cache").glob("scores_*.parquet"))
+    assert len(steps) == 7      # pixels, image checks, supervised, suggested, autoencoder, ssl, ssl labels
+    written = {p: p.stat().st_mtime_ns for p in steps}
+    again = subprocess.run([sys.executable, "-m", "utils.score", *args, "--out", str(tmp_path / "two")],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert load_table(tmp_path / "two" / "scores.parquet").equals(b)
+    assert {p: p.stat().st_mtime_ns for p in steps} == written

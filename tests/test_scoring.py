@@ -282,3 +282,11 @@ def test_flags_follow_datalab_rules_and_group_duplicates():
     # a sample flagged only because it is somebody's nearest neighbour joins that group
     g = duplicate_groups(pd.Series([10, 0, 0], index=[0, 10, 20]), pd.Series([False, False, True], index=[0, 10, 20]))
     assert g.tolist() == [0, -1, 0]
+
+
+def test_every_step_belongs_to_one_group_of_the_ranks():
+    """Under torchrun the steps spread over the ranks in groups; a step outside every group would never run."""
+    from utils.scores.dataset import STEP_GROUPS, STEPS
+
+    flat = [s for g in STEP_GROUPS for s in g]
+    assert sorted(flat) == sorted(STEPS) and len(flat) == len(set(flat))

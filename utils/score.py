@@ -8,7 +8,8 @@ unlabeled) or a dataset :func:`utils.data.datasets.load_dataset` knows, as ``nam
 (``fashion-mnist:test``). ``--labels`` is a CSV with columns ``file,label`` (paths relative to ``PATH``, class names
 or numbers) that replaces the sub-folder labels. Every family is cached in ``DIR/cache`` (a killed call resumes; a
 later call with labels reuses the label-free families). Writes ``DIR/scores.parquet``, the action lists and
-``DIR/report.html`` (:mod:`utils.report.dataset_report`).
+``DIR/report.html`` (:mod:`utils.report.dataset_report`). Under ``torchrun --nproc-per-node N -m utils.score ...``
+the families' trainings spread over the N processes and give the scores of one process.
 
 The command-line entry point sits above every layer of the package: it only calls into them.
 """
@@ -83,12 +84,17 @@ def main(argv=None) -> int:
         parser.error(f"--set names a field ScoringConfig does not have ({err}).")
     except ValueError as err:
         parser.error(str(err))
+    from utils.engine.distributed import init_distributed
+
+    rank, _ = init_distributed()   # under torchrun the families spread over the ranks; rank 0 writes
     tic = time.perf_counter()
     try:
         images, labels, files, classes = load_input(args.path, args.labels)
         out = Path(args.out)
         scores = score_dataset(images, labels, config=config, folder=out / "cache", families=tuple(args.families),
                                progress=not args.quiet)
+        if rank != 0:
+            return 0
         if files is not None:
             scores.insert(0, "file", files)
         if classes is not None and "label" in scores:

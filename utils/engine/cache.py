@@ -39,6 +39,9 @@ class FolderBusyError(RuntimeError):
 
 def _rank() -> int:
     import sys
+    engine = sys.modules.get("utils.engine.distributed")   # knows when a rank acts alone (its local())
+    if engine is not None:
+        return engine.rank_and_world()[0]
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank()
@@ -160,31 +163,48 @@ def step(folder, name: str, settings: dict, compute) -> pd.DataFrame:
         frame = compute()
         frame.attrs.update(seconds=time.perf_counter() - tic, step=name, fresh=True)
         return frame
+    frame = cached_step(folder, name, settings)
+    if frame is not None:
+        return frame
+    with writing(folder):
+        frame = cached_step(folder, name, settings)   # written by another process while we waited for nothing
+        if frame is not None:
+            return frame
+        frame = compute()
+        frame.attrs.update(seconds=time.perf_counter() - tic, step=name, fresh=True)
+        save_step(folder, name, settings, frame)
+    return frame
+
+
+def cached_step(folder, name: str, settings: dict) -> pd.DataFrame | None:
+    """The saved table ``name`` of ``folder`` (attrs ``seconds``, ``step``, ``fresh=False``) when it was computed
+    with ``settings``; None when there is none; refused with one sentence when it was computed with other ones."""
     folder = Path(folder)
     table, spec = folder / f"{name}.parquet", folder / f"{name}.json"
+    if not (spec.is_file() and table.is_file()):
+        return None
     settings = canonical(settings)
-
-    def load():
-        saved = json.loads(spec.read_text())
-        if saved["settings"] != settings:
-            diff = sorted(k for k in set(saved["settings"]) | set(settings)
-                          if saved["settings"].get(k) != settings.get(k))
-            raise ValueError(f"{table} was computed with other settings ({', '.join(diff)}); delete it, or write to "
-                             "another folder.")
-        frame = load_table(table)
-        frame.attrs.update(seconds=saved["seconds"], step=name, fresh=False)
-        return frame
-
-    if spec.is_file() and table.is_file():
-        return load()
-    with writing(folder):
-        if spec.is_file() and table.is_file():   # written by another process while we waited for nothing
-            return load()
-        frame = compute()
-        seconds = time.perf_counter() - tic
-        frame.attrs.pop("fresh", None)
-        if _rank() == 0:   # under torchrun every rank computes, rank 0 writes
-            save_table(frame, table)
-            atomic_write_text(spec, json.dumps({"settings": settings, "seconds": seconds}, indent=1))
-    frame.attrs.update(seconds=seconds, step=name, fresh=True)
+    saved = json.loads(spec.read_text())
+    if saved["settings"] != settings:
+        diff = sorted(k for k in set(saved["settings"]) | set(settings) if saved["settings"].get(k) != settings.get(k))
+        raise ValueError(f"{table} was computed with other settings ({', '.join(diff)}); delete it, or write to "
+                         "another folder.")
+    frame = load_table(table)
+    frame.attrs.update(seconds=saved["seconds"], step=name, fresh=False)
     return frame
+
+
+def save_step(folder, name: str, settings: dict, frame: pd.DataFrame) -> None:
+    """Save a computed table as :func:`step` does (its ``attrs["seconds"]`` kept beside it); only rank 0 writes
+    (under ``torchrun`` every rank computes). The caller holds the folder's lock (:func:`writing`)."""
+    if _rank() != 0:
+        return
+    folder = Path(folder)
+    seconds = frame.attrs.get("seconds", float("nan"))
+    keep = {k: frame.attrs.pop(k) for k in ("fresh", "step", "seconds") if k in frame.attrs}
+    try:
+        save_table(frame, folder / f"{name}.parquet")
+    finally:
+        frame.attrs.update(keep)
+    atomic_write_text(folder / f"{name}.json", json.dumps({"settings": canonical(settings), "seconds": seconds},
+                                                          indent=1))

@@ -5,20 +5,67 @@ wraps the model in DistributedDataParallel, cuts each epoch's shuffle into one :
 ``DistributedSampler``; padding is never recorded), sums the epoch statistics over ranks (:func:`all_sum`) and
 gives every rank rank 0's buffers before an eval-mode pass (:func:`sync_buffers`). Without a process group every
 function is the one-process identity.
+
+Independent runs (the folds, families or seeds of a study) are spread over the ranks instead with :func:`spread`:
+each rank runs its share of the tasks as one process would (inside :func:`local`, where the loop and the caches see
+a world of one), and every rank receives every result. Gradient data parallelism changes the training (the global
+batch is ``world`` times larger and BatchNorm normalises each rank's share), so it cannot reproduce one process's
+scores; spreading whole runs does, exactly, with no gradient traffic.
 """
 from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 
 
+_LOCAL = [0]   # depth of the local() blocks this process is in
+
+
 def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
+    """``(rank, world size)`` of the process group; ``(0, 1)`` without one or inside :func:`local`."""
+    if not _LOCAL[0] and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+@contextmanager
+def local():
+    """Inside the block this process acts alone: the loop trains without DDP, records are not gathered, and it
+    writes its own cache folders (as rank 0 would)."""
+    _LOCAL[0] += 1
+    try:
+        yield
+    finally:
+        _LOCAL[0] -= 1
+
+
+def spread(tasks) -> list:
+    """The results of the callables ``tasks``, in order, on every rank: rank r runs tasks r, r + world, ...
+    alone (:func:`local`), then the results are exchanged (``all_gather_object``). An exception on any rank is
+    raised on every rank (naming the rank), so none waits forever. Without a process group: ``[t() for t in tasks]``."""
+    tasks = list(tasks)
+    rank, world = rank_and_world()
+    if world == 1:
+        return [t() for t in tasks]
+    mine = {}
+    for i in range(rank, len(tasks), world):
+        try:
+            with local():
+                mine[i] = ("ok", tasks[i]())
+        except Exception as e:  # noqa: BLE001 - handed to every rank below
+            mine[i] = ("error", f"rank {rank}: {type(e).__name__}: {e}")
+            break
+    everyone = [None] * world
+    dist.all_gather_object(everyone, mine)
+    merged = {i: r for part in everyone for i, r in part.items()}
+    errors = [r[1] for r in merged.values() if r[0] == "error"]
+    if errors:
+        raise RuntimeError(errors[0])
+    return [merged[i][1] for i in range(len(tasks))]
 
 
 def init_distributed(backend: str | None = None) -> tuple[int, int]:

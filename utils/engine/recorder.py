@@ -139,7 +139,9 @@ class Recorder:
         the one rank that wrote it, and :meth:`counts` sums the writes of all ranks."""
         import torch.distributed as dist
 
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        from utils.engine.distributed import rank_and_world
+
+        if rank_and_world()[1] == 1:
             for s in self._series.values():
                 s.synced = s.length
             return

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from utils.data.datasets import DatasetInfo, check_images
 from utils.data.samples import Samples, check_labels
 from utils.engine import cache
+from utils.engine.distributed import rank_and_world
 from utils.scores import families as fam
 from utils.scores.flags import add_flags
 from utils.scores.image_checks import image_checks
@@ -220,11 +221,15 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
             ("ssl_labels", "self-supervised" in families and labeled and (config.bt_epochs or encoder is not None),
              lambda: fam.ssl_label_scores(data, ssl_embedding()))]
     todo = [(name, compute) for name, run, compute in plan if run]
-    bar = tqdm(todo, desc="score_dataset", unit="step", disable=not progress)   # training bars appear under it
-    parts = []
-    for name, compute in bar:
-        bar.set_postfix_str(name)
-        parts.append(step(name, compute))
+    if rank_and_world()[1] > 1:
+        parts = _spread_steps(todo, folder, lambda name: step_settings(config, name, data, info, encoder_key,
+                                                                       fingerprints))
+    else:
+        bar = tqdm(todo, desc="score_dataset", unit="step", disable=not progress)   # training bars appear under it
+        parts = []
+        for name, compute in bar:
+            bar.set_postfix_str(name)
+            parts.append(step(name, compute))
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
     if labeled:
@@ -234,6 +239,45 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
     out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]
     return out
+
+
+# steps that share a training run (the K-fold pass, the self-supervised features) or a folder run on one rank
+STEP_GROUPS = (("pixels", "image_checks"), ("supervised", "suggested"), ("ssft",), ("autoencoder", "ae_ssft"),
+               ("ssl", "ssl_labels"))
+
+
+def _spread_steps(todo, folder, settings_of) -> list[pd.DataFrame]:
+    """Under ``torchrun``: the step groups spread over the ranks (:func:`utils.engine.distributed.spread`), each
+    computed as one process would (so the scores equal one process's); cached steps are loaded, fresh ones saved
+    by rank 0 afterwards. Every rank returns every step's table."""
+    import time
+
+    from utils.engine.distributed import spread
+
+    computes = dict(todo)
+    groups = [[n for n in g if n in computes] for g in STEP_GROUPS]
+    groups = [g for g in groups if g]
+
+    def run(group):
+        def task():
+            out = []
+            for name in group:
+                frame = None if folder is None else cache.cached_step(folder, f"scores_{name}", settings_of(name))
+                if frame is None:
+                    tic = time.perf_counter()
+                    frame = computes[name]()
+                    frame.attrs.update(seconds=time.perf_counter() - tic, step=f"scores_{name}", fresh=True)
+                out.append(frame)
+            return out
+        return task
+
+    done = {f.attrs["step"].removeprefix("scores_"): f for part in spread([run(g) for g in groups]) for f in part}
+    if folder is not None:
+        with cache.writing(folder):
+            for name, frame in done.items():
+                if frame.attrs["fresh"]:
+                    cache.save_step(folder, f"scores_{name}", settings_of(name), frame)
+    return [done[name] for name, _ in todo]
 
 
 def save_scores(scores: pd.DataFrame, path) -> None:

@@ -19,7 +19,7 @@ import torch
 ESTIMATORS = ("mle", "tle")
 
 
-FAISS_FROM = 20_000     # backend="auto": FAISS from this many points on (when faiss-cpu is installed)
+FAISS_FROM = 40_000     # backend="auto": FAISS from here on; below it scikit-learn was as fast or faster (make benchmark)
 BACKENDS = ("auto", "sklearn", "faiss")
 
 

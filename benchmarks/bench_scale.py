@@ -62,12 +62,12 @@ def one(n: int, family: str) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def knn_backends(n: int, k: int = 10) -> dict:
-    """The pixel family's kNN pass (raw 784-d rows, float64) at ``n`` with both exact backends, side by side:
-    seconds of each and the fraction of identical neighbour indices."""
+def knn_backends(x: np.ndarray, k: int = 10) -> dict:
+    """The pixel family's kNN pass on the rows ``x`` (raw 784-d pixels, float64) with both exact backends, side
+    by side: seconds of each and the fraction of identical neighbour indices."""
     from utils.metrics.lid import knn
 
-    x = fashion_70k(n)[0].flatten(1).numpy().astype(np.float64)
+    n = len(x)
     times, out = {}, {}
     for backend in ("sklearn", "faiss"):
         t0 = time.perf_counter()
@@ -98,8 +98,9 @@ def run(sizes, families, log=print) -> dict:
             rows.append(row)
             log(f"N={n:>6} {family:<16} {row['seconds']:8.1f} s  peak {row['peak_rss_mb']:7.0f} MB")
     knn_rows = []
+    pixels = fashion_70k(max(sizes))[0].flatten(1).numpy().astype(np.float64)   # the first n rows: fashion_70k(n)
     for n in sizes:
-        knn_rows.append(knn_backends(n))
+        knn_rows.append(knn_backends(pixels[:n]))
         r = knn_rows[-1]
         log(f"N={n:>6} kNN pixels: sklearn {r['seconds']['sklearn']:.1f} s, faiss {r['seconds']['faiss']:.1f} s, "
             f"same neighbours {r['same_neighbours']:.4f}")
@@ -108,7 +109,13 @@ def run(sizes, families, log=print) -> dict:
         pts = [(r["n"], r["seconds"]) for r in rows if r["family"] == family]
         if len(pts) >= 2:
             exponents[family] = fit_exponent(*zip(*pts))
-    return {"rows": rows, "exponents": exponents, "knn": knn_rows, "cores": _cores()}
+    return {"rows": rows, "exponents": exponents, "knn": knn_rows, "knn_exponent": knn_exponent(knn_rows),
+            "cores": _cores()}
+
+
+def knn_exponent(knn_rows) -> float:
+    """Fitted exponent of the FAISS kNN pass's seconds over N (:func:`fit_exponent`)."""
+    return fit_exponent([r["n"] for r in knn_rows], [r["seconds"]["faiss"] for r in knn_rows])
 
 
 def _cores() -> int:

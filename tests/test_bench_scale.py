@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.bench_scale import fit_exponent
+from benchmarks.bench_scale import fit_exponent, knn_exponent
 from utils.report.sections import scale_markdown
 
 
@@ -20,7 +20,8 @@ def _scale(last_n, all_wall):
     rows.append(dict(n=last_n, family="all", seconds=all_wall, wall_s=all_wall, peak_rss_mb=4096))
     knn = [dict(n=n, k=10, seconds={"sklearn": 1e-8 * n ** 2, "faiss": 5e-9 * n ** 2}, same_neighbours=1.0,
                 max_distance_diff=0.0) for n in sizes]
-    return dict(rows=rows, exponents={"pixels": 1.0, "supervised": 1.0}, knn=knn, cores=2)
+    return dict(rows=rows, exponents={"pixels": 1.0, "supervised": 1.0}, knn=knn, knn_exponent=knn_exponent(knn),
+                cores=2)
 
 
 def test_scale_section_states_the_goal_only_where_it_was_measured():

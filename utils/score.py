@@ -55,6 +55,16 @@ def load_input(path: str, labels_csv: str | None = None, root=None):
     return images, labels, files, classes
 
 
+def with_names(scores, files=None, classes=None):
+    """``scores`` with the ``file`` of each row (image folders) and the ``class_name`` of its label in front, as
+    :func:`load_input` gave them (rows in input order); the CLI and the scoring notebook both use it."""
+    if files is not None:
+        scores.insert(0, "file", list(files))
+    if classes is not None and "label" in scores:
+        scores.insert(1 if files is not None else 0, "class_name", [classes[c] for c in scores["label"]])
+    return scores
+
+
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
     from utils.scores.dataset import ScoringConfig, score_dataset
@@ -95,10 +105,7 @@ def main(argv=None) -> int:
                                progress=not args.quiet)
         if rank != 0:
             return 0
-        if files is not None:
-            scores.insert(0, "file", files)
-        if classes is not None and "label" in scores:
-            scores.insert(1 if files is not None else 0, "class_name", [classes[c] for c in scores["label"]])
+        scores = with_names(scores, files, classes)
         page = write_report(scores, images, out, class_names=classes, keep_fraction=args.keep_fraction,
                             keep_score=args.keep_score, keep_policy=args.keep_policy)
     except (ValueError, FileNotFoundError) as err:

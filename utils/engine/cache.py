@@ -152,19 +152,21 @@ def load_table(path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ steps
-def step(folder, name: str, settings: dict, compute) -> pd.DataFrame:
+def step(folder, name: str, settings: dict, compute, save: bool = True) -> pd.DataFrame:
     """The table ``name`` of ``folder``: loaded when computed with ``settings``, refused when computed with other
     ones, else ``compute()``d under the folder's lock and saved.
 
     ``attrs`` of the result carry ``seconds`` (the compute time, also when loaded: it is kept beside the table),
-    ``step`` and ``fresh`` (computed by this call). With ``folder=None`` it just computes."""
+    ``step`` and ``fresh`` (computed by this call). With ``folder=None`` it just computes; with ``save=False`` it
+    loads or computes without the lock and leaves saving to the caller (:func:`save_step`, e.g. after the ranks
+    of a ``torchrun`` group exchanged their tables)."""
     tic = time.perf_counter()
-    if folder is None:
+    frame = None if folder is None else cached_step(folder, name, settings)
+    if frame is not None:
+        return frame
+    if folder is None or not save:
         frame = compute()
         frame.attrs.update(seconds=time.perf_counter() - tic, step=name, fresh=True)
-        return frame
-    frame = cached_step(folder, name, settings)
-    if frame is not None:
         return frame
     with writing(folder):
         frame = cached_step(folder, name, settings)   # written by another process while we waited for nothing

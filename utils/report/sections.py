@@ -14,7 +14,6 @@ import platform
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from utils.engine.cache import SETTINGS
@@ -411,13 +410,12 @@ def scale_markdown(scale: dict, goal_n: int = 70_000, goal_min: float = 20.0, ta
     lines += ["", f"**Projection to {target_n:,} images** (an extrapolation of the fitted curves, not a "
               f"measurement): on these cores the families would take "
               + ", ".join(f"{f} {v / 3600:.1f} h" for f, v in proj.items()) + f"; `{top}` dominates."]
-    if len(scale.get("knn", [])) >= 2:
-        n = [r["n"] for r in scale["knn"]]
-        t = [r["seconds"]["faiss"] for r in scale["knn"]]
-        b = float(np.polyfit(np.log(n), np.log(t), 1)[0])
-        lines[-1] += (f" One exact kNN pass on pixel rows (FAISS) grows as N^{b:.2f} here (brute force is N^2 in "
-                      f"the limit): {t[-1] * (target_n / n[-1]) ** 2 / 3600:.1f} h at {target_n:,} by N^2, per "
-                      "embedding (pixels, autoencoder codes and self-supervised features each take one).")
+    if "knn_exponent" in scale:
+        last_knn = scale["knn"][-1]
+        hours = last_knn["seconds"]["faiss"] * (target_n / last_knn["n"]) ** 2 / 3600
+        lines[-1] += (f" One exact kNN pass on pixel rows (FAISS) grows as N^{scale['knn_exponent']:.2f} here "
+                      f"(brute force is N^2 in the limit): {hours:.1f} h at {target_n:,} by N^2, per embedding "
+                      "(pixels, autoencoder codes and self-supervised features each take one).")
     return "\n".join(lines) + "\n"
 
 

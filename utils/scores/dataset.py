@@ -250,26 +250,13 @@ def _spread_steps(todo, folder, settings_of) -> list[pd.DataFrame]:
     """Under ``torchrun``: the step groups spread over the ranks (:func:`utils.engine.distributed.spread`), each
     computed as one process would (so the scores equal one process's); cached steps are loaded, fresh ones saved
     by rank 0 afterwards. Every rank returns every step's table."""
-    import time
-
     from utils.engine.distributed import spread
 
     computes = dict(todo)
-    groups = [[n for n in g if n in computes] for g in STEP_GROUPS]
-    groups = [g for g in groups if g]
+    groups = [g for g in ([n for n in g if n in computes] for g in STEP_GROUPS) if g]
 
     def run(group):
-        def task():
-            out = []
-            for name in group:
-                frame = None if folder is None else cache.cached_step(folder, f"scores_{name}", settings_of(name))
-                if frame is None:
-                    tic = time.perf_counter()
-                    frame = computes[name]()
-                    frame.attrs.update(seconds=time.perf_counter() - tic, step=f"scores_{name}", fresh=True)
-                out.append(frame)
-            return out
-        return task
+        return lambda: [cache.step(folder, f"scores_{n}", settings_of(n), computes[n], save=False) for n in group]
 
     done = {f.attrs["step"].removeprefix("scores_"): f for part in spread([run(g) for g in groups]) for f in part}
     if folder is not None:

@@ -27,7 +27,8 @@ import numpy as np
 
 SIZES = (5_000, 10_000, 20_000, 40_000, 70_000)
 STEP_FAMILY = {"pixels": "pixels", "image_checks": "pixels", "supervised": "supervised",
-               "suggested": "supervised", "ssft": "ssft", "autoencoder": "autoencoder", "ae_ssft": "autoencoder",
+               "suggested": "supervised", "label_issues": "supervised", "ssft": "ssft",
+               "autoencoder": "autoencoder", "ae_ssft": "autoencoder",
                "ssl": "self-supervised", "ssl_labels": "self-supervised"}
 
 

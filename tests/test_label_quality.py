@@ -15,7 +15,7 @@ from utils.data.samples import Samples
 from utils.engine.protocols import kfold_probs
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
-from utils.scores.label_quality import label_quality
+from utils.scores.label_quality import LABEL_FILTERS, label_quality
 
 TINY = get_recipe("paper", max_epochs=2, batch_size=8, lr=0.05, patience=None)
 SHAPE = (1, 12, 12)  # the smallest images the CNN takes are 10x10
@@ -158,6 +158,9 @@ def test_label_quality_matches_cleanlab_and_ignores_sample_order():
     np.testing.assert_allclose(lq["cl_normalized_margin"], get_normalized_margin_for_each_label(given, p), rtol=1e-12)
     assert lq["flag_label_issue"].dtype == bool
     assert lq["flag_label_issue"].to_numpy().tolist() == find_label_issues(given, p).tolist()
+    for rule in LABEL_FILTERS:   # every filter_by setting is cleanlab's own
+        flags = label_quality(probs, labels, filter_by=rule)["flag_label_issue"].to_numpy()
+        assert flags.tolist() == find_label_issues(given, p, filter_by=rule).tolist(), rule
     assert lq.attrs["n_issues"] == int(lq["flag_label_issue"].sum()) > 0
     rows = np.random.default_rng(1).permutation(len(probs))
     shuffled = label_quality(probs.iloc[rows], labels)
@@ -178,6 +181,8 @@ def test_label_quality_input_checks():
         label_quality(probs.assign(fold=0), labels)
     with pytest.raises(TypeError, match="Series"):
         label_quality(probs, labels.to_numpy())
+    with pytest.raises(ValueError, match="filter_by must be one of"):
+        label_quality(probs, labels, filter_by="strict")
 
 
 def test_end_to_end_flipped_mnist_digits_are_found(mnist5k):

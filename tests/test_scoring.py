@@ -96,6 +96,19 @@ def test_cached_and_independent_of_input_order(scored, noisy):
     other[0] = (other[0] + 1) % 10
     with pytest.raises(ValueError, match=r"scores_supervised.parquet was computed with other settings \(data\)"):
         score_dataset(data.images, other, data.ids, info=info, config=TINY, folder=folder)
+    # the label-issue rule is a step of its own: another filter_by is refused by that file only, and once it is
+    # deleted the flags are recomputed from the cached K-fold pass (no training)
+    both = replace(TINY, label_filter="both")
+    with pytest.raises(ValueError, match=r"scores_label_issues.parquet was computed with other settings \(label_f"):
+        score_dataset(data.images, data.labels, data.ids, info=info, config=both, folder=folder)
+    (folder / "scores_label_issues.parquet").unlink()
+    strict = score_dataset(data.images, data.labels, data.ids, info=info, config=both, folder=folder)
+    assert strict.attrs["fresh"] == ["label_issues"]
+    pd.testing.assert_frame_equal(strict.drop(columns="flag_label_issue"), scores.drop(columns="flag_label_issue"))
+    # "both" flags what prune_by_noise_rate and prune_by_class both flag: a subset of the default's flags
+    assert not (strict["flag_label_issue"] & ~scores["flag_label_issue"]).any()
+    with pytest.raises(ValueError, match="label_filter must be one of cleanlab's filter_by settings"):
+        replace(TINY, label_filter="strict")
 
 
 @pytest.mark.parametrize("change", ["swap two images between ids", "transpose every image", "change 25 % of pixels"])

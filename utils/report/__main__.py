@@ -10,7 +10,8 @@ ssl-ae/README.md           results                         ``results/full``
 ssft/README.md             ssft                            ``results/full``
 scoreboard/README.md       scoreboard                      ``results/board/scoreboard``
 pruning/README.md          pruning                         ``results/prune/pruning``
-benchmarks/README.md       performance, scale              ``results/bench_*.json`` (``make benchmark``)
+benchmarks/README.md       performance, scale,             ``results/bench_*.json`` (``make benchmark``)
+                           label-filter
 docs/scores.md             registry                        ``utils.scores.registry``
 =========================  ==============================  ===============================================
 
@@ -28,7 +29,7 @@ from utils.report import sections
 from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDIES = ("seed", "scoreboard", "pruning", "performance", "scale", "registry")
+STUDIES = ("seed", "scoreboard", "pruning", "performance", "scale", "label-filter", "registry")
 
 
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print) -> list[str]:
@@ -60,6 +61,9 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
         ("scale", bench, "bench_scale.json", "make benchmark",
          [("benchmarks/README.md", "scale", lambda r, d: sections.scale_markdown(
              json.loads((r / "bench_scale.json").read_text())))]),
+        ("label-filter", bench, "bench_label_filter.json", "make benchmark",
+         [("benchmarks/README.md", "label-filter", lambda r, d: sections.label_filter_markdown(
+             json.loads((r / "bench_label_filter.json").read_text())))]),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

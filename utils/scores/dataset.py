@@ -63,6 +63,7 @@ class ScoringConfig:
     batch_size: int = 128
     k: int = 10                # neighbours of the kNN scores (cleanlab Datalab's default)
     clusters: int = 10         # k-means centroids of the prototype distances (label-free: not the class count)
+    label_filter: str = "prune_by_noise_rate"  # cleanlab find_label_issues' filter_by for flag_label_issue
     seed: int = 0
 
     def __post_init__(self):
@@ -82,6 +83,10 @@ class ScoringConfig:
             raise ValueError(f"el2n_epoch ({self.el2n_epoch}) must be an epoch of the run (0..{self.epochs - 1}).")
         if self.ae_loss not in ("l1", "mse"):
             raise ValueError(f"ae_loss must be 'l1' or 'mse', got {self.ae_loss!r}.")
+        from utils.scores.label_quality import LABEL_FILTERS
+        if self.label_filter not in LABEL_FILTERS:
+            raise ValueError(f"label_filter must be one of cleanlab's filter_by settings ({', '.join(LABEL_FILTERS)}), "
+                             f"got {self.label_filter!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +98,7 @@ STEPS = {
     "image_checks": ((), False),
     "supervised": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
     "suggested": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
+    "label_issues": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "label_filter", "seed"), True),
     "ssft": (("arch", "ssft_epochs", "batch_size", "seed"), True),
     "autoencoder": (("ae_epochs", "ae_batch_size", "ae_loss", "k", "clusters", "seed"), False),
     "ae_ssft": (("ae_ssft_epochs", "ae_batch_size", "seed"), False),
@@ -210,6 +216,8 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
              lambda: fam.supervised_scores(data, config, kfold_pass())),
             ("suggested", "supervised" in families and labeled and config.epochs,
              lambda: fam.suggested_labels(data, kfold_pass())),
+            ("label_issues", "supervised" in families and labeled and config.epochs,
+             lambda: fam.label_issues(data, config, kfold_pass())),
             ("ssft", "ssft" in families and labeled and config.ssft_epochs,
              lambda: fam.ssft_family(data, info, config, folder, progress)),
             ("autoencoder", "autoencoder" in families and config.ae_epochs,
@@ -230,7 +238,8 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
         for name, compute in bar:
             bar.set_postfix_str(name)
             parts.append(step(name, compute))
-    out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
+    out = pd.concat([p.drop(columns=[c for c in MOVED.get(p.attrs["step"], ()) if c in p]).reindex(data.ids)
+                     for p in parts], axis=1)
     out.index.name = "sample_id"
     if labeled:
         out.insert(0, "label", data.labels.numpy())
@@ -242,8 +251,10 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
 
 
 # steps that share a training run (the K-fold pass, the self-supervised features) or a folder run on one rank
-STEP_GROUPS = (("pixels", "image_checks"), ("supervised", "suggested"), ("ssft",), ("autoencoder", "ae_ssft"),
-               ("ssl", "ssl_labels"))
+STEP_GROUPS = (("pixels", "image_checks"), ("supervised", "suggested", "label_issues"), ("ssft",),
+               ("autoencoder", "ae_ssft"), ("ssl", "ssl_labels"))
+# columns a cached step written by an earlier version still holds but a later step now computes (dropped on load)
+MOVED = {"scores_supervised": ("flag_label_issue",)}
 
 
 def _spread_steps(todo, folder, settings_of) -> list[pd.DataFrame]:

@@ -85,7 +85,17 @@ def supervised_scores(data: Samples, config, folds) -> pd.DataFrame:
     labels = pd.Series(data.labels.numpy(), index=pd.Index(data.ids, name="sample_id"))
     dyn = dynamics_scores(folds.records, labels, el2n_epoch=config.el2n_epoch, el2n=True, same_samples=False)
     cl = label_quality(folds.probs, labels)
-    return pd.concat([dyn[[*DYNAMICS, "n_runs"]], cl.drop(columns="cl_predicted_label")], axis=1).reindex(data.ids)
+    return pd.concat([dyn[[*DYNAMICS, "n_runs"]], cl[["cl_label_quality", "cl_normalized_margin"]]],
+                     axis=1).reindex(data.ids)
+
+
+def label_issues(data: Samples, config, folds) -> pd.DataFrame:
+    """``flag_label_issue``: cleanlab's ``find_label_issues`` with ``filter_by = config.label_filter`` on the
+    K-fold pass's out-of-sample probabilities — a step of its own, so another rule never retrains."""
+    from utils.scores.label_quality import label_quality
+
+    labels = pd.Series(data.labels.numpy(), index=pd.Index(data.ids, name="sample_id"))
+    return label_quality(folds.probs, labels, filter_by=config.label_filter)[["flag_label_issue"]].reindex(data.ids)
 
 
 def suggested_labels(data: Samples, folds) -> pd.DataFrame:

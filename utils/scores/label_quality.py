@@ -9,9 +9,11 @@ reimplemented here, the library is called on the aligned arrays:
 * ``cl_normalized_margin`` — ``cleanlab.rank.get_normalized_margin_for_each_label``: that probability
   minus the largest probability of another class, mapped to [0, 1]. Lower = more suspicious.
 * ``cl_predicted_label`` — the class the held-out model predicts (argmax), the suggestion for a relabel.
-* ``flag_label_issue`` — ``cleanlab.filter.find_label_issues`` with its default ``filter_by =
+* ``flag_label_issue`` — ``cleanlab.filter.find_label_issues``, by default with its default ``filter_by =
   "prune_by_noise_rate"`` (the confident joint estimates how many labels of each class are wrong; that many
-  samples with the lowest normalized margin are flagged). True = flagged.
+  samples with the lowest normalized margin are flagged). True = flagged. ``filter_by="both"`` flags only what
+  ``"prune_by_class"`` flags too: fewer false alarms on small folders at a small cost in recall (measured in the
+  top README); ``ScoringConfig.label_filter`` chooses.
 
 In-sample (training) predictions defeat the method: a network that memorised a wrong label predicts it
 with confidence (H-CAT's pitfall). Which way each score points is declared in :mod:`utils.scores.registry`.
@@ -22,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 PROB_TOLERANCE = 1e-4  # how far a row of probabilities may sum from 1
+# cleanlab.filter.find_label_issues' filter_by settings (its documented list)
+LABEL_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given",
+                 "low_normalized_margin", "low_self_confidence")
 
 
 def _check(probs, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -66,25 +71,28 @@ def _check(probs, labels) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(p, 0.0, 1.0), values
 
 
-def label_quality(probs: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+def label_quality(probs: pd.DataFrame, labels: pd.Series, filter_by: str = "prune_by_noise_rate") -> pd.DataFrame:
     """Confident-learning scores of every sample of ``probs``, aligned by sample id (see the module docstring).
 
     ``probs``: out-of-sample softmax probabilities, a DataFrame indexed by sample id with columns
     ``p0..p{C-1}``; ``labels``: the given (possibly noisy) labels, a Series indexed by sample id, in any
     order. Returns ``cl_label_quality``, ``cl_normalized_margin``, the boolean ``flag_label_issue`` and
     ``cl_predicted_label`` (the out-of-sample argmax: the class a relabeller would be offered) in ``probs``' row
-    order; ``attrs`` records the method and ``n_issues``."""
+    order; ``attrs`` records the method, ``filter_by`` and ``n_issues``. ``filter_by``: one of
+    :data:`LABEL_FILTERS`, passed to cleanlab's ``find_label_issues``."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores, get_normalized_margin_for_each_label
 
+    if filter_by not in LABEL_FILTERS:
+        raise ValueError(f"filter_by must be one of {', '.join(LABEL_FILTERS)}, got {filter_by!r}.")
     p, y = _check(probs, labels)
     out = pd.DataFrame({
         "cl_label_quality": get_label_quality_scores(y, p, method="self_confidence"),
         "cl_normalized_margin": get_normalized_margin_for_each_label(y, p),
         # n_jobs=1: no worker processes; the result does not depend on it
-        "flag_label_issue": find_label_issues(y, p, filter_by="prune_by_noise_rate", n_jobs=1),
+        "flag_label_issue": find_label_issues(y, p, filter_by=filter_by, n_jobs=1),
         "cl_predicted_label": p.argmax(1).astype(np.int64),
     }, index=pd.Index(probs.index, name="sample_id"))
-    out.attrs.update(method="self_confidence", filter_by="prune_by_noise_rate",
+    out.attrs.update(method="self_confidence", filter_by=filter_by,
                      n_issues=int(out["flag_label_issue"].sum()))
     return out

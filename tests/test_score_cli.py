@@ -97,7 +97,7 @@ def test_two_gloo_processes_give_the_scores_of_one(folder, tmp_path):
             assert (a[c] == b[c]).all(), c
     # each step's table was written once, by rank 0, and a rerun on one process loads every step
     steps = sorted((tmp_path / "two" / "cache").glob("scores_*.parquet"))
-    assert len(steps) == 7      # pixels, image checks, supervised, suggested, autoencoder, ssl, ssl labels
+    assert len(steps) == 8   # pixels, image checks, supervised, suggested, label issues, autoencoder, ssl, ssl labels
     written = {p: p.stat().st_mtime_ns for p in steps}
     again = subprocess.run([sys.executable, "-m", "utils.score", *args, "--out", str(tmp_path / "two")],
                            cwd=root, env=env, capture_output=True, text=True, timeout=300)

@@ -303,3 +303,21 @@ def test_every_step_belongs_to_one_group_of_the_ranks():
 
     flat = [s for g in STEP_GROUPS for s in g]
     assert sorted(flat) == sorted(STEPS) and len(flat) == len(set(flat))
+
+
+def test_clean_keep_drops_flagged_and_all_but_one_copy():
+    from utils.scores.flags import clean_keep, duplicate_keepers
+    ids = [40, 7, 12, 3, 25, 9]
+    table = pd.DataFrame({"flag_outlier": [False, True, False, False, False, False],
+                          "flag_label_issue": [False, False, False, True, False, False],
+                          "duplicate_group": [0, -1, 0, -1, 1, 1]}, index=ids)
+    # group 0 = {40, 12}: 12 kept; group 1 = {25, 9}: 9 kept; 7 is an outlier, 3 a label issue
+    assert duplicate_keepers(table["duplicate_group"]).to_dict() == {40: False, 7: True, 12: True, 3: True,
+                                                                     25: False, 9: True}
+    assert clean_keep(table).to_dict() == {40: False, 7: False, 12: True, 3: False, 25: False, 9: True}
+    # the same samples in another order: the same decision per id
+    assert clean_keep(table.iloc[::-1]).to_dict() == clean_keep(table).to_dict()
+    # unlabeled tables have no label flag: only outliers and copies go
+    assert clean_keep(table.drop(columns="flag_label_issue"))[3]
+    with pytest.raises(ValueError, match="score_dataset table"):
+        clean_keep(table.drop(columns="duplicate_group"))

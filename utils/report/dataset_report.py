@@ -69,6 +69,7 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
     """The four action lists as DataFrames: ``relabel``, ``duplicates``, ``outliers``, ``keep`` (see the module
     docstring). ``keep_fraction`` (of all samples) with ``keep_score`` (a registered score, oriented by the
     registry) and ``keep_policy`` selects among the samples the flags leave."""
+    from utils.scores.flags import clean_keep, duplicate_keepers
     from utils.scores.registry import oriented
     from utils.scores.selection import keep_count, select
 
@@ -85,20 +86,16 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
             "suggested_name": [name(c) for c in r.get("cl_predicted_label", pd.Series(-1, index=rows))],
             "label_quality": r["cl_label_quality"].to_numpy()})
     groups = scores[scores["duplicate_group"] >= 0]
-    keeper = groups.assign(_id=groups.index).groupby("duplicate_group")["_id"].transform("min")
+    keeper = duplicate_keepers(scores["duplicate_group"]).loc[groups.index]
     out["duplicates"] = pd.DataFrame({"duplicate_group": groups["duplicate_group"].to_numpy(), "sample_id": groups.index,
                                       "file": file.loc[groups.index].to_numpy(),
                                       "nn_distance": groups["px_nn_distance"].to_numpy(),
-                                      "keep": (keeper == groups.index).to_numpy()}).sort_values(
+                                      "keep": keeper.to_numpy()}).sort_values(
         ["duplicate_group", "sample_id"])
     rows = _ranked(scores, "px_knn_distance", False, scores["flag_outlier"].astype(bool))
     out["outliers"] = pd.DataFrame({"sample_id": rows, "file": file.loc[rows].to_numpy(),
                                     **{c: scores.loc[rows, c].to_numpy() for c in OUTLIER_SPACES if c in scores}})
-    drop = scores["flag_outlier"].astype(bool)
-    if "flag_label_issue" in scores:
-        drop |= scores["flag_label_issue"].astype(bool)
-    drop |= scores.index.isin(out["duplicates"].loc[~out["duplicates"]["keep"], "sample_id"])
-    kept = scores.index[~drop.to_numpy()]
+    kept = scores.index[clean_keep(scores).to_numpy()]
     if keep_fraction is not None:
         if keep_score is None:
             raise ValueError("keep_fraction needs keep_score: the registered score that ranks the samples kept.")

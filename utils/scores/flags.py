@@ -75,3 +75,24 @@ def add_flags(scores: pd.DataFrame) -> pd.DataFrame:
         if col in out:
             out["flag_outlier"] |= out[col] > outlier_fence(out[col])
     return out
+
+
+def duplicate_keepers(groups: pd.Series) -> pd.Series:
+    """True for the one member of each duplicate group that is kept (the smallest sample id: a rule that does not
+    depend on the input order), False for the others; True for samples in no group (``duplicate_group`` -1)."""
+    ids = pd.Series(groups.index, index=groups.index)
+    first = ids.groupby(groups.to_numpy()).transform("min")
+    return ((groups < 0) | (first == ids)).rename("duplicate_keeper")
+
+
+def clean_keep(scores: pd.DataFrame) -> pd.Series:
+    """The samples the flags leave, Datalab's workflow (True = keep): every sample minus the label issues (when
+    the table has labels), the outliers and all but one member (:func:`duplicate_keepers`) of each duplicate group.
+    ``scores``: a :func:`utils.scores.dataset.score_dataset` table (flags added by :func:`add_flags`)."""
+    missing = [c for c in ("flag_outlier", "duplicate_group") if c not in scores]
+    if missing:
+        raise ValueError(f"scores lack {', '.join(missing)}; pass a score_dataset table (it adds the flags).")
+    drop = scores["flag_outlier"].astype(bool) | ~duplicate_keepers(scores["duplicate_group"])
+    if "flag_label_issue" in scores:
+        drop |= scores["flag_label_issue"].astype(bool)
+    return (~drop).rename("clean_keep")

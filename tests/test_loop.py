@@ -263,3 +263,43 @@ def test_a_last_batch_of_one_sample_is_refused_up_front_or_trained():
         assert "batch_size" in str(e) and calls == [], str(e)
     else:
         assert np.isfinite(run.history["train_loss"]).all() and sum(calls) >= 17
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_epoch_size_sees_every_sample_once_per_pass_and_resumes(tmp_path):
+    data = _samples(n=30, shape=(1, 12, 12))
+    task = _task(data, arch="cnn")
+    recipe = get_recipe("paper", max_epochs=6, batch_size=4, lr=0.05, patience=None)
+    run = train(task, recipe, data, seed=3, epoch_size=10, progress=False)
+    seen = ~np.isnan(run.records["loss"])          # [epochs, samples]: which samples each epoch trained on
+    assert seen.shape == (6, 30) and (seen.sum(1) == 10).all()
+    assert (seen[:3].sum(0) == 1).all() and (seen[3:].sum(0) == 1).all()   # each pass of 3 epochs covers all once
+    assert not np.array_equal(seen[:3], seen[3:])                          # a fresh permutation per pass
+    assert len(run.history) == 6
+    # epoch_size that does not divide N: epoch 4 finishes the first pass and starts the second (a sample may then
+    # come twice in that epoch), so the first 4 epochs have trained on every sample
+    odd = train(task, recipe, data, seed=3, epoch_size=8, progress=False)
+    seen = ~np.isnan(odd.records["loss"])
+    assert (seen[:3].sum(0) <= 1).all() and seen[:3].sum() == 24 and seen[:4].any(0).all()
+    # killed after epoch 2, resumed: the same model as an uninterrupted run
+    def kill(epoch):
+        if epoch == 1:
+            raise _Kill
+    with pytest.raises(_Kill):
+        train(task, recipe, data, seed=3, epoch_size=10, folder=tmp_path, checkpoint_every=1, progress=False,
+              on_epoch_end=kill)
+    resumed = train(task, recipe, data, seed=3, epoch_size=10, folder=tmp_path, checkpoint_every=1, progress=False)
+    for a, b in zip(run.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # the folder remembers the epoch size; the whole data set per epoch is the plain loop
+    with pytest.raises(ValueError, match="epoch_size"):
+        train(task, recipe, data, seed=3, epoch_size=12, folder=tmp_path, progress=False)
+    plain = train(task, recipe, data, seed=3, progress=False)
+    same = train(task, recipe, data, seed=3, epoch_size=30, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(), same.model.state_dict().values()))
+    for bad in (0, 31, 2.5):
+        with pytest.raises(ValueError, match="epoch_size must be an integer in 1..30"):
+            train(task, recipe, data, seed=3, epoch_size=bad, progress=False)

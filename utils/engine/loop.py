@@ -9,6 +9,10 @@ exists once, here:
 * **Seeding.** The model is initialised under ``torch.manual_seed(seed)``; epoch ``e`` shuffles with a
   generator seeded by ``(seed, e)`` and reseeds dropout the same way, so a run resumed from a checkpoint
   ends bit-identical (on CPU) to an uninterrupted one, and the same seed gives the same scores.
+* **Epoch size (RS2).** ``epoch_size=k`` trains each epoch on k samples instead of all N: consecutive slices of
+  one seeded permutation per pass over the data, so no sample repeats before every sample was seen (repeated
+  sampling without replacement, RS2; Okanovic et al. 2023); an epoch that crosses the end of a pass may hold a
+  sample twice. ``max_epochs`` then counts these shorter epochs.
 * **NaN guard.** A non-finite loss stops the run with one sentence; the last checkpoint is kept.
 * **Recording.** ``record=True`` stores the task's per-sample values of the *training* forward pass
   (weights before the update, in-loop, no extra pass) in ``Run.records`` at step = epoch. ``measure_on``
@@ -59,6 +63,9 @@ class Run:
     folder: Path | None = None
 
 
+RS2_STREAM = 1_000   # added to the stream of the per-pass permutations of epoch_size, apart from the plain shuffles
+
+
 def epoch_seed(seed: int, epoch: int, stream: int = 0, rank: int = 0) -> int:
     """Seed of epoch ``epoch``'s shuffle and dropout; stream 0 on rank 0 is the autoencoder study's formula of old."""
     return seed * 1_000_003 + epoch + 100_003 * stream + 1_000_000_007 * rank
@@ -72,16 +79,23 @@ def default_device() -> torch.device:
 def train(task, recipe: Recipe, data: Samples, *, seed: int, model: torch.nn.Module | None = None,
           folder=None, settings: dict | None = None, record: bool = True, measure_on: Samples | None = None,
           logs_per_epoch: int = 1, eval_sets: dict | None = None, checkpoint_every: int = 10, stream: int = 0,
-          device=None, progress: bool = True, desc: str = "epochs", on_epoch_end=None) -> Run:
+          device=None, progress: bool = True, desc: str = "epochs", on_epoch_end=None,
+          epoch_size: int | None = None) -> Run:
     """Train ``task``'s model on ``data`` with ``recipe``; see the module docstring for what is recorded.
 
     ``model`` continues training a given network (SSFT stage 2) instead of building a fresh one under
     ``seed``; ``stream`` separates the shuffles of runs that share a seed (the two SSFT stages).
     ``settings`` adds study-level settings to the folder's settings check. ``on_epoch_end(epoch)`` runs
-    after the epoch's checkpoint decision (tests use it to simulate a kill)."""
+    after the epoch's checkpoint decision (tests use it to simulate a kill). ``epoch_size``: samples per epoch
+    (RS2, module docstring; None = all of them)."""
     for name, value in (("logs_per_epoch", logs_per_epoch), ("checkpoint_every", checkpoint_every)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if epoch_size is not None and (isinstance(epoch_size, bool) or not isinstance(epoch_size, (int, np.integer))
+                                   or not 1 <= epoch_size <= len(data)):
+        raise ValueError(f"epoch_size must be an integer in 1..{len(data)} (the samples), got {epoch_size!r}.")
+    if epoch_size == len(data):
+        epoch_size = None     # every sample every epoch: the plain loop
     if task.needs_labels and data.labels is None:
         raise ValueError(f"The {task.name} task trains on labels; give the samples labels.")
     device = torch.device(device) if device else default_device()
@@ -92,14 +106,15 @@ def train(task, recipe: Recipe, data: Samples, *, seed: int, model: torch.nn.Mod
     # channels-last activations run the small convolutions 1.3x (batch 32) to 1.9x (batch 512) faster on CPU
     net = model.to(device, memory_format=torch.channels_last)
     loop = _Loop(task, recipe, data, net, seed, stream, record, measure_on, logs_per_epoch, eval_sets, device,
-                 checkpoint_every, folder)
+                 checkpoint_every, folder, epoch_size)
     if folder is None:
         return loop.run(progress, desc, on_epoch_end)
     # after every input check: a refused call must not claim the folder
     check_settings(folder, {"task": task.settings(), "recipe": recipe.to_dict(), "seed": seed, "stream": stream,
                             "record": record, "logs_per_epoch": logs_per_epoch, **data.fingerprint(),
                             "measured": None if measure_on is None else measure_on.fingerprint(),
-                            "world_size": loop.world, **(settings or {})})
+                            "world_size": loop.world, **({"epoch_size": epoch_size} if epoch_size else {}),
+                            **(settings or {})})
     if is_finished(folder):  # the same settings finished here before: load, do not retrain
         return load_run(folder, net)
     with writing(folder):
@@ -125,6 +140,7 @@ class _Loop:
     device: torch.device
     checkpoint_every: int
     folder: Path | None
+    epoch_size: int | None = None
     history: list = field(default_factory=list)
     state: dict = field(default_factory=dict)   # measurement state the task keeps between logs (e.g. codes)
     start: int = 0
@@ -136,7 +152,7 @@ class _Loop:
         self.x = task.prepare(data.images).to(device)
         self.y = data.labels.to(device) if data.labels is not None else None
         self.wrapped = torch.nn.parallel.DistributedDataParallel(self.net) if self.world > 1 else self.net
-        n = len(data)
+        n = self.epoch_size or len(data)
         per_rank = math.ceil(n / self.world)
         self.steps = math.ceil(per_rank / self.recipe.batch_size)
         if self.logs_per_epoch > self.steps:
@@ -214,7 +230,7 @@ class _Loop:
         self.wrapped.train()
         torch.manual_seed(epoch_seed(seed, epoch, stream, rank))   # dropout masks
         g = torch.Generator().manual_seed(epoch_seed(seed, epoch, stream))   # the same shuffle on every rank
-        rows, real = shard(torch.randperm(len(self.data), generator=g), rank, world)
+        rows, real = shard(self._order(epoch, g), rank, world)
         aug = g if world == 1 else torch.Generator().manual_seed(epoch_seed(seed, epoch, stream, rank))
         loss_sum, n_correct, n_real = 0.0, 0, 0
         for step in range(self.steps):
@@ -244,6 +260,23 @@ class _Loop:
             if self.mx is not None and step + 1 in self.log_after:
                 self._measure(epoch * self.logs_per_epoch + self.log_after[step + 1])
         return self._history_row(epoch, loss_sum, n_correct, n_real, tic)
+
+    def _order(self, epoch: int, g: torch.Generator) -> torch.Tensor:
+        """The rows epoch ``epoch`` trains on, in order: a shuffle of all of them, or with ``epoch_size`` = k the
+        k rows from position epoch * k of the concatenated per-pass permutations (RS2 without replacement)."""
+        n, k = len(self.data), self.epoch_size
+        if k is None:
+            return torch.randperm(n, generator=g)
+        start, parts, need = epoch * k, [], k
+        while need:
+            p, offset = divmod(start, n)
+            g_pass = torch.Generator().manual_seed(epoch_seed(self.seed, p, self.stream + RS2_STREAM))
+            perm = torch.randperm(n, generator=g_pass)
+            take = perm[offset:offset + need]
+            parts.append(take)
+            need -= len(take)
+            start += len(take)
+        return torch.cat(parts)
 
     def _history_row(self, epoch: int, loss_sum: float, n_correct: int, n_real: int, tic: float) -> dict:
         loss_sum, n_correct, n_real = all_sum([loss_sum, n_correct, n_real])

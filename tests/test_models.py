@@ -109,7 +109,7 @@ def test_outputs_and_bad_input():
 
 
 @pytest.mark.parametrize("num_classes", [10, 7])
-@pytest.mark.parametrize("name", ["cnn", "lenet"])
+@pytest.mark.parametrize("name", ["cnn", "lenet", "resnet18"])
 def test_classifiers_on_colour_images(name, num_classes):
     torch.manual_seed(0)
     model = make_classifier(name, shape=(3, 32, 32), num_classes=num_classes)
@@ -189,4 +189,18 @@ def test_bad_shape_is_a_clear_error(shape):
 def test_unknown_classifier_lists_the_choices():
     with pytest.raises(ValueError) as e:
         make_classifier("x")
-    assert str(e.value) == "Unknown classifier 'x': choose one of cnn, lenet."
+    assert str(e.value) == "Unknown classifier 'x': choose one of cnn, lenet, resnet18."
+
+
+def test_resnet18_is_torchvisions_with_a_small_image_stem():
+    from torchvision.models import resnet18
+    model = make_classifier("resnet18", shape=(1, 28, 28))
+    reference = resnet18(weights=None, num_classes=10)
+    ours = {k: v.shape for k, v in model.net.state_dict().items()}
+    theirs = {k: v.shape for k, v in reference.state_dict().items()}
+    assert ours.keys() == theirs.keys()
+    assert {k for k in ours if ours[k] != theirs[k]} == {"conv1.weight"}   # 3x3 on one channel instead of 7x7 on 3
+    assert model.net.conv1.stride == (1, 1) and isinstance(model.net.maxpool, nn.Identity)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="ResNet18 needs images of at least 8x8"):
+        make_classifier("resnet18", shape=(1, 6, 6))

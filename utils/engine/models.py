@@ -182,7 +182,28 @@ class LeNet(nn.Module):
         return self.head(self.features(x))
 
 
-CLASSIFIERS = {"cnn": SmallCNN, "lenet": LeNet}
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 (11.2 M parameters) with the small-image stem used for CIFAR-10 (He et al. 2016;
+    the CCS and EL2N pruning studies train it): a 3x3 stride-1 first convolution on C channels and no max-pool,
+    so 28x28 and 32x32 images keep a 4x4 map before the global pool. The pruning study's larger classifier
+    for users with a GPU (about 30x the CNN's compute per image)."""
+
+    def __init__(self, shape=MNIST_SHAPE, num_classes: int = NUM_CLASSES):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        self.shape = _as_shape(shape)
+        _feature_hw("ResNet18", self.shape, lambda n: n // 8)   # three stride-2 stages
+        self.net = resnet18(weights=None, num_classes=num_classes)
+        self.net.conv1 = nn.Conv2d(self.shape[0], 64, 3, stride=1, padding=1, bias=False)
+        self.net.maxpool = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_images(x, "ResNet18", self.shape)
+        return self.net(x)
+
+
+CLASSIFIERS = {"cnn": SmallCNN, "lenet": LeNet, "resnet18": ResNet18}
 
 
 def make_classifier(name: str, shape=MNIST_SHAPE, num_classes: int = NUM_CLASSES) -> nn.Module:

@@ -14,7 +14,8 @@ from utils.engine.cache import load_table
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
 from utils.scores.geometry import embedding_scores
-from utils.scores.selection import POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select
+from utils.scores.selection import (POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select,
+                                    select_after_dedup, semantic_duplicates)
 from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, summary
 
 
@@ -177,6 +178,44 @@ def test_dedup_keeps_one_of_each_injected_pair(mnist):
 
 
 # ---------------------------------------------------------------------------------------------- retrain
+def test_sorscher_keeps_easy_when_little_is_kept_and_hard_when_much_is():
+    s = scores()
+    assert select(s, 0.2, "sorscher", 3).tolist() == select(s, 0.2, "keep_easy", 3).tolist()
+    assert select(s, 0.3, "sorscher", 3).tolist() == select(s, 0.3, "keep_easy", 3).tolist()
+    assert select(s, 0.5, "sorscher", 3).tolist() == select(s, 0.5, "keep_hard", 3).tolist()
+
+
+def test_select_after_dedup_drops_redundant_first():
+    s = scores(n=100)
+    redundant = pd.Series(False, index=s.index)
+    redundant.iloc[::4] = True                                   # 25 redundant samples
+    pool = s[~redundant]
+    kept = select_after_dedup(s, redundant, 0.5, "keep_hard", seed=1)
+    assert len(kept) == 50 and not redundant.loc[kept].any()
+    assert kept.tolist() == select(pool, 50 / 75, "keep_hard", 1).tolist()     # the policy, run on the rest
+    # the overall fraction decides sorscher's side: 0.2 of all keeps the easiest of the rest
+    assert select_after_dedup(s, redundant, 0.2, "sorscher", 1).tolist() == \
+        np.sort(pool.sort_values().index[:20]).tolist()
+    # more than the rest: all of it, and the policy picks the remainder among the redundant
+    big = select_after_dedup(s, redundant, 0.9, "keep_hard", seed=1)
+    top = s[redundant].sort_values().index[-15:]
+    assert len(big) == 90 and set(pool.index) <= set(big) and set(top) <= set(big)
+    with pytest.raises(ValueError, match="redundant must be a bool Series"):
+        select_after_dedup(s, redundant.iloc[1:], 0.5, "keep_hard")
+
+
+def test_semantic_duplicates_keep_one_of_each_close_group():
+    ids = pd.Index([5, 6, 7, 8, 9, 10])
+    nearest = pd.Series([6, 5, 8, 7, 10, 9], index=ids)          # three mutual pairs
+    distance = pd.Series([0.1, 0.1, 0.2, 0.2, 0.9, 0.9], index=ids)
+    dup = semantic_duplicates(nearest, distance, eps=0.05)        # cosine 0.95 = distance sqrt(0.1) = 0.316
+    assert dup.dtype == bool and dup.attrs["eps"] == 0.05
+    assert dup.loc[[5, 6]].sum() == 1 and dup.loc[[7, 8]].sum() == 1 and not dup.loc[[9, 10]].any()
+    assert not semantic_duplicates(nearest, distance, eps=0.001).any()
+    with pytest.raises(ValueError, match="eps must be a cosine distance"):
+        semantic_duplicates(nearest, distance, eps=-1)
+
+
 def test_budget_recipe_steps():
     r = get_recipe("paper", max_epochs=3, batch_size=100)
     assert budget_recipe(r, 10_000, 500, "epochs") is r

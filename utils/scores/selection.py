@@ -25,6 +25,13 @@ score, a kept fraction f and a policy into the sample ids kept:
   reference's ``max * 1.0001`` edge misses the maximum of an all-negative score).
   The reference tunes ``beta`` per pruning rate (its README runs CIFAR-10 at 90 % pruning with
   ``--mis-ratio 0.3``); :func:`default_beta` is our heuristic for when the caller does not choose.
+* ``sorscher`` — Sorscher et al.'s rule as one policy: ``keep_easy`` when keeping at most ``SORSCHER_SWITCH`` =
+  30 % (scarce data), ``keep_hard`` above it (abundant data). The paper derives the switch from the ratio of data
+  to model capacity; 30 % is our fixed heuristic, not a tuned value.
+
+:func:`select_after_dedup` applies any policy after removing redundant samples first (SemDeDup, Abbas et al.
+2023: drop semantic near-duplicates, then prune by a score): the redundant ones are only kept when the budget
+exceeds the rest. :func:`semantic_duplicates` marks them from an embedding's nearest-neighbour pairs.
 
 Conventions:
 
@@ -47,7 +54,8 @@ import pandas as pd
 
 from utils.data.inject import exact_count
 
-POLICIES = ("keep_hard", "keep_easy", "random", "ccs")
+POLICIES = ("keep_hard", "keep_easy", "random", "ccs", "sorscher")
+SORSCHER_SWITCH = 0.3   # sorscher: keep easy at kept fractions <= this, hard above
 
 
 def keep_count(fraction: float, n: int) -> int:
@@ -136,6 +144,8 @@ def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, be
     ids, values = _check_scores(scores)
     n = len(ids)
     k = keep_count(fraction, n)
+    if policy == "sorscher":
+        policy = "keep_easy" if fraction <= SORSCHER_SWITCH else "keep_hard"
     rng = _rng(seed, policy)
     if policy != "ccs" and beta not in (0, 0.0, None):
         raise ValueError(f"beta (the hard cut) belongs to the ccs policy, not {policy!r}; leave it at 0.")
@@ -220,3 +230,42 @@ def dedup_order(nearest_id: pd.Series, nn_distance: pd.Series, seed: int = 0) ->
     result.attrs.update(seed=int(seed), keepers=int(keeper.sum()),
                         direction="higher = more redundant (drop first: keep_easy)")
     return result
+
+
+def select_after_dedup(scores: pd.Series, redundant: pd.Series, fraction: float, policy: str, seed: int = 0,
+                       **kwargs) -> np.ndarray:
+    """Sample ids kept at ``fraction`` (of all samples) when the ``redundant`` ones (bool Series by sample id, e.g.
+    :func:`semantic_duplicates`) go first: ``policy`` (:func:`select`, with ``kwargs``) picks the k samples among
+    the others; if fewer than k are left, all of them are kept and ``policy`` picks the rest among the redundant.
+    ``sorscher`` switches on the overall fraction, not on the share of the pool."""
+    ids, _ = _check_scores(scores)
+    if not isinstance(redundant, pd.Series) or not pd.api.types.is_bool_dtype(redundant.dtype) \
+            or set(redundant.index) != set(ids):
+        raise ValueError("redundant must be a bool Series indexed by the same sample ids as scores.")
+    if policy == "sorscher":
+        keep_count(fraction, 1)
+        policy = "keep_easy" if fraction <= SORSCHER_SWITCH else "keep_hard"
+    k = keep_count(fraction, len(ids))
+    pool = redundant.index[~redundant.to_numpy()]
+    extra = redundant.index[redundant.to_numpy()]
+    if k <= len(pool):
+        return select(scores.loc[pool], k / len(pool), policy, seed, **kwargs) if k < len(pool) \
+            else np.sort(pool.to_numpy().astype(np.int64))
+    rest = select(scores.loc[extra], (k - len(pool)) / len(extra), policy, seed, **kwargs)
+    return np.sort(np.concatenate([pool.to_numpy().astype(np.int64), rest]))
+
+
+def semantic_duplicates(nearest_id: pd.Series, nn_distance: pd.Series, eps: float, seed: int = 0) -> pd.Series:
+    """SemDeDup's redundant samples from one embedding's nearest-neighbour table (unit-norm features): a sample is
+    redundant when its nearest neighbour is closer than cosine similarity ``1 - eps`` (Euclidean distance
+    ``sqrt(2 eps)`` on the unit sphere) and :func:`dedup_order` does not pick it as the keeper of its group, so
+    one member of every group of close pairs stays. Abbas et al. search neighbours within k-means clusters and
+    keep the member farthest from the centroid; here the global nearest neighbour and a seeded keeper.
+    Returns a bool Series by sample id (``attrs["eps"]``)."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 2:
+        raise ValueError(f"eps must be a cosine distance in [0, 2], got {eps!r}.")
+    order = dedup_order(nearest_id, nn_distance, seed)
+    close = nn_distance.reindex(order.index) < np.sqrt(2 * eps)
+    out = (close & (order > 0.5)).rename("semantic_duplicate")
+    out.attrs["eps"] = eps
+    return out

@@ -220,7 +220,8 @@ def test_budget_recipe_steps():
     r = get_recipe("paper", max_epochs=3, batch_size=100)
     assert budget_recipe(r, 10_000, 500, "epochs") is r
     assert budget_recipe(r, 1000, 250, "steps").max_epochs == 10        # 30 steps / 3 per epoch
-    assert budget_recipe(r, 10_000, 100, "steps").max_epochs == 30      # 300 steps, capped at 10 x 3
+    assert budget_recipe(r, 10_000, 500, "steps").max_epochs == 60      # 5 % kept: the full run's 300 steps
+    assert budget_recipe(r, 10_000, 100, "steps").max_epochs == 60      # 300 steps, capped at 20 x 3
     assert budget_recipe(r, 1000, 1000, "steps").max_epochs == 3
     with pytest.raises(ValueError, match="budget"):
         budget_recipe(r, 1000, 100, "flops")
@@ -271,6 +272,51 @@ def test_pruning_study_resumes_only_missing_runs(mnist, tmp_path, monkeypatch):
     pd.testing.assert_series_equal(again.test_acc, first.test_acc)   # CPU runs are bit-identical
     part = pruning_study(data, test, table_scores, shard=(1, 2), **kwargs)
     assert part.policy.tolist() == ["random", "ccs"] and len(calls) == 1
+
+
+def test_rs2_subsets_and_dedup_policies_in_one_study(mnist, tmp_path):
+    x, y, info, test = mnist
+    data = Samples(x[:200], y[:200], np.arange(200))
+    task, recipe = make_task("cnn", info), get_recipe("paper", max_epochs=1, patience=None, batch_size=50)
+    rng = np.random.default_rng(0)
+    table_scores = pd.DataFrame({"loss": rng.normal(size=200)}, index=data.ids)
+    redundant = pd.Series(np.arange(200) % 5 == 0, index=data.ids)
+    clean = np.arange(0, 200, 2)
+    table = pruning_study(data, test, table_scores, fractions=(0.25, 1.0), seeds=(0,), task=task, recipe=recipe,
+                          folder=tmp_path, budget="steps", baselines=("random", "rs2"), subsets={"clean": clean},
+                          policies_by_score={"loss": ("dedup_sorscher",)}, redundant=redundant)
+    got = table.set_index(["score", "policy"])
+    assert list(got.index) == [("full", "full"), ("random", "random"), ("rs2", "rs2"), ("clean", "subset"),
+                               ("loss", "dedup_sorscher")]
+    # fixed iterations: every run takes the full run's 4 steps (rs2: 50 of the 200 samples per epoch, 4 epochs)
+    assert got["steps"].tolist() == [4, 4, 4, 4, 4]
+    assert got.loc[("rs2", "rs2"), "kept"] == 50 and got.loc[("rs2", "rs2"), "epochs"] == 4
+    assert got.loc[("clean", "subset"), "fraction"] == 0.5 and got.loc[("clean", "subset"), "kept"] == 100
+    # the dedup run trained on the 50 easiest (sorscher at 25 %) of the non-redundant samples
+    settings = load_table(tmp_path / "loss" / "dedup_sorscher" / "f0.25" / "seed0" / "result.parquet")
+    assert settings["kept"].item() == 50
+    with pytest.raises(ValueError, match="pass redundant="):
+        pruning_study(data, test, table_scores, fractions=(0.25,), seeds=(0,), task=task, recipe=recipe,
+                      folder=tmp_path, policies_by_score={"loss": ("dedup_ccs",)})
+    with pytest.raises(ValueError, match="baselines must be"):
+        pruning_study(data, test, table_scores, fractions=(0.25,), seeds=(0,), task=task, recipe=recipe,
+                      folder=tmp_path, policies_by_score={}, baselines=("uniform",))
+
+
+def test_paired_tests_match_scipy_and_flag_differences_beyond_the_spread():
+    from scipy.stats import ttest_rel
+    from utils.studies.pruning import paired_tests
+    acc = {("random", 0.1): [0.80, 0.81, 0.79], ("a", 0.1): [0.85, 0.86, 0.83], ("b", 0.1): [0.80, 0.80, 0.81],
+           ("random", 0.5): [0.88, 0.88, 0.89], ("a", 0.5): [0.88, 0.89, 0.88]}
+    rows = [{"score": n, "policy": "random" if n == "random" else "keep_hard", "fraction": f, "seed": seed,
+             "kept": 1, "test_acc": v} for (n, f), vals in acc.items() for seed, v in enumerate(vals)]
+    rows += [{"score": "full", "policy": "full", "fraction": 1.0, "seed": 0, "kept": 1, "test_acc": 0.9}]
+    out = paired_tests(pd.DataFrame(rows)).set_index(["score", "fraction"])
+    assert len(out) == 3
+    a = out.loc[("a", 0.1)]
+    assert a.diff_mean == pytest.approx(np.mean([0.05, 0.05, 0.04]))
+    assert a.p_value == pytest.approx(ttest_rel(acc[("a", 0.1)], acc[("random", 0.1)]).pvalue)
+    assert a.beyond_spread and not out.loc[("b", 0.1)].beyond_spread and not out.loc[("a", 0.5)].beyond_spread
 
 
 def test_study_input_errors(mnist, tmp_path):

@@ -218,13 +218,14 @@ def ssl_embedding(data: Samples, info: DatasetInfo, config, folder: Path | None,
 
 def ssl_scores(data: Samples, config, embedding) -> pd.DataFrame:
     """Geometry of the self-supervised features (:func:`ssl_embedding`): ``bt_prototype_distance``,
-    ``bt_knn_distance``, ``bt_nn_distance``."""
+    ``bt_knn_distance``, ``bt_nn_distance`` and ``bt_nearest_id`` (on unit-norm features: the semantic
+    near-duplicate pairs of SemDeDup, :func:`utils.scores.selection.semantic_duplicates`)."""
     from utils.scores.geometry import embedding_scores
 
     z, knn_result = embedding
     geo = embedding_scores(z, data.ids, k=_k(config, data), n_clusters=config.clusters, seed=config.seed,
                            normalize=True, knn_result=knn_result)
-    return _prefixed(geo, "bt_")
+    return pd.concat([_prefixed(geo, "bt_"), geo[["nearest_id"]].add_prefix("bt_")], axis=1)
 
 
 def ssl_label_scores(data: Samples, embedding) -> pd.DataFrame:

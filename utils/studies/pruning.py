@@ -24,12 +24,15 @@ from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
 from utils.engine.workers import run_sharded
-from utils.scores.selection import POLICIES, dedup_order, default_beta, keep_count, select
+from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
+                                    semantic_duplicates)
 
 BUDGETS = ("epochs", "steps")
-STEPS_CAP = 10          # budget="steps" trains at most this many times the recipe's epochs
+STEPS_CAP = 20          # budget="steps" trains at most this many times the recipe's epochs (a 5 % subset: the full run)
 RESULT = "result"       # <run folder>/result.parquet: a finished retrain's numbers, readable without the model
-RESERVED = ("random", "full")  # score names of the shared baselines in a study's table and folders
+BASELINES = ("random", "rs2")     # score-free baselines, run at every kept fraction < 1
+RESERVED = ("full", *BASELINES)   # score names of the shared baselines in a study's table and folders
+SUBSET = "subset"                 # the policy name of a fixed subset (e.g. clean: what the flags leave)
 
 
 # ---------------------------------------------------------------------------------------------- retrain
@@ -38,7 +41,7 @@ def budget_recipe(recipe: Recipe, n_full: int, n_kept: int, budget: str = "epoch
 
     ``"epochs"``: unchanged (fewer steps on fewer samples; the cost falls with the fraction). ``"steps"``:
     ``max_epochs`` scaled so the optimizer steps match the full-data run's, round(E * ceil(n_full / b) /
-    ceil(n_kept / b)), at least E and at most ``STEPS_CAP`` * E (10x: a 10 % subset gets the full run's
+    ceil(n_kept / b)), at least E and at most ``STEPS_CAP`` * E (20x: a 5 % subset gets the full run's
     steps, smaller ones fewer); the triangle schedule stretches with it. This is how CCS and Sorscher et al.
     compare coresets (CCS trains every CIFAR-10 coreset for the full run's ~40,000 iterations). An early
     stop (``recipe.patience``) can still end a run sooner."""
@@ -54,7 +57,7 @@ def budget_recipe(recipe: Recipe, n_full: int, n_kept: int, budget: str = "epoch
 
 
 def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, seed: int, folder=None,
-            budget: str = "epochs") -> dict:
+            budget: str = "epochs", per_epoch: int | None = None) -> dict:
     """Train a fresh ``task`` model on the samples of ``data`` whose ids are ``kept_ids``; measure ``test``.
 
     The kept samples train in id order through :func:`utils.engine.loop.train` (``record=False``) with
@@ -65,7 +68,9 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
     ``folder``. With a ``folder`` the loop caches the model there and ``result.parquet`` keeps these numbers, a
     step of the one cache keyed by the kept samples' and the test set's full-content fingerprints and every
     setting: a later call with the same settings reads it (no training, no model load), one with other settings
-    (other labels, another test set, another recipe) is refused."""
+    (other labels, another test set, another recipe) is refused. ``per_epoch`` = k: every epoch trains on k of the
+    kept samples, a fresh slice each epoch (RS2, :func:`utils.engine.loop.train`'s ``epoch_size``); the budget
+    counts k samples per epoch and ``kept`` reports k."""
     if not isinstance(data, Samples) or not isinstance(test, Samples):
         raise ValueError("data and test must be utils.data.samples.Samples.")
     if test.labels is None:
@@ -80,9 +85,13 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
     if (rows < 0).any():
         raise ValueError(f"{int((rows < 0).sum())} kept ids are not in data (e.g. {kept[rows < 0][0]}).")
     subset = data.subset(rows)
-    run_recipe = budget_recipe(recipe, len(data), len(subset), budget)
+    if per_epoch is not None and (isinstance(per_epoch, bool) or not isinstance(per_epoch, (int, np.integer))
+                                  or not 1 <= per_epoch <= len(subset)):
+        raise ValueError(f"per_epoch must be an integer in 1..{len(subset)} (the kept samples), got {per_epoch!r}.")
+    n_epoch = int(per_epoch or len(subset))
+    run_recipe = budget_recipe(recipe, len(data), n_epoch, budget)
     study = {"budget": budget, "full_samples": len(data), "base_max_epochs": recipe.max_epochs,
-             "test": test.fingerprint()}
+             "test": test.fingerprint(), **({"per_epoch": n_epoch} if per_epoch else {})}
     settings = {"task": task.settings(), "recipe": run_recipe.to_dict(), "seed": seed, "kept": subset.fingerprint(),
                 "pruning": study}
 
@@ -90,7 +99,7 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
         tic = time.perf_counter()
         was_finished = folder is not None and is_finished(folder)
         run = train(task, run_recipe, subset, seed=seed, folder=folder, record=False, settings={"pruning": study},
-                    progress=False)
+                    progress=False, epoch_size=per_epoch)
         net = run.model
         device = next(net.parameters()).device
         values = task.evaluate(net, task.prepare(test.images).to(device), test.labels.to(device))
@@ -99,7 +108,7 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
         return pd.DataFrame([{"test_acc": float(values["acc"].double().mean()),
                               "test_loss": float(values["loss"].double().mean()),
                               "train_acc": float(run.history["train_acc"].iloc[-1]), "epochs": epochs,
-                              "steps": epochs * math.ceil(len(subset) / run_recipe.batch_size), "kept": len(subset),
+                              "steps": epochs * math.ceil(n_epoch / run_recipe.batch_size), "kept": n_epoch,
                               "seconds": seconds}])
 
     result = cache.step(None if folder is None else Path(folder), RESULT, settings, compute)
@@ -112,15 +121,20 @@ def _fraction_name(fraction: float) -> str:
 
 
 def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractions, policies_by_score: dict,
-                  seeds, task, recipe: Recipe, folder, budget: str = "epochs", ccs_beta: float | None = None,
+                  seeds, task, recipe: Recipe, folder, budget: str = "epochs", baselines=("random",),
+                  subsets: dict | None = None, redundant: pd.Series | None = None, ccs_beta: float | None = None,
                   strata: int = 50, shard: tuple[int, int] = (0, 1), progress: bool = False) -> pd.DataFrame:
     """Select, retrain and measure every (score, policy, fraction, seed); one row per run.
 
     ``scores``: DataFrame indexed by sample id (covering ``data.ids``), columns oriented higher = harder.
-    ``policies_by_score``: ``{column: (policy, ...)}``. Fraction 1.0 (full data) runs once per seed, shared by
-    all scores (score = policy = ``"full"``); ``random`` runs once per fraction < 1 and seed, shared too
-    (score = policy = ``"random"``), whether or not a score lists it. ``ccs`` cuts ``ccs_beta`` (default
-    :func:`default_beta` of the fraction). The selection seed is the training seed. Each run is cached in
+    ``policies_by_score``: ``{column: (policy, ...)}``, policies of :data:`POLICIES` or ``dedup_<policy>`` (the
+    policy after the ``redundant`` samples go first, :func:`select_after_dedup`). Fraction 1.0 (full data) runs
+    once per seed, shared by all scores (score = policy = ``"full"``) when it is among ``fractions``; each of
+    ``baselines`` runs once per fraction < 1 and seed, shared too (score = policy = its name): ``random`` (a static
+    seeded draw) and ``rs2`` (all samples, a fresh random slice of the same size each epoch). ``subsets``:
+    ``{name: sample ids}``, fixed subsets (e.g. ``clean``: what the flags leave) run once per seed (policy
+    ``"subset"``, fraction = their share). ``ccs`` cuts ``ccs_beta`` (default :func:`default_beta` of the
+    fraction). The selection seed is the training seed. Each run is cached in
     ``folder/<score>/<policy>/f<fraction>/seed<seed>/`` (:func:`retrain`), so a killed study resumes from its
     finished runs, also in a later process. ``shard=(i, m)`` runs only every m-th run from the i-th (start one
     process per core, each with ``torch.set_num_threads(1)``), returning those rows; a last call without it
@@ -138,16 +152,27 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
         raise ValueError("seeds is empty; give at least one seed.")
     if not isinstance(scores, pd.DataFrame):
         raise ValueError(f"scores must be a DataFrame indexed by sample id, got {type(scores).__name__}.")
-    for name, policies in policies_by_score.items():
-        if name not in scores.columns:
-            raise ValueError(f"policies_by_score names {name!r}, which is not a column of scores.")
+    bad = [b for b in baselines if b not in BASELINES]
+    if isinstance(baselines, str) or bad:
+        raise ValueError(f"baselines must be a tuple of {', '.join(BASELINES)}, got {baselines!r}.")
+    subsets = dict(subsets or {})
+    for name in [*policies_by_score, *subsets]:
         if name in RESERVED or not isinstance(name, str) or not name or "/" in name or name.startswith("."):
             raise ValueError(f"Score name {name!r} cannot name a results folder or is reserved "
                              f"({', '.join(RESERVED)}); rename the column.")
-        bad = [p for p in policies if p not in POLICIES]
+    for name, policies in policies_by_score.items():
+        if name not in scores.columns:
+            raise ValueError(f"policies_by_score names {name!r}, which is not a column of scores.")
+        bad = [p for p in policies if p.removeprefix("dedup_") not in POLICIES]
         if isinstance(policies, str) or bad:
-            raise ValueError(f"policies_by_score[{name!r}] must be a tuple of policies from {', '.join(POLICIES)}, "
-                             f"got {policies!r}.")
+            raise ValueError(f"policies_by_score[{name!r}] must be a tuple of policies from {', '.join(POLICIES)} "
+                             f"(or dedup_<policy>), got {policies!r}.")
+        if any(p.startswith("dedup_") for p in policies) and redundant is None:
+            raise ValueError(f"policies_by_score[{name!r}] asks for dedup_ policies; pass redundant= (a bool Series "
+                             "by sample id, e.g. utils.scores.selection.semantic_duplicates).")
+    overlap = set(subsets) & set(policies_by_score)
+    if overlap:
+        raise ValueError(f"{sorted(overlap)} name both a subset and a score; give the subset another name.")
     if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
         raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
     budget_recipe(recipe, 1, 1, budget)  # validates budget before any run
@@ -155,28 +180,43 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
     if len(missing):
         raise ValueError(f"scores lack {len(missing)} of the data's sample ids (e.g. {missing[0]}); score every "
                          "training sample.")
+    kept_subsets = {}
+    for name, ids in subsets.items():
+        ids = np.sort(np.asarray(ids).reshape(-1))
+        if len(ids) == 0 or pd.Index(ids).difference(data.ids).size:
+            raise ValueError(f"subset {name!r} must hold some of the data's sample ids.")
+        kept_subsets[name] = ids
     folder = Path(folder)
 
-    plan = [("full", "full", 1.0, s) for s in seeds]
-    plan += [("random", "random", f, s) for f in fr if f < 1 for s in seeds]
+    plan = [("full", "full", 1.0, s) for s in seeds if 1.0 in fr]
+    plan += [(b, b, f, s) for b in dict.fromkeys(baselines) for f in fr if f < 1 for s in seeds]
+    plan += [(name, SUBSET, len(ids) / len(data), s) for name, ids in kept_subsets.items() for s in seeds]
     plan += [(name, p, f, s) for name, policies in policies_by_score.items() for p in dict.fromkeys(policies)
              if p != "random" for f in fr if f < 1 for s in seeds]
     rows = []
     for i, (name, policy, fraction, seed) in enumerate(plan):
         if i % shard[1] != shard[0]:
             continue
-        beta = np.nan
+        beta, per_epoch = np.nan, None
+        where = folder / name / policy / (_fraction_name(fraction) if policy != SUBSET else "") / f"seed{seed}"
         if name == "full":
             kept = data.ids
         elif name == "random":
             kept = select(pd.Series(0.0, index=data.ids), fraction, "random", seed)
+        elif name == "rs2":
+            kept, per_epoch = data.ids, keep_count(fraction, len(data))
+        elif policy == SUBSET:
+            kept = kept_subsets[name]
         else:
             column = scores[name].reindex(data.ids)
-            if policy == "ccs":
+            base = policy.removeprefix("dedup_")
+            if base == "ccs":
                 beta = default_beta(fraction) if ccs_beta is None else ccs_beta
-            kept = select(column, fraction, policy, seed, beta=0.0 if policy != "ccs" else beta, strata=strata)
-        out = retrain(task, recipe, data, kept, test=test, seed=seed, budget=budget,
-                      folder=folder / name / policy / _fraction_name(fraction) / f"seed{seed}")
+            kwargs = {"beta": beta, "strata": strata} if base == "ccs" else {}
+            kept = (select_after_dedup(column, redundant.reindex(data.ids), fraction, base, seed, **kwargs)
+                    if policy.startswith("dedup_") else select(column, fraction, base, seed, **kwargs))
+        out = retrain(task, recipe, data, kept, test=test, seed=seed, budget=budget, per_epoch=per_epoch,
+                      folder=where)
         if progress and not out["cached"]:
             print(f"{name} {policy} f={fraction:g} seed {seed}: {out['kept']} kept, acc {out['test_acc']:.4f}, "
                   f"{out['epochs']} epochs, {out['seconds']:.0f} s", flush=True)
@@ -197,8 +237,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def smallest_fraction_within(table: pd.DataFrame, tolerance: float = 0.005) -> pd.DataFrame:
     """Per (score, policy): the smallest kept fraction < 1 whose mean test accuracy is within ``tolerance`` of
-    the full-data mean (NaN if none), its accuracy, and whether the pair beats random at every fraction < 1
-    it was run at (mean accuracy strictly above random's; NA for random itself), with the smallest margin."""
+    the full-data mean (NaN if none), its accuracy, and for each baseline in the table (random, rs2) whether the
+    pair beats it at every fraction < 1 it was run at (mean accuracy strictly above the baseline's; NA for the
+    baseline itself and where the baseline did not run at a fraction), with the smallest margin."""
     _check_table(table)
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
         raise ValueError(f"tolerance must be a non-negative accuracy difference, got {tolerance!r}.")
@@ -207,22 +248,56 @@ def smallest_fraction_within(table: pd.DataFrame, tolerance: float = 0.005) -> p
     if full.empty:
         raise ValueError("The table has no full-data rows (policy 'full'); run the study with fraction 1.0.")
     full_acc = float(full["acc_mean"].iloc[0])
-    rand = s[s["policy"] == "random"].set_index("fraction")["acc_mean"]
+    present = [b for b in BASELINES if (s["policy"] == b).any()] or ["random"]
+    base = {b: s[s["policy"] == b].set_index("fraction")["acc_mean"] for b in present}
     rows = []
     for (name, policy), g in s[(s["policy"] != "full") & (s["fraction"] < 1)].groupby(["score", "policy"]):
         ok = g[g["acc_mean"] >= full_acc - tolerance]
         smallest = ok.loc[ok["fraction"].idxmin()] if len(ok) else None
-        margin = g.set_index("fraction")["acc_mean"] - rand.reindex(g["fraction"]).to_numpy()
-        is_random = policy == "random"
-        rows.append({"score": name, "policy": policy, "full_acc": full_acc,
-                     "smallest_fraction": np.nan if smallest is None else float(smallest["fraction"]),
-                     "acc_at_smallest": np.nan if smallest is None else float(smallest["acc_mean"]),
-                     "beats_random": pd.NA if is_random or margin.isna().any() else bool((margin > 0).all()),
-                     "min_margin_vs_random": np.nan if is_random else float(margin.min())})
-    out = pd.DataFrame(rows, columns=["score", "policy", "full_acc", "smallest_fraction", "acc_at_smallest",
-                                      "beats_random", "min_margin_vs_random"])
-    out["beats_random"] = out["beats_random"].astype("boolean")
+        row = {"score": name, "policy": policy, "full_acc": full_acc,
+               "smallest_fraction": np.nan if smallest is None else float(smallest["fraction"]),
+               "acc_at_smallest": np.nan if smallest is None else float(smallest["acc_mean"])}
+        for b in present:
+            margin = g.set_index("fraction")["acc_mean"] - base[b].reindex(g["fraction"]).to_numpy()
+            itself = policy == b
+            row[f"beats_{b}"] = pd.NA if itself or margin.isna().any() else bool((margin > 0).all())
+            row[f"min_margin_vs_{b}"] = np.nan if itself else float(margin.min())
+        rows.append(row)
+    columns = ["score", "policy", "full_acc", "smallest_fraction", "acc_at_smallest",
+               *[f"{k}_{b}" for b in present for k in ("beats", "min_margin_vs")]]
+    out = pd.DataFrame(rows, columns=columns)
+    for b in present:
+        out[f"beats_{b}"] = out[f"beats_{b}"].astype("boolean")
     return out
+
+
+def paired_tests(table: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """Each (score, policy, fraction < 1) against ``baseline`` at the same fraction, paired by seed (the same seed
+    draws the same initial weights and batch order): mean and std of the paired accuracy differences, the paired
+    t-test's two-sided p-value (``scipy.stats.ttest_rel``; NaN with fewer than 2 seeds or identical differences),
+    and ``beyond_spread``: the mean difference is larger than the two seed spreads added (std of the pair + std of
+    the baseline), i.e. the mean ± std bars do not overlap."""
+    from scipy.stats import ttest_rel
+
+    _check_table(table)
+    base = table[table["policy"] == baseline].set_index(["fraction", "seed"])["test_acc"]
+    rows = []
+    others = table[(table["fraction"] < 1) & ~table["policy"].isin(["full", baseline])]
+    for (name, policy, fraction), g in others.groupby(["score", "policy", "fraction"]):
+        b = base.reindex(pd.MultiIndex.from_arrays([np.full(len(g), fraction), g["seed"].to_numpy()]))
+        pair = ~np.isnan(b.to_numpy())
+        if not pair.any():
+            continue
+        a, b = g["test_acc"].to_numpy()[pair], b.to_numpy()[pair]
+        d = a - b
+        p = float(ttest_rel(a, b).pvalue) if len(d) > 1 and np.ptp(d) > 0 else np.nan
+        spread = (a.std(ddof=1) + b.std(ddof=1)) if len(d) > 1 else np.nan
+        rows.append({"score": name, "policy": policy, "fraction": fraction, "baseline": baseline, "seeds": len(d),
+                     "acc_mean": a.mean(), "baseline_mean": b.mean(), "diff_mean": d.mean(),
+                     "diff_std": d.std(ddof=1) if len(d) > 1 else np.nan, "p_value": p,
+                     "beyond_spread": bool(abs(d.mean()) > spread) if len(d) > 1 else False})
+    return pd.DataFrame(rows, columns=["score", "policy", "fraction", "baseline", "seeds", "acc_mean",
+                                       "baseline_mean", "diff_mean", "diff_std", "p_value", "beyond_spread"])
 
 
 def _check_table(table) -> None:

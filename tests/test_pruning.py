@@ -385,3 +385,39 @@ def test_study_scores_orient_and_mark_label_free():
     assert set(out.attrs["label_free"]) == {"prototype", "redundancy"}
     # one member of each mutual pair is redundant (> 0.5), the closer pair first
     assert (out["redundancy"] > 0.5).sum() == 2 and out["redundancy"].idxmax() in (5, 9)
+
+
+def test_semantic_redundant_marks_the_closest_share_and_one_of_each_pair():
+    from utils.studies.pruning import semantic_redundant
+    ids = np.arange(8) * 3 + 1
+    nearest = [4, 1, 10, 7, 16, 13, 22, 19]                      # four mutual pairs
+    distance = [0.10, 0.10, 0.20, 0.20, 0.30, 0.30, 0.05, 0.05]
+    scored = pd.DataFrame({"bt_nearest_id": nearest, "bt_nn_distance": distance}, index=ids)
+    red = semantic_redundant(scored, share=0.25)                   # 2 of 8: one of the 0.05 pair, one of the 0.10
+    assert red.sum() == 2 and red.loc[[19, 22]].sum() == 1 and red.loc[[1, 4]].sum() == 1
+    assert red.attrs["eps"] == pytest.approx(0.10 ** 2 / 2)
+    assert semantic_redundant(scored, share=0.9).sum() == 4        # at most one member of each pair
+    assert not semantic_redundant(scored, share=0.0).any()
+    with pytest.raises(ValueError, match="bt_nearest_id"):
+        semantic_redundant(scored.drop(columns="bt_nearest_id"), share=0.2)
+
+
+def test_goals_read_by_hand():
+    from utils.studies.pruning import goals
+    rows = []
+    def add(kind, score, policy, fraction, accs, free=False):
+        for seed, a in enumerate(accs):
+            rows.append({"noise_kind": kind, "noise": 0.0 if kind == "none" else 0.1, "budget": "steps",
+                         "score": score, "policy": policy, "fraction": fraction, "seed": seed, "kept": 1,
+                         "test_acc": a, "label_free": free})
+    add("none", "full", "full", 1.0, [0.90, 0.90])
+    add("none", "random", "random", 0.1, [0.80, 0.80]); add("none", "random", "random", 0.5, [0.88, 0.88])
+    add("none", "rs2", "rs2", 0.1, [0.83, 0.83]); add("none", "rs2", "rs2", 0.5, [0.89, 0.89])
+    add("none", "proto", "ccs", 0.1, [0.84, 0.84], True); add("none", "proto", "ccs", 0.5, [0.897, 0.897], True)
+    add("none", "el2n", "ccs", 0.1, [0.83, 0.83]); add("none", "el2n", "ccs", 0.5, [0.899, 0.899])
+    add("uniform_noise", "full", "full", 1.0, [0.86, 0.86]); add("uniform_noise", "clean", "subset", 0.9, [0.885, 0.887])
+    add("class_noise", "full", "full", 1.0, [0.88, 0.88]); add("class_noise", "clean", "subset", 0.9, [0.885, 0.885])
+    g = goals(pd.DataFrame(rows)).set_index("goal")["met"]
+    assert g.iloc[0] == True and "proto" in goals(pd.DataFrame(rows))["detail"].iloc[0]   # 0.897 >= 0.895, beats both
+    assert g.iloc[1] == True                                        # 0.84 - 0.80 = 4 pt
+    assert g.iloc[2] == True and g.iloc[3] == False                 # uniform recovers 2.6 of 4 pt; class 0.5 of 2

@@ -52,7 +52,7 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
         ("scoreboard", board, outputs.SCOREBOARD_BEST, "make scoreboard",
          [("scoreboard/README.md", "scoreboard", lambda r, d: sections.scoreboard_markdown(r, images, d)),
           ("README.md", "headline-scoreboard", sections.scoreboard_headline)]),
-        ("pruning", prune, outputs.PRUNING_WITHIN, "make pruning",
+        ("pruning", prune, outputs.PRUNING_GOALS, "make pruning",
          [("pruning/README.md", "pruning", lambda r, d: sections.pruning_markdown(r, images, d)),
           ("README.md", "headline-pruning", sections.pruning_headline)]),
         ("performance", bench, "bench_metrics.json", "make benchmark",

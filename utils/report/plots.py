@@ -285,25 +285,32 @@ def scoreboard_heatmap(wide: pd.DataFrame, title: str = "", metric: str = "AUROC
 
 def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
     """Test accuracy vs kept fraction (mean ± std over seeds), one panel per policy, one line per score; the
-    random baseline and the full-data accuracy in every panel. ``summary``: :func:`utils.studies.pruning.summary`."""
+    baselines (random, RS2), fixed subsets (e.g. clean, one point each) and the full-data accuracy in every panel.
+    ``summary``: :func:`utils.studies.pruning.summary` of one budget and noise level."""
     need = {"score", "policy", "fraction", "acc_mean", "acc_std"}
     if not need <= set(summary.columns):
         raise ValueError(f"summary lacks columns {sorted(need - set(summary.columns))}; pass utils.studies.pruning.summary.")
-    policies = [p for p in summary["policy"].unique() if p not in ("random", "full")] or ["random"]
+    fixed = ("random", "rs2", "full", "subset")
+    policies = [p for p in summary["policy"].unique() if p not in fixed] or ["random"]
     # own y-axis per panel: keep_hard's collapse at small fractions would flatten the other panels' differences
     fig, axes = plt.subplots(1, len(policies), figsize=(5 * len(policies), 4.2), squeeze=False)
-    rand = summary[summary["policy"] == "random"].sort_values("fraction")
     full = summary[summary["policy"] == "full"]
-    names = sorted(set(summary["score"]) - {"random", "full"})
+    names = sorted(set(summary.loc[~summary["policy"].isin(fixed), "score"]))
     colors = {n: plt.get_cmap("tab10" if len(names) <= 10 else "tab20")(i) for i, n in enumerate(names)}
+    styles = {"random": dict(color="k", ls="--", marker="s"), "rs2": dict(color="tab:brown", ls="-.", marker="^")}
     for ax, policy in zip(axes[0], policies):
         for score, g in summary[summary["policy"] == policy].groupby("score"):
             g = g.sort_values("fraction")
             ax.errorbar(g["fraction"], g["acc_mean"], yerr=g["acc_std"].fillna(0), marker="o", ms=3, capsize=2,
                         label=score, color=colors.get(score))
-        if len(rand):
-            ax.errorbar(rand["fraction"], rand["acc_mean"], yerr=rand["acc_std"].fillna(0), color="k", ls="--",
-                        marker="s", ms=3, capsize=2, label="random")
+        for base, style in styles.items():
+            b = summary[summary["policy"] == base].sort_values("fraction")
+            if len(b):
+                ax.errorbar(b["fraction"], b["acc_mean"], yerr=b["acc_std"].fillna(0), ms=3, capsize=2, label=base,
+                            **style)
+        for _, r in summary[summary["policy"] == "subset"].iterrows():
+            ax.errorbar([r["fraction"]], [r["acc_mean"]], yerr=[0 if pd.isna(r["acc_std"]) else r["acc_std"]],
+                        marker="*", ms=9, capsize=2, color="tab:red", ls="none", label=f"{r['score']} (flags)")
         if len(full):
             ax.axhline(float(full["acc_mean"].iloc[0]), color="grey", lw=0.8, label="full data")
             ax.axhline(float(full["acc_mean"].iloc[0]) - 0.005, color="grey", lw=0.8, ls=":", label="full - 0.5 pt")
@@ -312,5 +319,31 @@ def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("test accuracy")
     fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def noise_bars(summary: pd.DataFrame, title: str = "", path=None):
+    """Per label-noise study: test accuracy (mean ± std over seeds) of the full noisy set and of its clean subset,
+    with the clean-label full data as a line. ``summary``: :func:`utils.studies.pruning.summary` rows with a
+    ``noise_kind`` column ("none" for the clean labels)."""
+    noisy = summary[summary["noise_kind"] != "none"]
+    kinds = list(dict.fromkeys(noisy["noise_kind"]))
+    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * max(1, len(kinds)), 3.8))
+    for i, kind in enumerate(kinds):
+        g = noisy[noisy["noise_kind"] == kind]
+        for j, (label, rows) in enumerate((("full noisy set", g[g["policy"] == "full"]),
+                                           ("clean (flags dropped)", g[g["policy"] == "subset"]))):
+            if len(rows):
+                r = rows.iloc[0]
+                ax.bar(i + 0.38 * (j - 0.5), r["acc_mean"], width=0.36, yerr=0 if pd.isna(r["acc_std"]) else r["acc_std"],
+                       capsize=3, color=("tab:grey", "tab:red")[j], label=label if i == 0 else None)
+    base = summary[(summary["noise_kind"] == "none") & (summary["policy"] == "full")]
+    if len(base):
+        ax.axhline(float(base["acc_mean"].iloc[0]), color="k", lw=0.8, ls="--", label="clean labels, full data")
+    lo = float(noisy["acc_mean"].min()) if len(noisy) else 0.0
+    ax.set(xticks=range(len(kinds)), xticklabels=kinds, ylabel="test accuracy", ylim=(max(0.0, lo - 0.03), None))
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

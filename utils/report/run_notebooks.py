@@ -62,10 +62,12 @@ SCOREBOARD_QUICK = dict(DATASETS=["mnist-5k"], SPLIT="train", N=600, SEEDS=[0], 
                         ENCODER_POOL_SIZE=1000,
                         SCORING=dict(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, batch_size=64))
 SCOREBOARD_FULL = dict(DATASETS=["mnist", "fashion-mnist"], SPLIT="test", SEEDS=[0, 1, 2])
-# the pruning study (pruning/): quick mode prunes 1,500 MNIST-5k digits at one fraction, one seed, one epoch
+# the pruning study (pruning/): quick mode prunes 1,500 MNIST-5k digits at one fraction, one seed, one epoch, both
+# budgets, one label-noise study
 PRUNING = "pruning-curves"
 PRUNING_QUICK = dict(DATASET="mnist-5k", TRAIN_SPLIT="train", TEST_SPLIT="test", N=1500, FRACTIONS=[0.3, 1.0],
-                     SEEDS=[0], NOISE=[0.0, 0.1], POLICIES=["keep_hard", "ccs"], NOISY_POLICIES=["ccs"],
+                     SEEDS=[0], NOISE=[["class_noise", 0.1]],
+                     SERIES={"el2n": ["ccs"], "prototype": ["dedup_sorscher"], "redundancy": ["keep_easy"]},
                      EPOCHS=1, BATCH_SIZE=128, WORKERS=1,
                      ENCODER_EPOCHS=2, ENCODER_POOL_SIZE=1000,
                      SCORING=dict(folds=3, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, batch_size=128))
@@ -263,10 +265,13 @@ def print_scoreboard(results: Path) -> None:
 
 
 def print_pruning(results: Path) -> None:
-    within = results / outputs.PRUNING_WITHIN
+    within, goals = results / outputs.PRUNING_WITHIN, results / outputs.PRUNING_GOALS
     if within.is_file():
-        print("\nPruning: smallest kept fraction within 0.5 pt of full-data accuracy, per score and policy:")
+        print("\nPruning: smallest kept fraction within 0.5 pt of full-data accuracy, per budget, score and policy:")
         print(pd.read_csv(within).round(4).to_string(index=False))
+    if goals.is_file():
+        print("\nPruning goals:")
+        print(pd.read_csv(goals).to_string(index=False))
 
 
 def run_seed_study(args, params, common, out, rel) -> None:

@@ -168,13 +168,22 @@ def fig_scoreboard(dataset: str, metric: str = "auroc") -> str:
     return f"scoreboard_{dataset}_{metric}.png"
 
 # ------------------------------------------------------------------------------------------- pruning
-# RESULTS/pruning/noise<p>/scores/ (score_dataset cache) and noise<p>/runs/<score>/<policy>/f<f>/seed<s>/ (retrains)
+# RESULTS/pruning/<noise>/scores/ (score_dataset cache) and <noise>/<budget>/<score>/<policy>/f<f>/seed<s>/ (retrains);
+# <noise>: noise0, uniform0.1, class0.1
 PRUNING_DIR = "pruning"
-PRUNING_TABLE = "pruning.csv"             # one row per retrain: noise, score, policy, fraction, seed, test_acc, ...
-PRUNING_SUMMARY = "pruning_summary.csv"   # mean +- std of test accuracy per (noise, score, policy, fraction)
-PRUNING_WITHIN = "pruning_within.csv"     # per (noise, score, policy): smallest fraction within 0.5 pt, vs random
+PRUNING_TABLE = "pruning.csv"             # one row per retrain: noise, budget, score, policy, fraction, seed, test_acc
+PRUNING_SUMMARY = "pruning_summary.csv"   # mean +- std of test accuracy per (noise, budget, score, policy, fraction)
+PRUNING_WITHIN = "pruning_within.csv"     # per (budget, score, policy) at 0 % noise: smallest fraction within 0.5 pt
+PRUNING_PAIRED = "pruning_paired.csv"     # per (budget, score, policy, fraction): paired test against random
+PRUNING_GOALS = "pruning_goals.csv"       # each goal of the study: met or not, and the numbers behind it
+PRUNING_RUN = "pruning_run.json"          # the notebook execution that wrote the tables: wall time, runs trained
 
 
-def fig_pruning(dataset: str, noise: float) -> str:
-    """Test accuracy vs kept fraction, every score and policy, for one label-noise level."""
-    return f"pruning_{dataset}_noise{noise:g}.png"
+def fig_pruning(dataset: str, budget: str) -> str:
+    """Test accuracy vs kept fraction at 0 % label noise, every score and policy, under one budget."""
+    return f"pruning_{dataset}_{budget}.png"
+
+
+def fig_pruning_noise(dataset: str) -> str:
+    """Under label noise: full noisy set, its clean subset and the clean-label full data."""
+    return f"pruning_{dataset}_noise.png"

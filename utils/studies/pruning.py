@@ -1,13 +1,17 @@
 """The pruning study: shrink a training set by any per-sample score, retrain a fresh classifier on what is kept,
-measure what it loses.
+measure what it loses against the baselines the literature uses.
 
-The selection rules (``keep_hard``, ``keep_easy``, ``random``, ``ccs``; the near-duplicate ``redundancy`` order)
-are :mod:`utils.scores.selection`. Here: :func:`retrain` trains a fresh model on the kept ids through the one loop
-(:func:`utils.engine.loop.train`, no per-sample records) and measures the test set once after the last epoch, a
-cached step of the one cache; :func:`pruning_study` runs every (score, policy, fraction, seed), each cached in its
-own folder, and returns a long table; :func:`summary` and :func:`smallest_fraction_within` condense it;
-:class:`PruningConfig` and :func:`run` are the whole study of ``pruning/pruning-curves.ipynb`` (score the training
-set once per noise level with :func:`utils.scores.dataset.score_dataset`, then retrain).
+The selection rules (``keep_hard``, ``keep_easy``, ``random``, ``ccs``, ``sorscher``, ``dedup_<policy>``; the
+near-duplicate ``redundancy`` order) are :mod:`utils.scores.selection`. Here: :func:`retrain` trains a fresh model
+on the kept ids through the one loop (:func:`utils.engine.loop.train`, no per-sample records) under a budget
+(:func:`budget_recipe`: fixed epochs, or fixed iterations = the full run's optimizer steps) and measures the test
+set once after the last epoch, a cached step of the one cache; :func:`pruning_study` runs every (score, policy,
+fraction, seed) next to the full data and the score-free baselines (static ``random``; ``rs2``, a fresh random
+subset every epoch, Okanovic et al. 2023) and fixed subsets (``clean``: what the flags leave), each cached in its own
+folder, and returns a long table; :func:`summary`, :func:`smallest_fraction_within`, :func:`paired_tests` and
+:func:`goals` condense it; :class:`PruningConfig` and :func:`run` are the whole study of
+``pruning/pruning-curves.ipynb`` (score the training set once per label-noise study with
+:func:`utils.scores.dataset.score_dataset`, then retrain under each budget).
 """
 from __future__ import annotations
 
@@ -19,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils.data.inject import exact_count
 from utils.data.samples import Samples
 from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
 from utils.engine.workers import run_sharded
-from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
-                                    semantic_duplicates)
+from utils.scores.selection import POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup
 
 BUDGETS = ("epochs", "steps")
 STEPS_CAP = 20          # budget="steps" trains at most this many times the recipe's epochs (a 5 % subset: the full run)
@@ -343,50 +347,104 @@ def study_scores(scored: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return out
 
 
+def semantic_redundant(scored: pd.DataFrame, share: float, seed: int = 0) -> pd.Series:
+    """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all
+    samples that are non-keepers of their nearest-neighbour group (:func:`dedup_order`) and closest to their
+    neighbour: :func:`utils.scores.selection.semantic_duplicates`' rule with the ``eps`` that removes that share (SemDeDup picks its eps
+    for a target removal rate the same way). ``attrs["eps"]``: the cosine distance that threshold amounts to."""
+    need = {"bt_nearest_id", "bt_nn_distance"}
+    if not need <= set(scored.columns):
+        raise ValueError("the score table lacks bt_nearest_id / bt_nn_distance (the self-supervised family); score "
+                         "with it, or delete an older scores_ssl.parquet written without bt_nearest_id.")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise ValueError(f"dedup share must be a fraction in [0, 1), got {share!r}.")
+    nearest, distance = scored["bt_nearest_id"].astype(np.int64), scored["bt_nn_distance"]
+    order = dedup_order(nearest, distance, seed)
+    candidates = distance.reindex(order.index)[order > 0.5].sort_values(kind="stable")
+    k = min(exact_count(share, len(scored)), len(candidates))
+    out = pd.Series(False, index=scored.index, name="semantic_duplicate")
+    out.loc[candidates.index[:k]] = True
+    out.attrs["eps"] = float(candidates.iloc[k - 1]) ** 2 / 2 if k else 0.0   # unit sphere: cos = 1 - d^2 / 2
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- the study
+NOISE_KINDS = ("uniform_noise", "class_noise")   # utils.data.inject types: uniform flips, confusable-pair flips
+NOISY_FAMILIES = ("pixels", "supervised", "self-supervised")   # what the clean subset needs under label noise
+DEFAULT_SERIES = {"el2n": ("ccs", "keep_hard"), "forgetting": ("ccs",), "ae_loss": ("ccs",),
+                  "prototype": ("ccs", "dedup_sorscher"), "redundancy": ("keep_easy",)}
+
+
+def _noise_name(noise) -> str:
+    return "noise0" if noise is None else f"{noise[0].removesuffix('_noise')}{noise[1]:g}"
+
+
 @dataclass(frozen=True)
 class PruningConfig:
-    """The pruning study of ``pruning/pruning-curves.ipynb``. ``n``: a seeded subset of the training split (None:
-    all of it); ``noise``: shares of training labels flipped uniformly (:func:`utils.data.inject.uniform_noise`),
-    one study each; ``noisy_policies``: the policies run under label noise; ``scoring``: overrides of
-    :class:`utils.scores.dataset.ScoringConfig`."""
+    """The pruning study of ``pruning/pruning-curves.ipynb``.
+
+    ``n``: a seeded subset of the training split (None: all of it). ``budgets``: ``"steps"`` (fixed iterations:
+    every subset trains for the full run's optimizer steps, as CCS and EL2N; the headline) and/or ``"epochs"``
+    (fixed epochs, DeepCore's protocol: fewer steps on fewer samples). ``series``: ``{score: policies}`` retrained
+    at every kept fraction < 1 under every budget, next to ``baselines`` (static ``random``, ``rs2``) and the full
+    data; ``clean`` (what the flags leave, :func:`utils.scores.flags.clean_keep`) runs as a fixed subset.
+    ``noise``: ``((kind, share), ...)`` label-noise studies (kinds of :data:`NOISE_KINDS`), each retraining the
+    full noisy set and its ``clean`` subset under the first budget. ``dedup_share``: the share of samples SemDeDup
+    marks redundant for the ``dedup_`` policies (:func:`semantic_redundant`). ``scoring``: overrides of
+    :class:`utils.scores.dataset.ScoringConfig`; ``families``: the families scored on the clean-label set."""
 
     dataset: str = "fashion-mnist"
     train_split: str = "train"
     test_split: str = "test"
     n: int | None = None
-    fractions: tuple = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    fractions: tuple = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
     seeds: tuple = (0, 1, 2)
-    noise: tuple = (0.0, 0.1)
-    policies: tuple = ("keep_hard", "keep_easy", "ccs")
-    noisy_policies: tuple = ("keep_easy", "ccs")
+    budgets: tuple = ("steps", "epochs")
+    series: dict = field(default_factory=lambda: dict(DEFAULT_SERIES))
+    baselines: tuple = BASELINES
+    noise: tuple = (("uniform_noise", 0.1), ("class_noise", 0.1))
     arch: str = "cnn"
     epochs: int = 3
     batch_size: int = 256
     lr: float = 0.1
-    budget: str = "epochs"
     workers: int = 2
     scoring: dict = field(default_factory=dict)
+    families: tuple = ("pixels", "supervised", "autoencoder", "self-supervised")
     encoder_epochs: int = 15
     encoder_pool_size: int = 10000
+    dedup_share: float = 0.2
 
     def __post_init__(self):
-        for name in ("fractions", "seeds", "noise", "policies", "noisy_policies"):
+        for name in ("fractions", "seeds", "budgets", "baselines", "families"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        bad = [p for p in (*self.policies, *self.noisy_policies) if p not in POLICIES]
+        object.__setattr__(self, "noise", tuple((str(k), float(f)) for k, f in self.noise))
+        object.__setattr__(self, "series", {k: tuple(v) for k, v in dict(self.series).items()})
+        bad = [p for ps in self.series.values() for p in ps if p.removeprefix("dedup_") not in POLICIES]
         if bad:
-            raise ValueError(f"Unknown policies {bad}: choose from {', '.join(POLICIES)}.")
-        if self.budget not in BUDGETS:
-            raise ValueError(f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}.")
+            raise ValueError(f"Unknown policies {bad}: choose from {', '.join(POLICIES)} (or dedup_<policy>).")
+        unknown = [s for s in self.series if s not in (*STUDY_SCORES, "redundancy")]
+        if unknown:
+            raise ValueError(f"Unknown study scores {unknown}: choose from {', '.join([*STUDY_SCORES, 'redundancy'])}.")
+        if not self.budgets or any(b not in BUDGETS for b in self.budgets):
+            raise ValueError(f"budgets must be some of {', '.join(BUDGETS)}, got {self.budgets!r}.")
+        if any(b not in BASELINES for b in self.baselines):
+            raise ValueError(f"baselines must be some of {', '.join(BASELINES)}, got {self.baselines!r}.")
+        if any(k not in NOISE_KINDS or not 0 < f < 1 for k, f in self.noise):
+            raise ValueError(f"noise must be (kind, share) pairs with kind in {', '.join(NOISE_KINDS)} and share in "
+                             f"(0, 1), got {self.noise!r}.")
+        if 1.0 not in self.fractions:
+            raise ValueError("fractions must include 1.0: every curve is read against the full data.")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def run(config: PruningConfig, results, root=None) -> pd.DataFrame:
-    """Score the training set once per noise level and retrain on every (score, policy, fraction, seed); one row per
-    retrain (:func:`pruning_study`) with ``noise``, ``dataset`` and ``label_free`` added. Everything is cached under
-    ``results``: the encoder, ``noise<p>/scores/`` and ``noise<p>/runs/``; a killed study resumes."""
+def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd.DataFrame:
+    """Score the training set (once per label-noise study) and retrain on every (score, policy, fraction, seed) of
+    every budget; one row per retrain (:func:`pruning_study`) with ``noise`` (the flipped share), ``noise_kind``
+    ("none" or the injection), ``budget``, ``dataset`` and ``label_free`` added. Everything is cached under
+    ``results``: the encoder, ``<noise>/scores/`` and ``<noise>/<budget>/<score>/...`` (``<noise>``: ``noise0``,
+    ``uniform0.1``, ``class0.1``); a killed study resumes."""
     import torch
 
     from utils.data.datasets import load_dataset
@@ -395,6 +453,7 @@ def run(config: PruningConfig, results, root=None) -> pd.DataFrame:
     from utils.engine.tasks import make_task
     from utils.scores.dataset import ScoringConfig, score_dataset
     from utils.scores.families import train_encoder
+    from utils.scores.flags import clean_keep
 
     results = Path(results)
     x, y, info = load_dataset(config.dataset, config.train_split, root)
@@ -411,21 +470,87 @@ def run(config: PruningConfig, results, root=None) -> pd.DataFrame:
         pool = x[torch.from_numpy(np.random.default_rng(0).permutation(len(x))[:config.encoder_pool_size])]
         encoder = train_encoder(pool, info, config.encoder_epochs, seed=0, folder=results / "encoder")
     tables, free = [], set()
-    for noise in config.noise:
+    for noise in (None, *config.noise):
         data = from_arrays(x, y, ids, name=config.dataset)
-        if noise:
-            data = inject(data, "uniform_noise", noise, seed=0)
-        folder = results / f"noise{noise:g}"
+        if noise is not None:
+            data = inject(data, noise[0], noise[1], seed=0)
+        folder = results / _noise_name(noise)
+        families = config.families if noise is None else NOISY_FAMILIES
         scored = score_dataset(data.images, data.labels, data.ids, info=info, config=ScoringConfig(**config.scoring),
-                               folder=folder / "scores", encoder=encoder)
+                               folder=folder / "scores", encoder=encoder, families=families, progress=progress)
         scores = study_scores(scored)
         free |= set(scores.attrs["label_free"])
-        policies = {name: ("keep_easy",) if name == "redundancy" else
-                    tuple(config.noisy_policies if noise else config.policies) for name in scores.columns}
-        table = parallel_study(data, test, scores, fractions=config.fractions, policies_by_score=policies,
-                               seeds=config.seeds, task=task, recipe=recipe, folder=folder / "runs",
-                               budget=config.budget, workers=config.workers)
-        tables.append(table.assign(noise=noise, dataset=config.dataset))
+        dedup = any(p.startswith("dedup_") for ps in config.series.values() for p in ps)
+        redundant = semantic_redundant(scored, config.dedup_share) if dedup and noise is None else None
+        clean = {"clean": scored.index[clean_keep(scored).to_numpy()].to_numpy()}
+        for budget in (config.budgets if noise is None else config.budgets[:1]):
+            series = {k: v for k, v in config.series.items() if k in scores.columns} if noise is None else {}
+            table = parallel_study(data, test, scores, fractions=config.fractions if noise is None else (1.0,),
+                                   policies_by_score=series, seeds=config.seeds, task=task, recipe=recipe,
+                                   folder=folder / budget, budget=budget, workers=config.workers,
+                                   baselines=config.baselines if noise is None else (), subsets=clean,
+                                   redundant=redundant)
+            tables.append(table.assign(noise=0.0 if noise is None else noise[1],
+                                       noise_kind="none" if noise is None else noise[0], budget=budget,
+                                       dataset=config.dataset))
     table = pd.concat(tables, ignore_index=True)
-    table["label_free"] = table["score"].isin(free)
+    table["label_free"] = table["score"].isin(free) & ~table["policy"].eq(SUBSET)
     return table
+
+
+def _pm(values: pd.Series) -> str:
+    """mean ± std (std only with two or more values)."""
+    return f"{values.mean():.4f}" + (f" ± {values.std():.4f}" if len(values) > 1 else "")
+
+
+def goals(table: pd.DataFrame, tolerance: float = 0.005, headline: str = "steps") -> pd.DataFrame:
+    """The study's goals, each measured on ``table`` (:func:`run`'s): one row per goal with ``met`` (True/False,
+    NA when the table cannot tell) and the numbers behind it.
+
+    1. under the ``headline`` budget, at 0 % noise, a label-free (score, policy) keeps <= 50 % within
+       ``tolerance`` of full-data accuracy and beats both random and RS2 at every kept fraction;
+    2. at 10 % kept, some (score, policy) beats random by >= 2 pt (headline budget, 0 % noise);
+    3. per label-noise study: ``clean`` recovers at least half of the accuracy the noise costs, i.e.
+       clean - noisy full >= (clean-label full - noisy full) / 2."""
+    rows = []
+    head = table[(table["budget"] == headline) & (table["noise_kind"] == "none")]
+    if len(head):
+        within = smallest_fraction_within(head, tolerance)
+        free = set(head.loc[head["label_free"], "score"])
+        w = within[within["score"].isin(free)]
+        ok = (w["smallest_fraction"] <= 0.5) & w.get("beats_random", pd.Series(False, index=w.index)).fillna(False) \
+            & w.get("beats_rs2", pd.Series(True, index=w.index)).fillna(False)
+        best = w.sort_values(["smallest_fraction", "min_margin_vs_random"], ascending=[True, False]).head(1)
+        what = "none" if best.empty else (f"closest: {best.score.iloc[0]}/{best.policy.iloc[0]}, smallest fraction "
+                                          f"within: {best.smallest_fraction.iloc[0]:g}, smallest margin vs random "
+                                          f"{best.min_margin_vs_random.iloc[0]:+.4f}")
+        rows.append({"goal": f"label-free <= 50 % within {tolerance * 100:g} pt, beats random and RS2 everywhere "
+                             f"({headline})", "met": bool(ok.any()),
+                     "detail": ("met by " + ", ".join(f"{r.score}/{r.policy}" for r in w[ok].itertuples()))
+                     if ok.any() else what})
+        s = summary(head)
+        at = s[np.isclose(s["fraction"], 0.1)]
+        rand = at.loc[at["policy"] == "random", "acc_mean"]
+        others = at[~at["policy"].isin(BASELINES)]
+        goal = f"at 10 % kept, some policy beats random by >= 2 pt ({headline})"
+        if len(rand) and len(others):
+            top = others.loc[others["acc_mean"].idxmax()]
+            margin = float(top["acc_mean"] - rand.iloc[0])
+            rows.append({"goal": goal, "met": margin >= 0.02, "detail": f"best {top.score}/{top.policy} "
+                         f"{top.acc_mean:.4f} vs random {rand.iloc[0]:.4f} ({margin * 100:+.2f} pt)"})
+        else:
+            rows.append({"goal": goal, "met": pd.NA, "detail": "not measured: 0.1 is not among the kept fractions"})
+    full0 = table[(table["noise_kind"] == "none") & (table["policy"] == "full") & (table["budget"] == headline)]
+    for kind, g in table[table["noise_kind"] != "none"].groupby("noise_kind", sort=False):
+        noisy = g.loc[g["policy"] == "full", "test_acc"]
+        clean = g.loc[(g["score"] == "clean") & (g["policy"] == SUBSET), "test_acc"]
+        if not (len(noisy) and len(clean) and len(full0)):
+            continue
+        cost = float(full0["test_acc"].mean() - noisy.mean())
+        gain = float(clean.mean() - noisy.mean())
+        rows.append({"goal": f"{kind} {g['noise'].iloc[0]:.0%}: clean recovers >= half of what the noise costs",
+                     "met": cost > 0 and gain >= cost / 2,
+                     "detail": f"clean-label full {full0['test_acc'].mean():.4f}, noisy full {_pm(noisy)}, clean "
+                               f"{_pm(clean)}: recovers {gain / cost:.0%} of {cost * 100:.2f} pt" if cost > 0 else
+                               f"the noise costs nothing here ({cost * 100:+.2f} pt)"})
+    return pd.DataFrame(rows, columns=["goal", "met", "detail"])

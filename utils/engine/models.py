@@ -186,7 +186,7 @@ class ResNet18(nn.Module):
     """torchvision's ResNet-18 (11.2 M parameters) with the small-image stem used for CIFAR-10 (He et al. 2016;
     the CCS and EL2N pruning studies train it): a 3x3 stride-1 first convolution on C channels and no max-pool,
     so 28x28 and 32x32 images keep a 4x4 map before the global pool. The pruning study's larger classifier
-    for users with a GPU (about 30x the CNN's compute per image)."""
+    for users with a GPU: 0.46 G multiply-adds per 1x28x28 image, 173x the CNN's 2.6 M."""
 
     def __init__(self, shape=MNIST_SHAPE, num_classes: int = NUM_CLASSES):
         super().__init__()

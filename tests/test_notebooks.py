@@ -171,7 +171,8 @@ def test_scoreboard_and_pruning_notebooks_run_in_quick_mode(tmp_path, capsys):
     assert written == ["scoreboard/README.md:scoreboard", "README.md:headline-scoreboard",
                        "pruning/README.md:pruning", "README.md:headline-pruning", "docs/scores.md:registry"]
     top = (tmp_path / "repo" / "README.md").read_text()
-    assert "| mnist-5k" in top and "Full-data test accuracy" in top
+    assert "| mnist-5k" in top and "full-data test accuracy" in top and "rs2" in top
+    assert "Fixed iterations" in top and "clean recovers" in top
 
 
 def test_a_relative_data_root_is_made_absolute_from_where_the_command_runs(tmp_path, monkeypatch):

@@ -350,8 +350,8 @@ def study_scores(scored: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 def semantic_redundant(scored: pd.DataFrame, share: float, seed: int = 0) -> pd.Series:
     """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all
     samples that are non-keepers of their nearest-neighbour group (:func:`dedup_order`) and closest to their
-    neighbour: :func:`utils.scores.selection.semantic_duplicates`' rule with the ``eps`` that removes that share (SemDeDup picks its eps
-    for a target removal rate the same way). ``attrs["eps"]``: the cosine distance that threshold amounts to."""
+    neighbour: the rule of :func:`utils.scores.selection.semantic_duplicates` with the ``eps`` that removes that
+    share (SemDeDup picks its eps for a target removal rate the same way). ``attrs["eps"]``: the cosine distance that threshold amounts to."""
     need = {"bt_nearest_id", "bt_nn_distance"}
     if not need <= set(scored.columns):
         raise ValueError("the score table lacks bt_nearest_id / bt_nn_distance (the self-supervised family); score "
@@ -373,6 +373,8 @@ NOISE_KINDS = ("uniform_noise", "class_noise")   # utils.data.inject types: unif
 NOISY_FAMILIES = ("pixels", "supervised", "self-supervised")   # what the clean subset needs under label noise
 # four series fit the 150-minute goal on 2 cores (a fixed-iterations retrain of the CNN on 60,000 images: ~77 s)
 DEFAULT_SERIES = {"el2n": ("ccs",), "ae_loss": ("ccs",), "prototype": ("dedup_sorscher",), "redundancy": ("keep_easy",)}
+# the second budget's curve: the field's reference and the new label-free policy next to the baselines
+DEFAULT_SECOND_SERIES = {"el2n": ("ccs",), "prototype": ("dedup_sorscher",)}
 
 
 def _noise_name(noise) -> str:
@@ -386,8 +388,9 @@ class PruningConfig:
     ``n``: a seeded subset of the training split (None: all of it). ``budgets``: ``"steps"`` (fixed iterations:
     every subset trains for the full run's optimizer steps, as CCS and EL2N; the headline) and/or ``"epochs"``
     (fixed epochs, DeepCore's protocol: fewer steps on fewer samples). ``series``: ``{score: policies}`` retrained
-    at every kept fraction < 1 under every budget, next to ``baselines`` (static ``random``, ``rs2``) and the full
-    data; ``clean`` (what the flags leave, :func:`utils.scores.flags.clean_keep`) runs as a fixed subset.
+    at every kept fraction < 1 under the first budget, ``second_series`` under the others (None: the same), next to
+    ``baselines`` (static ``random``, ``rs2``) and the full data; ``clean`` (what the flags leave,
+    :func:`utils.scores.flags.clean_keep`) runs as a fixed subset.
     ``noise``: ``((kind, share), ...)`` label-noise studies (kinds of :data:`NOISE_KINDS`), each retraining the
     full noisy set and its ``clean`` subset under the first budget. ``dedup_share``: the share of samples SemDeDup
     marks redundant for the ``dedup_`` policies (:func:`semantic_redundant`). ``scoring``: overrides of
@@ -401,6 +404,7 @@ class PruningConfig:
     seeds: tuple = (0, 1, 2)
     budgets: tuple = ("steps", "epochs")
     series: dict = field(default_factory=lambda: dict(DEFAULT_SERIES))
+    second_series: dict | None = field(default_factory=lambda: dict(DEFAULT_SECOND_SERIES))
     baselines: tuple = BASELINES
     noise: tuple = (("uniform_noise", 0.1), ("class_noise", 0.1))
     arch: str = "cnn"
@@ -419,10 +423,13 @@ class PruningConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "noise", tuple((str(k), float(f)) for k, f in self.noise))
         object.__setattr__(self, "series", {k: tuple(v) for k, v in dict(self.series).items()})
-        bad = [p for ps in self.series.values() for p in ps if p.removeprefix("dedup_") not in POLICIES]
+        if self.second_series is not None:
+            object.__setattr__(self, "second_series", {k: tuple(v) for k, v in dict(self.second_series).items()})
+        every = {**self.series, **(self.second_series or {})}
+        bad = [p for ps in every.values() for p in ps if p.removeprefix("dedup_") not in POLICIES]
         if bad:
             raise ValueError(f"Unknown policies {bad}: choose from {', '.join(POLICIES)} (or dedup_<policy>).")
-        unknown = [s for s in self.series if s not in (*STUDY_SCORES, "redundancy")]
+        unknown = [s for s in every if s not in (*STUDY_SCORES, "redundancy")]
         if unknown:
             raise ValueError(f"Unknown study scores {unknown}: choose from {', '.join([*STUDY_SCORES, 'redundancy'])}.")
         if not self.budgets or any(b not in BUDGETS for b in self.budgets):
@@ -480,11 +487,13 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
                                folder=folder / "scores", encoder=encoder, families=families, progress=progress)
         scores = study_scores(scored)
         free |= set(scores.attrs["label_free"])
-        dedup = any(p.startswith("dedup_") for ps in config.series.values() for p in ps)
+        second = config.series if config.second_series is None else config.second_series
+        dedup = any(p.startswith("dedup_") for ps in (*config.series.values(), *second.values()) for p in ps)
         redundant = semantic_redundant(scored, config.dedup_share) if dedup and noise is None else None
         clean = {"clean": scored.index[clean_keep(scored).to_numpy()].to_numpy()}
-        for budget in (config.budgets if noise is None else config.budgets[:1]):
-            series = {k: v for k, v in config.series.items() if k in scores.columns} if noise is None else {}
+        for i, budget in enumerate(config.budgets if noise is None else config.budgets[:1]):
+            wanted = config.series if i == 0 else second
+            series = {k: v for k, v in wanted.items() if k in scores.columns} if noise is None else {}
             table = parallel_study(data, test, scores, fractions=config.fractions if noise is None else (1.0,),
                                    policies_by_score=series, seeds=config.seeds, task=task, recipe=recipe,
                                    folder=folder / budget, budget=budget, workers=config.workers,

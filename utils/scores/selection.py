@@ -127,6 +127,14 @@ def _rng(seed, stream: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(stream.encode())])
 
 
+def _resolve(policy: str, fraction: float) -> str:
+    """``sorscher`` -> ``keep_easy`` at kept fractions <= ``SORSCHER_SWITCH``, ``keep_hard`` above; others as given."""
+    if policy != "sorscher":
+        return policy
+    keep_count(fraction, 1)
+    return "keep_easy" if fraction <= SORSCHER_SWITCH else "keep_hard"
+
+
 def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, beta: float | None = 0.0,
            strata: int = 50) -> np.ndarray:
     """Sample ids (sorted, int64) kept at ``fraction`` by ``policy``; see the module docstring.
@@ -144,8 +152,7 @@ def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, be
     ids, values = _check_scores(scores)
     n = len(ids)
     k = keep_count(fraction, n)
-    if policy == "sorscher":
-        policy = "keep_easy" if fraction <= SORSCHER_SWITCH else "keep_hard"
+    policy = _resolve(policy, fraction)
     rng = _rng(seed, policy)
     if policy != "ccs" and beta not in (0, 0.0, None):
         raise ValueError(f"beta (the hard cut) belongs to the ccs policy, not {policy!r}; leave it at 0.")
@@ -242,9 +249,7 @@ def select_after_dedup(scores: pd.Series, redundant: pd.Series, fraction: float,
     if not isinstance(redundant, pd.Series) or not pd.api.types.is_bool_dtype(redundant.dtype) \
             or set(redundant.index) != set(ids):
         raise ValueError("redundant must be a bool Series indexed by the same sample ids as scores.")
-    if policy == "sorscher":
-        keep_count(fraction, 1)
-        policy = "keep_easy" if fraction <= SORSCHER_SWITCH else "keep_hard"
+    policy = _resolve(policy, fraction)   # on the overall fraction, before the pool changes it
     k = keep_count(fraction, len(ids))
     pool = redundant.index[~redundant.to_numpy()]
     extra = redundant.index[redundant.to_numpy()]

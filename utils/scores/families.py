@@ -235,3 +235,21 @@ def ssl_label_scores(data: Samples, embedding) -> pd.DataFrame:
     y = data.labels.numpy()
     return pd.DataFrame({"bt_knn_disagreement": (y[idx] != y[:, None]).mean(1)},
                         index=pd.Index(data.ids, name="sample_id"))
+
+
+def label_dynamics(data: Samples, info: DatasetInfo, epochs: int, seed: int = 0, folder=None, batch_size: int = 256,
+                   arch: str = "cnn", progress: bool = False) -> pd.DataFrame:
+    """Training dynamics of ONE run on all of ``data`` with the labels it carries (true labels, or the k-means
+    pseudo-labels of ELFS: Zheng et al., ICLR 2025), recorded in-loop every epoch (:mod:`utils.scores.dynamics`:
+    ``aum``, ``el2n_lower``, ``forgetting_events``, ``mean_loss`` ...), one row per sample id. Unlike the scoring
+    pass (a few epochs per fold) this is the long proxy run CCS and ELFS score with; the paper recipe, no early
+    stop, cached (and resumable) in ``folder``."""
+    from utils.engine.recipes import get_recipe
+    from utils.engine.tasks import SupervisedTask
+    from utils.scores.dynamics import dynamics_scores
+
+    recipe = get_recipe("paper", max_epochs=int(epochs), patience=None, batch_size=batch_size)
+    run = train(SupervisedTask(info, arch), recipe, data, seed=seed, record=True, folder=folder, progress=progress,
+                desc="proxy", checkpoint_every=1)
+    labels = pd.Series(data.labels.numpy(), index=pd.Index(data.ids, name="sample_id"))
+    return dynamics_scores(run.records, labels, el2n=False).reindex(data.ids)

@@ -25,6 +25,7 @@ from __future__ import annotations
 RESULTS_FULL = "results/full"     # `make reproduce` (the seed study: ssl-ae and ssft), from the repository root
 RESULTS_BOARD = "results/board"   # `make scoreboard` (its tables in RESULTS_BOARD/scoreboard)
 RESULTS_PRUNE = "results/prune"   # `make pruning` (its tables in RESULTS_PRUNE/pruning)
+RESULTS_LABEL = "results/label"   # `make labeling` (its tables in RESULTS_LABEL/labeling)
 SCORING_DIR = "scoring"           # scoring/score-your-data: the table, action lists and report.html
 NOTEBOOKS_DIR = "notebooks"   # executed copies, under RESULTS (quick mode)
 IMAGES_DIR = "images"         # figures, under RESULTS (quick mode) or the repository root (full run)
@@ -187,3 +188,20 @@ def fig_pruning(dataset: str, budget: str) -> str:
 def fig_pruning_noise(dataset: str) -> str:
     """Under label noise: full noisy set, its clean subset and the clean-label full data."""
     return f"pruning_{dataset}_noise.png"
+
+
+# ------------------------------------------------------------------------------------------- labeling
+# RESULTS/labeling/: encoders, proxy runs, representations / selections (cached steps), runs/<method>/b<budget>/seed<s>/
+LABELING_DIR = "labeling"
+LABELING_TABLE = "labeling.csv"             # one row per retrain: method, budget, seed, test_acc, steps, seconds
+LABELING_SUMMARY = "labeling_summary.csv"   # mean +- std of test accuracy per (method, budget)
+LABELING_PAIRED = "labeling_paired.csv"     # per (method, budget): paired difference to random, 95 % CI, gap closed
+LABELING_REPS = "labeling_representations.csv"   # per embedding: kNN-20 and k-means(10) accuracy
+LABELING_HEADLINE = "labeling_headline.csv"      # per budget: random, balanced, best label-free, shipped, CCS
+LABELING_GOALS = "labeling_goals.csv"       # each goal of the issue: met or not, and the numbers behind it
+LABELING_RUN = "labeling_run.json"          # the execution: wall time and each stage's seconds, pseudo-label accuracy
+
+
+def fig_labeling(dataset: str) -> str:
+    """Paired difference to random vs labeling budget, every method, +- the 95 % interval."""
+    return f"labeling_{dataset}.png"

@@ -104,3 +104,27 @@ def test_two_gloo_processes_give_the_scores_of_one(folder, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert load_table(tmp_path / "two" / "scores.parquet").equals(b)
     assert {p: p.stat().st_mtime_ns for p in steps} == written
+
+
+def test_to_label_on_an_unlabeled_folder_writes_the_list_and_the_report_section(folder, tmp_path, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    files = sorted(p for p in folder.rglob("*.png"))[:120]
+    for p in files:
+        (flat / f"{p.parent.name}_{p.name}").write_bytes(p.read_bytes())
+    out = tmp_path / "o"
+    assert main([str(flat), "--out", str(out), "--families", "pixels", "--to-label", "10%", *TINY]) == 0
+    chosen = pd.read_csv(out / "to_label.csv")
+    assert len(chosen) == 12 and chosen["id"].is_unique and chosen["order"].tolist() == list(range(12))
+    assert list(chosen.columns) == ["order", "id", "file", "cluster", "method", "why"]
+    scores = load_table(out / "scores.parquet")
+    assert (scores.loc[chosen["id"], "file"].to_numpy() == chosen["file"].to_numpy()).all()   # id and file agree
+    page = (out / "report.html").read_text()
+    assert "What to label: 12 images chosen by" in page and "Cluster" in page
+    # the same call again reads the encoder from the cache and chooses the same images
+    assert main([str(flat), "--out", str(out), "--families", "pixels", "--to-label", "12", *TINY]) == 0
+    assert pd.read_csv(out / "to_label.csv")["id"].tolist() == chosen["id"].tolist()
+    # a bad budget stops before any training, in one sentence
+    assert main([str(flat), "--out", str(tmp_path / "bad"), "--to-label", "1000", "--quiet"]) == 2
+    assert "impossible with 120 in the pool" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "cache").exists()

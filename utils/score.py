@@ -2,6 +2,7 @@
 
     python -m utils.score PATH --out DIR [--labels LABELS.csv] [--families pixels supervised ...]
                                [--set epochs=3 ae_epochs=4 ...] [--keep-fraction 0.5 --keep-score bt_prototype_distance]
+                               [--to-label 300 | --to-label 5%]
 
 ``PATH`` is an image folder (class sub-folders give the labels; a folder of images without sub-folders is
 unlabeled) or a dataset :func:`utils.data.datasets.load_dataset` knows, as ``name`` or ``name:split``
@@ -10,6 +11,10 @@ or numbers) that replaces the sub-folder labels. Every family is cached in ``DIR
 later call with labels reuses the label-free families). Writes ``DIR/scores.parquet``, the action lists and
 ``DIR/report.html`` (:mod:`utils.report.dataset_report`). Under ``torchrun --nproc-per-node N -m utils.score ...``
 the families' trainings spread over the N processes and give the scores of one process.
+
+``--to-label N`` (a count or a percentage) also chooses which images of the (unlabeled) pool to label first
+(:func:`utils.scores.to_label.choose_to_label`): ``DIR/to_label.csv`` (order, id, file, cluster, why chosen) and a
+report section with the chosen images per cluster and a map of the embedding.
 
 The command-line entry point sits above every layer of the package: it only calls into them.
 """
@@ -65,6 +70,16 @@ def with_names(scores, files=None, classes=None):
     return scores
 
 
+def to_label(budget, images, files, config, out: Path, progress: bool) -> list:
+    """Write ``out/to_label.csv`` for ``budget`` images of the pool; returns the report's sections for it."""
+    from utils.report.to_label_report import to_label_sections, to_label_table
+    from utils.scores.to_label import choose_to_label
+
+    picks, layout = choose_to_label(images, budget, config=config, folder=out / "cache", progress=progress)
+    to_label_table(picks, files).to_csv(out / "to_label.csv", index=False)
+    return to_label_sections(picks, layout, images)
+
+
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
     from utils.scores.dataset import ScoringConfig, score_dataset
@@ -80,6 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-fraction", type=float, default=None)
     parser.add_argument("--keep-score", default=None, help="registered score that ranks the kept samples")
     parser.add_argument("--keep-policy", default="keep_hard", choices=("keep_hard", "keep_easy", "random", "ccs"))
+    parser.add_argument("--to-label", default=None, metavar="N",
+                        help="also choose N images (a count, or a percentage such as 5%%) to label first")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     overrides = {}
@@ -101,13 +118,18 @@ def main(argv=None) -> int:
     try:
         images, labels, files, classes = load_input(args.path, args.labels)
         out = Path(args.out)
+        if args.to_label is not None:
+            from utils.scores.labeling import budget_count
+
+            budget_count(args.to_label, len(images))   # a bad budget stops here, before any training
         scores = score_dataset(images, labels, config=config, folder=out / "cache", families=tuple(args.families),
                                progress=not args.quiet)
         if rank != 0:
             return 0
+        sections = to_label(args.to_label, images, files, config, out, not args.quiet) if args.to_label else ()
         scores = with_names(scores, files, classes)
         page = write_report(scores, images, out, class_names=classes, keep_fraction=args.keep_fraction,
-                            keep_score=args.keep_score, keep_policy=args.keep_policy)
+                            keep_score=args.keep_score, keep_policy=args.keep_policy, sections=sections)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -109,13 +109,14 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
     return out
 
 
-def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int = 16, **keep) -> Path:
+def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int = 16, sections=(), **keep) -> Path:
     """Write the table, the action lists, the figures and ``report.html`` into ``out``; returns the page's path.
 
     ``scores``: the table of :func:`utils.scores.dataset.score_dataset` (optionally with ``file`` and ``class_name``
     columns); ``images``: ``[N, C, H, W]`` in [0, 1], row i = the sample of ``scores.index[i]``; ``class_names``:
     the names of the classes 0..C-1; ``keep``: ``keep_fraction``, ``keep_score``, ``keep_policy`` of
-    :func:`action_lists`."""
+    :func:`action_lists`; ``sections``: more ``(caption, figure)`` pairs shown first (e.g. what to label,
+    :func:`utils.report.to_label_report.to_label_sections`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     images = np.asarray(images)
@@ -126,7 +127,7 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
     for key, frame in lists.items():
         frame.to_csv(out / f"{key}.csv", index=False)
 
-    figures, summary = [], []
+    figures, summary = list(sections), []
     for flag in [c for c in RULES if c in scores]:
         flagged = scores[flag].astype(bool)
         col, asc = RANK.get(flag, (None, True))

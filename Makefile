@@ -7,7 +7,7 @@ DATASET ?= mnist
 SPLIT   ?= test
 EPOCHS  ?= 200
 
-.PHONY: run test test-fast report reproduce scoreboard pruning scoring benchmark clean
+.PHONY: run test test-fast report reproduce scoreboard pruning labeling scoring benchmark clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): requirements.txt
 	$(PY) -c "import os, site; open(os.path.join(site.getsitepackages()[0], 'hardrare-repo.pth'), 'w').write(os.getcwd())"
 	touch $(STAMP)
 
-## Quick mode on the embedded MNIST-5k: executes every notebook (ssl-ae, ssft, scoreboard, pruning, scoring) into results/, prints the tables.
+## Quick mode on the embedded MNIST-5k: executes every notebook (ssl-ae, ssft, scoreboard, pruning, labeling, scoring) into results/, prints the tables.
 run: $(STAMP)
 	rm -rf results/quick  # quick mode starts fresh: a cache left by another version of the code would be refused
 	$(PY) -m utils.report.run_notebooks --mode quick --out results/quick
@@ -48,6 +48,11 @@ scoreboard: $(STAMP)
 pruning: $(STAMP)
 	$(PY) -m utils.report.run_notebooks --mode full --study pruning --out results/prune --commit
 	$(PY) -m utils.report --only pruning
+
+## Choosing what to label on Fashion-MNIST (60,000-image pool, 10 budgets, 5 seeds; resumable, cached in results/label).
+labeling: $(STAMP)
+	$(PY) -m utils.report.run_notebooks --mode full --study labeling --out results/label --commit
+	$(PY) -m utils.report --only labeling
 
 ## Score your own data, committed run: the 10,000 Fashion-MNIST test images with the default ScoringConfig.
 scoring: $(STAMP)

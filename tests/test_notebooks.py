@@ -196,3 +196,28 @@ def test_score_your_data_notebook_runs_in_quick_mode(tmp_path):
     assert len(scores) == 300 and {"flag_label_issue", "duplicate_group", "cl_predicted_label"} <= set(scores.columns)
     for name in ("relabel.csv", "duplicates.csv", "outliers.csv", "keep.csv", "report.html"):
         assert (out / name).is_file(), name
+
+
+@pytest.mark.notebooks
+def test_choose_what_to_label_notebook_runs_in_quick_mode(tmp_path):
+    from utils.report.__main__ import regenerate
+
+    assert run_notebooks.main(["--mode", "quick", "--study", "labeling", "--out", str(tmp_path), "--quiet"]) == 0
+    _no_errors(tmp_path / outputs.NOTEBOOKS_DIR / f"{run_notebooks.LABELING}.ipynb")
+    res = tmp_path / outputs.LABELING_DIR
+    table = pd.read_csv(res / outputs.LABELING_TABLE)
+    quick = run_notebooks.LABELING_QUICK
+    expected = len(quick["SEEDS"]) * (1 + sum(len(b) for b in quick["PLAN"].values()))
+    assert len(table) == expected and (table["steps"] == quick["STEPS"]).all()   # one protocol for every budget
+    assert set(table["kept"][table["method"] != "full"]) == {20, 100}
+    goals = pd.read_csv(res / outputs.LABELING_GOALS)
+    assert "select_to_label never below random by more than 0.1 pt" in set(goals["goal"])
+    assert (tmp_path / outputs.IMAGES_DIR / outputs.fig_labeling("mnist-5k")).is_file()
+    md = report.labeling_markdown(res, tmp_path / outputs.IMAGES_DIR, tmp_path)
+    assert "Paired difference to random" in md and "typiclust" in md
+    (tmp_path / "repo" / "labeling").mkdir(parents=True)
+    for f in ("README.md", "labeling/README.md"):
+        (tmp_path / "repo" / f).write_text("x\n<!-- labeling:start -->\n<!-- labeling:end -->\n"
+                                           "<!-- headline-labeling:start -->\n<!-- headline-labeling:end -->\n")
+    assert set(regenerate(tmp_path / "repo", label=res, only=("labeling",))) == {
+        "labeling/README.md:labeling", "README.md:headline-labeling"}

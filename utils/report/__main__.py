@@ -6,10 +6,12 @@ file                       sections                        from
 README.md                  headline-ssl-ae, headline-ssft  ``results/full`` (``make reproduce``)
 README.md                  headline-scoreboard             ``results/board/scoreboard`` (``make scoreboard``)
 README.md                  headline-pruning                ``results/prune/pruning`` (``make pruning``)
+README.md                  headline-labeling               ``results/label/labeling`` (``make labeling``)
 ssl-ae/README.md           results                         ``results/full``
 ssft/README.md             ssft                            ``results/full``
 scoreboard/README.md       scoreboard                      ``results/board/scoreboard``
 pruning/README.md          pruning                         ``results/prune/pruning``
+labeling/README.md         labeling                        ``results/label/labeling``
 benchmarks/README.md       performance, scale,             ``results/bench_*.json`` (``make benchmark``)
                            label-filter
 docs/scores.md             registry                        ``utils.scores.registry``
@@ -29,15 +31,17 @@ from utils.report import sections
 from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDIES = ("seed", "scoreboard", "pruning", "performance", "scale", "label-filter", "registry")
+STUDIES = ("seed", "scoreboard", "pruning", "labeling", "performance", "scale", "label-filter", "registry")
 
 
-def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print) -> list[str]:
+def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print,
+               label=None) -> list[str]:
     """Rewrite the sections of the studies in ``only`` whose results exist; returns ``file:section`` written."""
     root = Path(root)
     full = Path(full or root / outputs.RESULTS_FULL)
     board = Path(board or root / outputs.RESULTS_BOARD / outputs.SCOREBOARD_DIR)
     prune = Path(prune or root / outputs.RESULTS_PRUNE / outputs.PRUNING_DIR)
+    label = Path(label or root / outputs.RESULTS_LABEL / outputs.LABELING_DIR)
     bench = Path(bench or root / "results")
     images = root / outputs.IMAGES_DIR
     # study, its results, the file that says they are there, the command that makes them, and its sections:
@@ -55,6 +59,9 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
         ("pruning", prune, outputs.PRUNING_GOALS, "make pruning",
          [("pruning/README.md", "pruning", lambda r, d: sections.pruning_markdown(r, images, d)),
           ("README.md", "headline-pruning", sections.pruning_headline)]),
+        ("labeling", label, outputs.LABELING_GOALS, "make labeling",
+         [("labeling/README.md", "labeling", lambda r, d: sections.labeling_markdown(r, images, d)),
+          ("README.md", "headline-labeling", sections.labeling_headline)]),
         ("performance", bench, "bench_metrics.json", "make benchmark",
          [("benchmarks/README.md", "performance", lambda r, d: sections.performance_markdown(
              *(json.loads((r / f"bench_{k}.json").read_text()) for k in ("training", "metrics"))))]),
@@ -86,9 +93,11 @@ def main(argv=None) -> int:
     parser.add_argument("--full", help=f"the seed study's results (default {outputs.RESULTS_FULL})")
     parser.add_argument("--board", help="the scoreboard's results (default results/board/scoreboard)")
     parser.add_argument("--prune", help="the pruning study's results (default results/prune/pruning)")
+    parser.add_argument("--label", help="the labeling study's results (default results/label/labeling)")
     parser.add_argument("--bench", help="the folder of the benchmarks' JSON (default results)")
     args = parser.parse_args(argv)
-    for name in regenerate(full=args.full, board=args.board, prune=args.prune, bench=args.bench, only=args.only):
+    for name in regenerate(full=args.full, board=args.board, prune=args.prune, bench=args.bench, only=args.only,
+                            label=args.label):
         print(f"wrote {name}")
     return 0
 

@@ -347,3 +347,26 @@ def noise_bars(summary: pd.DataFrame, title: str = "", path=None):
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def labeling_curves(paired: pd.DataFrame, title: str = "", path=None):
+    """Paired test-accuracy difference to random (pt) vs the labeling budget (log scale), one line per method with
+    its 95 % interval over the seeds as a band; zero (random) dashed. ``paired``: :func:`utils.studies.labeling.paired`."""
+    need = {"method", "budget", "diff_mean", "ci_low", "ci_high"}
+    if not need <= set(paired.columns):
+        raise ValueError(f"paired lacks columns {sorted(need - set(paired.columns))}; pass utils.studies.labeling.paired.")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (method, g) in enumerate(paired.groupby("method", sort=False)):
+        g = g.sort_values("budget")
+        color = plt.get_cmap("tab10")(i % 10)
+        ls = "--" if method.startswith("ccs") else "-"
+        ax.plot(g["budget"], 100 * g["diff_mean"], marker="o", ms=3, color=color, ls=ls, label=method)
+        ax.fill_between(g["budget"], 100 * g["ci_low"].fillna(g["diff_mean"]), 100 * g["ci_high"].fillna(g["diff_mean"]),
+                        color=color, alpha=0.15)
+    ax.axhline(0, color="k", ls="--", lw=0.8)
+    ax.set(xscale="log", xlabel="images labeled (budget)", ylabel="test accuracy - random (pt)", title=title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

@@ -78,7 +78,15 @@ SCORING_QUICK = dict(DATA="mnist-5k:test", N=300,
                      SCORING=dict(folds=2, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, ae_ssft_epochs=1,
                                   bt_epochs=2, batch_size=64))
 SCORING_FULL = dict(DATA="fashion-mnist:test")
-STUDIES = ("seed", "scoreboard", "pruning", "scoring")
+# choosing what to label (labeling/): quick mode on 1,000 MNIST-5k digits, three budgets, two seeds, tiny trainings
+LABELING = "choose-what-to-label"
+LABELING_QUICK = dict(DATASET="mnist-5k", TRAIN_SPLIT="train", TEST_SPLIT="test", N=1000, N_TEST=500, SEEDS=[0, 1],
+                      PLAN={"random": [20, 100], "balanced_random": [20, 100], "typiclust": [20],
+                            "typiclust_pixels": [20], "probcover": [20], "elfs": [100], "ccs_aum": [100]},
+                      STEPS=20, ENCODER_EPOCHS=1, OLD_ENCODER_EPOCHS=1, OLD_ENCODER_POOL=500, AE_EPOCHS=1,
+                      PROXY_EPOCHS=2, BETA_GRID=[], WORKERS=1, TO_LABEL_N=300, TO_LABEL=30)
+LABELING_FULL = dict(DATASET="fashion-mnist")
+STUDIES = ("seed", "scoreboard", "pruning", "labeling", "scoring")
 
 
 def source(name: str) -> Path:
@@ -89,6 +97,8 @@ def source(name: str) -> Path:
         return ROOT / "pruning" / f"{name}.ipynb"
     if name == SCORING:
         return ROOT / "scoring" / f"{name}.ipynb"
+    if name == LABELING:
+        return ROOT / "labeling" / f"{name}.ipynb"
     if name in UNSUPERVISED:
         return ROOT / "ssft" / f"{UNSUPERVISED_NOTEBOOK}.ipynb"
     return ROOT / ("ssft" if name.startswith("ssft") else "ssl-ae") / f"{name}.ipynb"
@@ -219,7 +229,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
     parser.add_argument("--study", choices=(*STUDIES, "all"), default="all",
                         help="seed: the autoencoder and SSFT notebooks; scoreboard: the hardness scoreboard; "
-                        "pruning: the pruning curves; all (default): every study")
+                        "pruning: the pruning curves; labeling: choosing what to label; all (default): every study")
     args = parser.parse_args(argv)
     absolute_data_root(os.environ)
     if args.mode == "full" and not args.epochs:
@@ -248,6 +258,11 @@ def main(argv=None) -> int:
                      RESULTS=rel(out / outputs.PRUNING_DIR), IMAGES=common["IMAGES"])
         execute([PRUNING], prune, out, args.commit, not args.quiet)
         print_pruning(out / outputs.PRUNING_DIR)
+    if args.study in ("labeling", "all"):
+        label = dict(LABELING_QUICK if args.mode == "quick" else LABELING_FULL,
+                     RESULTS=rel(out / outputs.LABELING_DIR), IMAGES=common["IMAGES"])
+        execute([LABELING], label, out, args.commit, not args.quiet)
+        print_labeling(out / outputs.LABELING_DIR)
     if args.study in ("scoring", "all"):
         scoring = dict(SCORING_QUICK if args.mode == "quick" else SCORING_FULL,
                        OUT=rel(out / outputs.SCORING_DIR))
@@ -272,6 +287,15 @@ def print_pruning(results: Path) -> None:
     if goals.is_file():
         print("\nPruning goals:")
         print(pd.read_csv(goals).to_string(index=False))
+
+
+def print_labeling(results: Path) -> None:
+    for name, title in ((outputs.LABELING_HEADLINE, "Choosing what to label: test accuracy per budget (paired "
+                                                    "difference to random, pt)"),
+                        (outputs.LABELING_GOALS, "Labeling goals")):
+        if (results / name).is_file():
+            print(f"\n{title}:")
+            print(pd.read_csv(results / name).to_string(index=False))
 
 
 def run_seed_study(args, params, common, out, rel) -> None:

@@ -196,3 +196,12 @@ def test_pruning_curves_one_color_per_score_and_a_legend_per_panel(tmp_path):
     assert set(color) == {"a", "b"} and all(len(c) == 1 for c in color.values())  # same color in every panel
     assert color["a"] != color["b"]
     _png(tmp_path / "p.png")
+
+
+def test_image_grid_shows_every_tile_on_the_pixel_scale():
+    """A blank white image is drawn white and a blank black one black (no tile stretched to its own contrast)."""
+    blanks = np.stack([np.ones((1, 8, 8)), np.zeros((1, 8, 8)), np.full((1, 8, 8), 0.5)])
+    fig = plots.image_grid(blanks, ncols=3)
+    fig.canvas.draw()
+    shown = [ax.images[0].to_rgba(ax.images[0].get_array())[..., 0].mean() for ax in fig.axes]
+    assert shown == pytest.approx([1.0, 0.0, 0.5], abs=0.01)

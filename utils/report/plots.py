@@ -35,12 +35,13 @@ def loghist(values, is_positive, title: str = "", bins: int = 100, labels=("all"
     return _save(fig, path)
 
 
-def image_grid(images, titles=None, ncols: int = 10, cmap: str = "gray", vmin=None, vmax=None,
+def image_grid(images, titles=None, ncols: int = 10, cmap: str = "gray", vmin=0.0, vmax=1.0,
                frame=None, path=None):
-    """Show images [N, C, H, W] (C = 1 grey, C = 3 RGB) in a grid, values as given (no per-image rescaling).
+    """Show images [N, C, H, W] (C = 1 grey, C = 3 RGB) in a grid on one scale for every tile (no per-image
+    rescaling: a blank white image shows white, a blank black one black).
 
-    Grey images use `cmap` with `vmin`/`vmax`; RGB images are mapped by `vmin`/`vmax` (default 0 and 1) to [0, 1]
-    and clipped. `frame` is an optional bool [N]: True draws a red frame around that image.
+    Grey images use `cmap` from `vmin` to `vmax` (default the pixel scale 0..1; None lets matplotlib stretch each
+    tile to its own range); RGB images are mapped by `vmin`/`vmax` to [0, 1] and clipped. `frame` is an optional bool [N]: True draws a red frame around that image.
     """
     images = _numpy(images)
     if images.ndim != 4 or images.shape[1] not in (1, 3):

@@ -281,10 +281,26 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False) -> d
         run_sharded(_retrain_shard, config.workers, jobs, **kwargs)
     rows = _retrain_shard(jobs, **kwargs)
     timings["retrains_s"] = time.perf_counter() - tic
+    timings.update(_training_seconds(results))
+    for b in (300, 6000):   # the shipped selector from features to picks, timed in every execution
+        if b < len(pool):
+            tic = time.perf_counter()
+            L.select_to_label(feats["bt_pool"], b, pool.ids, n_clusters=config.clusters)
+            timings[f"select_to_label_{b}_s"] = time.perf_counter() - tic
     table = pd.DataFrame(rows)
     table["label_free"] = table["method"].isin(LABEL_FREE)
     return {"table": table, "representations": reps, "selections": chosen, "timings": timings,
             "pseudo_accuracy": _pseudo_accuracy(pseudo, pool)}
+
+
+def _training_seconds(results: Path) -> dict:
+    """Seconds the cached trainings took when they ran (the loop's history): the pool encoder, both proxies."""
+    out = {}
+    for name in ("encoder", "proxy_pseudo", "proxy_true"):
+        history = results / name / "history.csv"
+        if history.is_file():
+            out[f"{name}_train_s"] = float(pd.read_csv(history)["seconds"].sum())
+    return out
 
 
 def _pseudo_accuracy(pseudo: pd.Series, pool: Samples) -> float:

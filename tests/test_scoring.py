@@ -129,6 +129,50 @@ def test_a_changed_input_is_never_answered_from_the_cache(tmp_path, change):
         score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
 
 
+def test_a_step_cached_by_other_code_is_refused_and_force_recomputes_it(tmp_path, monkeypatch):
+    """The key of every step holds its code version (utils.scores.steps): a table written by another version, or
+    by code that wrote none (every cache written before versions), is refused with a sentence naming the file and
+    force=True; force=True recomputes that step only and overwrites it."""
+    import json
+    from dataclasses import replace
+
+    from utils.engine.cache import StaleStepError
+    from utils.scores import steps
+    x, y, info = load_dataset("mnist-5k", "test")
+    x, y = x[:80], y[:80]
+    first = score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+    assert json.loads((tmp_path / "scores_pixels.json").read_text())["version"] == steps.STEPS["pixels"].version
+    monkeypatch.setitem(steps.STEPS, "pixels", replace(steps.STEPS["pixels"], version=steps.STEPS["pixels"].version + 1))
+    with pytest.raises(StaleStepError, match=r"scores_pixels.parquet was computed by version 1 of its code, not the "
+                                             r"current version 2; pass force=True \(--force on the command line\)"):
+        score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+    forced = score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",), force=True)
+    assert forced.attrs["fresh"] == ["pixels"]            # the image checks' version did not change: loaded
+    pd.testing.assert_frame_equal(forced, first)
+    assert score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",)).attrs["fresh"] == []
+    spec = json.loads((tmp_path / "scores_image_checks.json").read_text())
+    del spec["version"]                                   # as every step written before versions existed
+    (tmp_path / "scores_image_checks.json").write_text(json.dumps(spec))
+    with pytest.raises(StaleStepError, match="scores_image_checks.parquet was computed by code that saved no version"):
+        score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+
+
+def test_every_step_is_declared_once_with_fields_the_config_has(noisy):
+    """One declaration per step: its family is a registered one, its key's fields are ScoringConfig fields, and a
+    step that does not read the labels is keyed alike whatever the labels are (a labeled call reuses it)."""
+    from dataclasses import fields
+
+    from utils.scores.registry import FAMILIES
+    from utils.scores.steps import STEPS, step_family, step_settings
+    data, info = noisy
+    names = {f.name for f in fields(ScoringConfig)}
+    other = data.unlabeled()
+    for s in STEPS.values():
+        assert s.family in FAMILIES and set(s.settings_fields) <= names and step_family(s.name) == s.family, s.name
+        same = step_settings(TINY, s.name, data, info) == step_settings(TINY, s.name, other, info)
+        assert same == (not s.needs_labels), s.name
+
+
 def _hold_lock(folder, ready, release):
     from utils.engine.cache import writing
     with writing(folder):

@@ -2,12 +2,14 @@
 
     python -m utils.score PATH --out DIR [--labels LABELS.csv] [--families pixels supervised ...]
                                [--set epochs=3 ae_epochs=4 ...] [--keep-fraction 0.5 --keep-score bt_prototype_distance]
+                               [--force]
 
 ``PATH`` is an image folder (class sub-folders give the labels; a folder of images without sub-folders is
 unlabeled) or a dataset :func:`utils.data.datasets.load_dataset` knows, as ``name`` or ``name:split``
 (``fashion-mnist:test``). ``--labels`` is a CSV with columns ``file,label`` (paths relative to ``PATH``, class names
 or numbers) that replaces the sub-folder labels. Every family is cached in ``DIR/cache`` (a killed call resumes; a
-later call with labels reuses the label-free families). Writes ``DIR/scores.parquet``, the action lists and
+later call with labels reuses the label-free families; a step cached by another version of its code is refused,
+and ``--force`` recomputes and overwrites it). Writes ``DIR/scores.parquet``, the action lists and
 ``DIR/report.html`` (:mod:`utils.report.dataset_report`). Under ``torchrun --nproc-per-node N -m utils.score ...``
 the families' trainings spread over the N processes and give the scores of one process.
 
@@ -81,6 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-score", default=None, help="registered score that ranks the kept samples")
     parser.add_argument("--keep-policy", default="keep_hard", choices=("keep_hard", "keep_easy", "random", "ccs"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute the cached steps saved by another version of their code (else refused)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
         images, labels, files, classes = load_input(args.path, args.labels)
         out = Path(args.out)
         scores = score_dataset(images, labels, config=config, folder=out / "cache", families=tuple(args.families),
-                               progress=not args.quiet)
+                               progress=not args.quiet, force=args.force)
         if rank != 0:
             return 0
         scores = with_names(scores, files, classes)

@@ -25,7 +25,7 @@ find prototype scores insensitive to the count within an order of magnitude of t
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from utils.data.datasets import DatasetInfo, check_images
 from utils.data.samples import Samples, check_labels
 from utils.engine import cache
 from utils.engine.distributed import rank_and_world
-from utils.scores.flags import add_flags
+from utils.scores.flags import add_flags, issue_settings
 from utils.scores.registry import FAMILIES, direction, registered
 from utils.scores.steps import STEP_GROUPS, STEPS, StepInputs, step_settings  # noqa: F401 (STEPS: re-exported)
 
@@ -65,6 +65,9 @@ class ScoringConfig:
     clusters: int = 10         # k-means centroids of the prototype distances (label-free: not the class count)
     label_filter: str = "prune_by_noise_rate"  # cleanlab find_label_issues' filter_by for flag_label_issue
     seed: int = 0
+    # per issue type, settings of its flag rule over Datalab's defaults, e.g. {"outlier": {"threshold": 0.2}}
+    # (utils.scores.flags.ISSUES); the flags are computed after the cache, so no step is keyed by them
+    issue_types: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from utils.engine.models import CLASSIFIERS
@@ -87,9 +90,15 @@ class ScoringConfig:
         if self.label_filter not in LABEL_FILTERS:
             raise ValueError(f"label_filter must be one of cleanlab's filter_by settings ({', '.join(LABEL_FILTERS)}), "
                              f"got {self.label_filter!r}.")
+        issue_settings(self.issue_types)   # refuses an unknown issue, setting or value with one sentence
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict; ``issue_types`` only when set, so the keys of caches written before it existed
+        (e.g. the scoreboard's copies) still match a default config."""
+        d = asdict(self)
+        if not d["issue_types"]:
+            del d["issue_types"]
+        return d
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -161,7 +170,7 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     out.index.name = "sample_id"
     if data.labels is not None:
         out.insert(0, "label", data.labels.numpy())
-    out = add_flags(out).reindex(given_order)
+    out = add_flags(out, config.issue_types).reindex(given_order)
     out.attrs["direction"] = {c: direction(c) for c in registered(out.columns)}
     out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
     out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]

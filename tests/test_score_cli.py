@@ -94,6 +94,27 @@ def test_a_step_cached_by_older_code_is_refused_and_force_recomputes_it(folder, 
     assert main(args) == 0
 
 
+def test_issue_settings_from_the_command_line_set_the_flags(folder, tmp_path):
+    """--issue ISSUE.SETTING=VALUE reaches ScoringConfig.issue_types: a looser outlier rule flags more, lists them
+    in outliers.csv in the configured space only, and a setting the rule does not have is refused."""
+    from utils.scores.flags import outlier_fence
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in sorted((folder / "one").glob("*.png"))[:40]:
+        (flat / p.name).write_bytes(p.read_bytes())
+    assert main([str(flat), "--out", str(tmp_path / "o"), "--families", "pixels", "--issue", "outlier.threshold=0.9",
+                 "outlier.spaces=px_knn_distance", *TINY]) == 0
+    scores = load_table(tmp_path / "o" / "scores.parquet")
+    d = scores["px_knn_distance"]
+    assert scores["flag_outlier"].equals(d > outlier_fence(d, 0.9)) and scores["flag_outlier"].any()
+    outliers = pd.read_csv(tmp_path / "o" / "outliers.csv")
+    assert list(outliers.columns) == ["sample_id", "file", "px_knn_distance"]
+    assert len(outliers) == scores["flag_outlier"].sum()
+    for bad in ("outlier.k=20", "outlier=3"):
+        with pytest.raises(SystemExit):
+            main([str(flat), "--out", str(tmp_path / "x"), "--issue", bad, "--quiet"])
+
+
 def test_two_gloo_processes_give_the_scores_of_one(folder, tmp_path):
     """``torchrun --nproc-per-node 2 -m utils.score``: the families spread over the ranks, each trained as one
     process would, so the table equals the one-process table (both runs on one thread each)."""

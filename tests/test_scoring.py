@@ -142,9 +142,11 @@ def test_a_step_cached_by_other_code_is_refused_and_force_recomputes_it(tmp_path
     x, y = x[:80], y[:80]
     first = score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
     assert json.loads((tmp_path / "scores_pixels.json").read_text())["version"] == steps.STEPS["pixels"].version
-    monkeypatch.setitem(steps.STEPS, "pixels", replace(steps.STEPS["pixels"], version=steps.STEPS["pixels"].version + 1))
-    with pytest.raises(StaleStepError, match=r"scores_pixels.parquet was computed by version 1 of its code, not the "
-                                             r"current version 2; pass force=True \(--force on the command line\)"):
+    pixels = steps.STEPS["pixels"]
+    monkeypatch.setitem(steps.STEPS, "pixels", replace(pixels, version=pixels.version + 1))
+    with pytest.raises(StaleStepError, match=rf"scores_pixels.parquet was computed by version {pixels.version} of its "
+                                             rf"code, not the current version {pixels.version + 1}; pass force=True "
+                                             r"\(--force on the command line\)"):
         score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
     forced = score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",), force=True)
     assert forced.attrs["fresh"] == ["pixels"]            # the image checks' version did not change: loaded

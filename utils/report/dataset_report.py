@@ -126,7 +126,7 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
         summary.append({"issue": issue.title, "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}",
                         "rule": issue.describe(settings[issue.name]), "what to do": issue.about,
                         "examples (sample id)": ", ".join(map(str, ids[:8]))})
-        if len(ids) and issue.name in GRIDS:
+        if len(ids) and issue.shown:
             figures.append(_issue_grid(issue.name, scores, images, row, ids, name, top))
     hard = next((c for c in ("mean_loss", "ae_loss_mean", "px_knn_distance") if c in scores), None)
     if hard is not None:
@@ -152,9 +152,6 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
     return page
 
 
-GRIDS = ("label_issue", "near_duplicate", "outlier")   # the issues whose most suspicious images the page shows
-
-
 def _issue_grid(issue: str, scores, images, row, ids, name, top: int):
     """(caption, figure) of the most suspicious images of ``issue``: near-duplicates as pairs (a sample, then its
     nearest neighbour), label issues titled given -> suggested class."""
@@ -172,8 +169,8 @@ def _issue_grid(issue: str, scores, images, row, ids, name, top: int):
 
 def _distributions(scores: pd.DataFrame):
     settings = _settings(scores)
-    panels = [(c, thr) for i in ("near_duplicate", "outlier", "label_issue")
-              for c, thr in ISSUES[i].fences(scores, settings[i]) if c in scores]
+    panels = [(c, thr) for i in ISSUES.values() if i.fences is not None
+              for c, thr in i.fences(scores, settings[i.name]) if c in scores]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
     for ax, (col, thr) in zip(axes[0], panels):
         ax.hist(scores[col], bins=60, color="tab:blue", alpha=0.8)

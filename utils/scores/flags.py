@@ -98,7 +98,7 @@ class Issue:
     ``score`` that ranks its rows (its ``direction``: the registry's when None), the report's ``title`` and
     ``rule`` (formatted with the settings), ``about`` (what it means and what to do), the scoreboard's injected
     ``targets`` it is meant to find, and ``fences(scores, settings)``: the (column, threshold or None) pairs the
-    report draws."""
+    report draws; ``shown``: the report shows its most suspicious images."""
 
     name: str
     score: str
@@ -111,6 +111,7 @@ class Issue:
     fences: Callable | None = None
     direction: str | None = None
     needs_labels: bool = False
+    shown: bool = False           # the report shows its most suspicious images
 
     @property
     def flag(self) -> str:
@@ -128,7 +129,8 @@ class Issue:
 def _near_duplicate(scores: pd.DataFrame, s: dict) -> pd.DataFrame:
     d = scores["px_nn_distance"]
     flag = d < s["threshold"] * float(d.median())
-    return pd.DataFrame({"flag_near_duplicate": flag, "duplicate_group": duplicate_groups(scores["px_nearest_id"], flag)})
+    groups = duplicate_groups(scores["px_nearest_id"], flag)
+    return pd.DataFrame({"flag_near_duplicate": flag, "duplicate_group": groups})
 
 
 def _outlier(scores: pd.DataFrame, s: dict) -> pd.Series:
@@ -150,13 +152,13 @@ _DECLARED = (
           "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
           "The given class is probably wrong: the held-out model gives it a low probability. Check the image and "
           "relabel it to the suggested class (relabel.csv), or drop it; review from the lowest label quality up.",
-          targets=("uniform_noise", "class_noise"), needs_labels=True,
+          targets=("uniform_noise", "class_noise"), needs_labels=True, shown=True,
           fences=lambda scores, s: [("cl_label_quality", None)]),
     Issue("near_duplicate", "px_nn_distance", "Near-duplicates",
           "pixel nearest-neighbour distance below {threshold} x its median (Datalab)",
           "The image (nearly) repeats another one: the pair carries one image's information twice and, split "
           "across train and test, leaks. Keep one member of each group (duplicates.csv marks it) and drop the rest.",
-          targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate,
+          targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True,
           fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))]),
     Issue("outlier", "px_knn_distance", "Outliers",
           "mean kNN distance above Q3 + (1 / {threshold} - 1) IQR (Datalab) in the pixels or the self-supervised "
@@ -165,8 +167,8 @@ _DECLARED = (
           "them: drop the ones that do not belong (outliers.csv), and keep (or collect more of) the rare valid ones.",
           targets=("far_ood", "near_ood", "atypical"), settings={"threshold": 0.37037,
                                                                  "spaces": ("px_knn_distance", "bt_knn_distance")},
-          find=_outlier, fences=lambda scores, s: [(c, outlier_fence(scores[c], s["threshold"]))
-                                                   for c in s["spaces"] if c in scores]),
+          find=_outlier, shown=True,
+          fences=lambda scores, s: [(c, outlier_fence(scores[c], s["threshold"])) for c in s["spaces"] if c in scores]),
     Issue("class_imbalance", "cl_label_quality", "Class imbalance",
           "members of the rarest class when its share is below {threshold} / K (Datalab)",
           "The class is much rarer than the others, so models learn it worst. Collect or label more of it, or "

@@ -19,7 +19,7 @@ $(STAMP): requirements.txt
 
 ## Quick mode on the embedded MNIST-5k: executes every notebook (ssl-ae, ssft, scoreboard, pruning, labeling, scoring) into results/, prints the tables.
 run: $(STAMP)
-	rm -rf results/quick  # quick mode starts fresh: a cache left by another version of the code would be refused
+	rm -rf results/quick  # quick mode starts fresh: a score_dataset step cached by another version of its code would be refused (utils/scores/steps.py), and the training runs under it are keyed by their settings only
 	$(PY) -m utils.report.run_notebooks --mode quick --out results/quick
 
 ## The test suite, notebooks in quick mode included (the 15 slowest tests are listed at the end).

@@ -26,10 +26,6 @@ from pathlib import Path
 import numpy as np
 
 SIZES = (5_000, 10_000, 20_000, 40_000, 70_000)
-STEP_FAMILY = {"pixels": "pixels", "image_checks": "pixels", "supervised": "supervised",
-               "suggested": "supervised", "label_issues": "supervised", "ssft": "ssft",
-               "autoencoder": "autoencoder", "ae_ssft": "autoencoder",
-               "ssl": "self-supervised", "ssl_labels": "self-supervised"}
 
 
 def fashion_70k(n: int, root=None):
@@ -50,6 +46,7 @@ def one(n: int, family: str) -> dict:
     """Score the first ``n`` images with one family (or "all") in this process; its seconds and peak memory."""
     from utils.scores.dataset import score_dataset
     from utils.scores.registry import FAMILIES
+    from utils.scores.steps import step_family
 
     x, y, ids, info = fashion_70k(n)
     families = FAMILIES if family == "all" else (family,)
@@ -57,7 +54,7 @@ def one(n: int, family: str) -> dict:
     scores = score_dataset(x, y, ids, info=info, families=families)
     wall = time.perf_counter() - t0
     steps = scores.attrs["seconds"]
-    own = {s: t for s, t in steps.items() if family == "all" or STEP_FAMILY[s] == family}
+    own = {s: t for s, t in steps.items() if family == "all" or step_family(s) == family}
     return {"n": n, "family": family, "seconds": float(sum(own.values())), "wall_s": wall,
             "steps": {s: float(t) for s, t in own.items()},
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

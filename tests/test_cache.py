@@ -115,3 +115,26 @@ def test_module_fingerprint_sees_every_weight():
     with torch.no_grad():
         b.bias[1] += 1e-6
     assert cache.module_sha256(a) != cache.module_sha256(b)
+
+
+def test_a_step_saved_by_other_code_is_refused_or_with_force_recomputed(tmp_path):
+    """The key of a versioned step holds its code version: a table written by an older version (or by code that
+    wrote none) is never loaded; ``force`` recomputes and overwrites it, and the new version loads after."""
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": np.float32([len(calls)])}, index=pd.Index([7], name="sample_id"))
+
+    cache.step(tmp_path, "s", {"k": 1}, compute)                       # written by code that saved no version
+    with pytest.raises(cache.StaleStepError, match=r"s.parquet was computed by code that saved no version of its "
+                                                   r"code, not the current version 2; pass force=True"):
+        cache.step(tmp_path, "s", {"k": 1}, compute, version=2)
+    cache.step(tmp_path, "s", {"k": 1}, compute, version=1, force=True)
+    with pytest.raises(cache.StaleStepError, match=r"computed by version 1 of its code, not the current version 2"):
+        cache.step(tmp_path, "s", {"k": 1}, compute, version=2)
+    fresh = cache.step(tmp_path, "s", {"k": 1}, compute, version=2, force=True)
+    again = cache.step(tmp_path, "s", {"k": 1}, compute, version=2)
+    assert len(calls) == 3 and fresh.attrs["fresh"] and not again.attrs["fresh"] and again["x"].tolist() == [3.0]
+    with pytest.raises(ValueError, match=r"other settings \(k\)"):       # force never answers other settings
+        cache.step(tmp_path, "s", {"k": 2}, compute, version=2, force=True)

@@ -70,6 +70,51 @@ def test_an_unlabeled_folder_and_bad_input_say_what_happened(folder, tmp_path, c
         main([str(flat), "--out", str(tmp_path / "x"), "--set", "k=2.5"])
 
 
+def test_a_step_cached_by_older_code_is_refused_and_force_recomputes_it(folder, tmp_path, capsys):
+    """A cache written before step versions existed (no version beside a step) is refused with one sentence that
+    names --force; with --force the stale steps are recomputed and overwritten, and the next call loads them."""
+    import json
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in sorted((folder / "two").glob("*.png"))[:40]:
+        (flat / p.name).write_bytes(p.read_bytes())
+    args = [str(flat), "--out", str(tmp_path / "o"), "--families", "pixels", *TINY]
+    assert main(args) == 0
+    spec_path = tmp_path / "o" / "cache" / "scores_pixels.json"
+    spec = json.loads(spec_path.read_text())
+    del spec["version"]
+    spec_path.write_text(json.dumps(spec))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "scores_pixels.parquet was computed by code that saved no version" in err and "--force" in err
+    assert err.count("\n") == 1
+    assert main([*args, "--force"]) == 0
+    assert "version" in json.loads(spec_path.read_text())
+    assert main(args) == 0
+
+
+def test_issue_settings_from_the_command_line_set_the_flags(folder, tmp_path):
+    """--issue ISSUE.SETTING=VALUE reaches ScoringConfig.issue_types: a looser outlier rule flags more, lists them
+    in outliers.csv in the configured space only, and a setting the rule does not have is refused."""
+    from utils.scores.flags import outlier_fence
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in sorted((folder / "one").glob("*.png"))[:40]:
+        (flat / p.name).write_bytes(p.read_bytes())
+    assert main([str(flat), "--out", str(tmp_path / "o"), "--families", "pixels", "--issue", "outlier.threshold=0.9",
+                 "outlier.spaces=px_knn_distance", *TINY]) == 0
+    scores = load_table(tmp_path / "o" / "scores.parquet")
+    d = scores["px_knn_distance"]
+    assert scores["flag_outlier"].equals(d > outlier_fence(d, 0.9)) and scores["flag_outlier"].any()
+    outliers = pd.read_csv(tmp_path / "o" / "outliers.csv")
+    assert list(outliers.columns) == ["sample_id", "file", "px_knn_distance"]
+    assert len(outliers) == scores["flag_outlier"].sum()
+    for bad in ("outlier.k=20", "outlier=3"):
+        with pytest.raises(SystemExit):
+            main([str(flat), "--out", str(tmp_path / "x"), "--issue", bad, "--quiet"])
+
+
 def test_two_gloo_processes_give_the_scores_of_one(folder, tmp_path):
     """``torchrun --nproc-per-node 2 -m utils.score``: the families spread over the ranks, each trained as one
     process would, so the table equals the one-process table (both runs on one thread each)."""

@@ -129,6 +129,52 @@ def test_a_changed_input_is_never_answered_from_the_cache(tmp_path, change):
         score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
 
 
+def test_a_step_cached_by_other_code_is_refused_and_force_recomputes_it(tmp_path, monkeypatch):
+    """The key of every step holds its code version (utils.scores.steps): a table written by another version, or
+    by code that wrote none (every cache written before versions), is refused with a sentence naming the file and
+    force=True; force=True recomputes that step only and overwrites it."""
+    import json
+    from dataclasses import replace
+
+    from utils.engine.cache import StaleStepError
+    from utils.scores import steps
+    x, y, info = load_dataset("mnist-5k", "test")
+    x, y = x[:80], y[:80]
+    first = score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+    assert json.loads((tmp_path / "scores_pixels.json").read_text())["version"] == steps.STEPS["pixels"].version
+    pixels = steps.STEPS["pixels"]
+    monkeypatch.setitem(steps.STEPS, "pixels", replace(pixels, version=pixels.version + 1))
+    with pytest.raises(StaleStepError, match=rf"scores_pixels.parquet was computed by version {pixels.version} of its "
+                                             rf"code, not the current version {pixels.version + 1}; pass force=True "
+                                             r"\(--force on the command line\)"):
+        score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+    forced = score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",), force=True)
+    assert forced.attrs["fresh"] == ["pixels"]            # the image checks' version did not change: loaded
+    pd.testing.assert_frame_equal(forced, first)
+    assert score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",)).attrs["fresh"] == []
+    spec = json.loads((tmp_path / "scores_image_checks.json").read_text())
+    del spec["version"]                                   # as every step written before versions existed
+    (tmp_path / "scores_image_checks.json").write_text(json.dumps(spec))
+    with pytest.raises(StaleStepError, match="scores_image_checks.parquet was computed by code that saved no version"):
+        score_dataset(x, y, info=info, config=TINY, folder=tmp_path, families=("pixels",))
+
+
+def test_every_step_is_declared_once_with_fields_the_config_has(noisy):
+    """One declaration per step: its family is a registered one, its key's fields are ScoringConfig fields, and a
+    step that does not read the labels is keyed alike whatever the labels are (a labeled call reuses it)."""
+    from dataclasses import fields
+
+    from utils.scores.registry import FAMILIES
+    from utils.scores.steps import STEPS, step_family, step_settings
+    data, info = noisy
+    names = {f.name for f in fields(ScoringConfig)}
+    other = data.unlabeled()
+    for s in STEPS.values():
+        assert s.family in FAMILIES and set(s.settings_fields) <= names and step_family(s.name) == s.family, s.name
+        same = step_settings(TINY, s.name, data, info) == step_settings(TINY, s.name, other, info)
+        assert same == (not s.needs_labels), s.name
+
+
 def _hold_lock(folder, ready, release):
     from utils.engine.cache import writing
     with writing(folder):
@@ -295,6 +341,81 @@ def test_flags_follow_datalab_rules_and_group_duplicates():
     # a sample flagged only because it is somebody's nearest neighbour joins that group
     g = duplicate_groups(pd.Series([10, 0, 0], index=[0, 10, 20]), pd.Series([False, False, True], index=[0, 10, 20]))
     assert g.tolist() == [0, -1, 0]
+
+
+def test_issue_types_set_each_rule_in_the_config_and_the_report_states_it(tmp_path):
+    """Each issue type is declared once (utils.scores.flags.ISSUES); its settings come from
+    ScoringConfig.issue_types (Datalab's issue_types), reach the flags, are recorded in attrs and stated in the
+    report; an unknown issue or setting is one sentence."""
+    from dataclasses import replace
+
+    from utils.report.dataset_report import write_report
+    from utils.scores.flags import ISSUES, add_flags, outlier_fence
+    x, y, info = load_dataset("mnist-5k", "test")
+    x, y = x[:80], y[:80]
+    default = score_dataset(x, y, info=info, config=TINY, folder=tmp_path / "c", families=("pixels",))
+    strict = replace(TINY, issue_types={"outlier": {"threshold": 0.9, "spaces": ["px_knn_distance"]},
+                                        "near_duplicate": {"threshold": 0.9}})
+    scores = score_dataset(x, y, info=info, config=strict, folder=tmp_path / "c", families=("pixels",))
+    assert scores.attrs["fresh"] == []                     # the flags are not part of any step's key
+    d = scores["px_knn_distance"]
+    assert scores["flag_outlier"].equals(d > outlier_fence(d, 0.9)) and scores["flag_outlier"].sum() > \
+        default["flag_outlier"].sum()
+    nn = scores["px_nn_distance"]
+    assert scores["flag_near_duplicate"].equals(nn < 0.9 * nn.median())
+    assert scores.attrs["issues"]["outlier"]["threshold"] == 0.9
+    assert add_flags(scores.drop(columns=["flag_outlier"]))["flag_outlier"].equals(default["flag_outlier"])
+    page = write_report(scores, x.numpy(), tmp_path / "r").read_text()
+    assert "Q3 + (1 / 0.9 - 1) IQR" in page and "below 0.9 x its median" in page
+    assert ISSUES["outlier"].about.split(":")[0] in page
+    outliers = pd.read_csv(tmp_path / "r" / "outliers.csv")
+    assert list(outliers.columns) == ["sample_id", "file", "px_knn_distance"]   # the configured spaces only
+    with pytest.raises(ValueError, match=r"issue_types\['outlier'\] has no setting 'k' \(its settings: threshold, "
+                                         r"spaces\)\."):
+        replace(TINY, issue_types={"outlier": {"k": 20}})
+    with pytest.raises(ValueError, match="Unknown issue type 'outliers' in issue_types: choose from label_issue"):
+        replace(TINY, issue_types={"outliers": {}})
+    with pytest.raises(ValueError, match=r"must be a number in \(0, 1\], got 3"):
+        replace(TINY, issue_types={"outlier": {"threshold": 3}})
+
+
+def test_the_scoreboard_and_the_readme_measure_what_each_issue_declares():
+    from utils.report.sections import flag_targets
+    from utils.scores.flags import ISSUES
+    from utils.studies.scoreboard import FLAG_TARGETS
+    assert FLAG_TARGETS == {i.flag: i.targets for i in ISSUES.values() if i.targets}
+    assert FLAG_TARGETS["flag_outlier"] == ("far_ood", "near_ood", "atypical")
+    assert "`far_ood`, `near_ood`, `atypical` for `flag_outlier`" in flag_targets()
+
+
+def test_issues_and_summary_give_each_issue_rows_and_a_quality_score():
+    """Datalab's get_issues / get_issue_summary on a score table: the flagged rows of one issue, most suspicious
+    first by its declared score (in its stated direction), with file and given / suggested class; per issue the
+    count, the rule with its settings and 1 - the flagged share."""
+    from utils.scores.flags import add_flags, issue_summary, issues
+    ids = np.array([5, 3, 9, 1, 7, 2, 8, 4])
+    table = pd.DataFrame({"px_nn_distance": [1.0] * 8, "px_nearest_id": [3, 5, 1, 9, 2, 7, 4, 8],
+                          "px_knn_distance": [1.0, 1.1, 0.9, 1.0, 9.0, 1.05, 0.95, 8.0],
+                          "cl_label_quality": [0.9, 0.1, 0.8, 0.3, 0.7, 0.95, 0.6, 0.85],
+                          "flag_label_issue": [False, True, False, True, False, False, False, False],
+                          "cl_predicted_label": [0, 2, 1, 0, 1, 1, 0, 1], "label": [0, 1, 1, 1, 0, 1, 0, 1],
+                          "file": [f"f{i}.png" for i in ids]}, index=pd.Index(ids, name="sample_id"))
+    scored = add_flags(table, {"outlier": {"threshold": 0.5}})
+    out = issues(scored, "outlier")
+    assert out.index.tolist() == [7, 4] and out["is_issue"].all() and out.attrs["direction"] == "higher"
+    assert out["score"].tolist() == [9.0, 8.0] and out["file"].tolist() == ["f7.png", "f4.png"]
+    lab = issues(scored, "label_issue")
+    assert lab.index.tolist() == [3, 1] and lab.attrs["direction"] == "lower"    # lowest label quality first
+    assert lab[["given", "suggested"]].values.tolist() == [[1, 2], [1, 0]]
+    assert len(issues(scored, "outlier", flagged_only=False)) == 8
+    summary = issue_summary(scored).set_index("issue")
+    assert summary.loc["outlier", "flagged"] == 2 and summary.loc["outlier", "quality"] == pytest.approx(0.75)
+    assert "Q3 + (1 / 0.5 - 1) IQR" in summary.loc["outlier", "rule"]
+    assert set(summary.index) == {"label_issue", "near_duplicate", "outlier", "class_imbalance"}
+    with pytest.raises(ValueError, match="Unknown issue type 'outliers': choose from label_issue"):
+        issues(scored, "outliers")
+    with pytest.raises(ValueError, match="no flag_dark column"):
+        issues(scored, "dark")
 
 
 def test_every_step_belongs_to_one_group_of_the_ranks():

@@ -2,13 +2,15 @@
 
     python -m utils.score PATH --out DIR [--labels LABELS.csv] [--families pixels supervised ...]
                                [--set epochs=3 ae_epochs=4 ...] [--keep-fraction 0.5 --keep-score bt_prototype_distance]
-                               [--to-label 300 | --to-label 5%]
+                               [--issue outlier.threshold=0.2 ...] [--force] [--to-label 300 | --to-label 5%]
 
 ``PATH`` is an image folder (class sub-folders give the labels; a folder of images without sub-folders is
 unlabeled) or a dataset :func:`utils.data.datasets.load_dataset` knows, as ``name`` or ``name:split``
 (``fashion-mnist:test``). ``--labels`` is a CSV with columns ``file,label`` (paths relative to ``PATH``, class names
 or numbers) that replaces the sub-folder labels. Every family is cached in ``DIR/cache`` (a killed call resumes; a
-later call with labels reuses the label-free families). Writes ``DIR/scores.parquet``, the action lists and
+later call with labels reuses the label-free families; a step cached by another version of its code is refused,
+and ``--force`` recomputes and overwrites it). ``--issue`` sets an issue type's rule (``outlier.threshold=0.2``:
+``ScoringConfig.issue_types``, :data:`utils.scores.flags.ISSUES`). Writes ``DIR/scores.parquet``, the action lists and
 ``DIR/report.html`` (:mod:`utils.report.dataset_report`). Under ``torchrun --nproc-per-node N -m utils.score ...``
 the families' trainings spread over the N processes and give the scores of one process.
 
@@ -80,6 +82,27 @@ def to_label(budget, images, files, config, out: Path, progress: bool) -> list:
     return to_label_sections(picks, layout, images)
 
 
+def _with_issue_types(config, items, parser):
+    """``config`` with the ``--issue ISSUE.SETTING=VALUE`` items as its ``issue_types`` (numbers, or comma-separated
+    score names); a malformed item or an unknown issue or setting ends the call with one sentence."""
+    from dataclasses import replace
+    types = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        issue, dot, setting = key.partition(".")
+        if not (sep and dot):
+            parser.error(f"--issue takes ISSUE.SETTING=VALUE pairs (e.g. outlier.threshold=0.2), got {item!r}.")
+        try:
+            parsed = float(value)
+        except ValueError:
+            parsed = value.split(",")
+        types.setdefault(issue, {})[setting] = parsed
+    try:
+        return replace(config, issue_types=types) if types else config
+    except ValueError as err:
+        parser.error(str(err))
+
+
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
     from utils.scores.dataset import ScoringConfig, score_dataset
@@ -98,6 +121,11 @@ def main(argv=None) -> int:
     parser.add_argument("--to-label", default=None, metavar="N",
                         help="also choose N images (a count, or a percentage such as 5%%) to label first")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute the cached steps saved by another version of their code (else refused)")
+    parser.add_argument("--issue", nargs="*", default=[], metavar="ISSUE.SETTING=VALUE",
+                        help="settings of an issue type's rule, e.g. outlier.threshold=0.2 "
+                             "outlier.spaces=px_knn_distance (ScoringConfig.issue_types)")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -111,6 +139,7 @@ def main(argv=None) -> int:
         parser.error(f"--set names a field ScoringConfig does not have ({err}).")
     except ValueError as err:
         parser.error(str(err))
+    config = _with_issue_types(config, args.issue, parser)
     from utils.engine.distributed import init_distributed
 
     rank, _ = init_distributed()   # under torchrun the families spread over the ranks; rank 0 writes
@@ -123,7 +152,7 @@ def main(argv=None) -> int:
 
             budget_count(args.to_label, len(images))   # a bad budget stops here, before any training
         scores = score_dataset(images, labels, config=config, folder=out / "cache", families=tuple(args.families),
-                               progress=not args.quiet)
+                               progress=not args.quiet, force=args.force)
         if rank != 0:
             return 0
         sections = to_label(args.to_label, images, files, config, out, not args.quiet) if args.to_label else ()

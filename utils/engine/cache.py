@@ -12,9 +12,10 @@ A *results folder* holds one computation made with one set of settings:
   temporary name and renamed into place, so a reader sees the whole file or none.
 * **Lossless tables.** Per-sample tables are Parquet files (pyarrow): dtypes (float32 stays float32), the
   ``sample_id`` index and ``DataFrame.attrs`` come back bit-identical (:func:`save_table`, :func:`load_table`).
-* **Steps.** :func:`step` caches one named table of a folder (``<name>.parquet`` with its settings and
-  compute time in ``<name>.json``): loaded when its settings match, refused when they differ, else computed
-  under the lock.
+* **Steps.** :func:`step` caches one named table of a folder (``<name>.parquet`` with its settings, compute time
+  and code version in ``<name>.json``): loaded when its settings and version match, refused when they differ,
+  else computed under the lock. A table saved by another version of its code is refused, or with ``force``
+  recomputed and overwritten.
 
 Only rank 0 of a ``torchrun`` group writes (the loop's rule); the other ranks read.
 """
@@ -152,16 +153,25 @@ def load_table(path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ steps
-def step(folder, name: str, settings: dict, compute, save: bool = True) -> pd.DataFrame:
-    """The table ``name`` of ``folder``: loaded when computed with ``settings``, refused when computed with other
-    ones, else ``compute()``d under the folder's lock and saved.
+class StaleStepError(ValueError):
+    """A cached step was computed by another version of its code."""
 
-    ``attrs`` of the result carry ``seconds`` (the compute time, also when loaded: it is kept beside the table),
-    ``step`` and ``fresh`` (computed by this call). With ``folder=None`` it just computes; with ``save=False`` it
-    loads or computes without the lock and leaves saving to the caller (:func:`save_step`, e.g. after the ranks
-    of a ``torchrun`` group exchanged their tables)."""
+
+def step(folder, name: str, settings: dict, compute, save: bool = True, version: int | None = None,
+         force: bool = False) -> pd.DataFrame:
+    """The table ``name`` of ``folder``: loaded when computed with ``settings`` (and, with a ``version``, by that
+    version of its code), refused when computed with other ones, else ``compute()``d under the folder's lock and
+    saved.
+
+    ``version`` is the code version of the computation (an integer its author raises whenever the table it gives
+    changes); a table saved by another version (or by code that saved none) is refused with
+    :class:`StaleStepError`, or, with ``force``, recomputed and overwritten. ``attrs`` of the result carry
+    ``seconds`` (the compute time, also when loaded: it is kept beside the table), ``step`` and ``fresh``
+    (computed by this call). With ``folder=None`` it just computes; with ``save=False`` it loads or computes
+    without the lock and leaves saving to the caller (:func:`save_step`, e.g. after the ranks of a ``torchrun``
+    group exchanged their tables)."""
     tic = time.perf_counter()
-    frame = None if folder is None else cached_step(folder, name, settings)
+    frame = None if folder is None else cached_step(folder, name, settings, version, force)
     if frame is not None:
         return frame
     if folder is None or not save:
@@ -169,24 +179,32 @@ def step(folder, name: str, settings: dict, compute, save: bool = True) -> pd.Da
         frame.attrs.update(seconds=time.perf_counter() - tic, step=name, fresh=True)
         return frame
     with writing(folder):
-        frame = cached_step(folder, name, settings)   # written by another process while we waited for nothing
+        frame = cached_step(folder, name, settings, version, force)   # written by another process meanwhile
         if frame is not None:
             return frame
         frame = compute()
         frame.attrs.update(seconds=time.perf_counter() - tic, step=name, fresh=True)
-        save_step(folder, name, settings, frame)
+        save_step(folder, name, settings, frame, version)
     return frame
 
 
-def cached_step(folder, name: str, settings: dict) -> pd.DataFrame | None:
+def cached_step(folder, name: str, settings: dict, version: int | None = None,
+                force: bool = False) -> pd.DataFrame | None:
     """The saved table ``name`` of ``folder`` (attrs ``seconds``, ``step``, ``fresh=False``) when it was computed
-    with ``settings``; None when there is none; refused with one sentence when it was computed with other ones."""
+    with ``settings`` (by code ``version``, when one is given); None when there is none, or when it is stale and
+    ``force`` is set; refused with one sentence when it is stale or was computed with other settings."""
     folder = Path(folder)
     table, spec = folder / f"{name}.parquet", folder / f"{name}.json"
     if not (spec.is_file() and table.is_file()):
         return None
-    settings = canonical(settings)
     saved = json.loads(spec.read_text())
+    if version is not None and saved.get("version") != version:
+        if force:
+            return None
+        was = "code that saved no version" if saved.get("version") is None else f"version {saved['version']}"
+        raise StaleStepError(f"{table} was computed by {was} of its code, not the current version {version}; pass "
+                             "force=True (--force on the command line) to recompute it.")
+    settings = canonical(settings)
     if saved["settings"] != settings:
         diff = sorted(k for k in set(saved["settings"]) | set(settings) if saved["settings"].get(k) != settings.get(k))
         raise ValueError(f"{table} was computed with other settings ({', '.join(diff)}); delete it, or write to "
@@ -196,9 +214,10 @@ def cached_step(folder, name: str, settings: dict) -> pd.DataFrame | None:
     return frame
 
 
-def save_step(folder, name: str, settings: dict, frame: pd.DataFrame) -> None:
-    """Save a computed table as :func:`step` does (its ``attrs["seconds"]`` kept beside it); only rank 0 writes
-    (under ``torchrun`` every rank computes). The caller holds the folder's lock (:func:`writing`)."""
+def save_step(folder, name: str, settings: dict, frame: pd.DataFrame, version: int | None = None) -> None:
+    """Save a computed table as :func:`step` does (its ``attrs["seconds"]`` and the code ``version`` kept beside
+    it); only rank 0 writes (under ``torchrun`` every rank computes). The caller holds the folder's lock
+    (:func:`writing`)."""
     if _rank() != 0:
         return
     folder = Path(folder)
@@ -208,5 +227,5 @@ def save_step(folder, name: str, settings: dict, frame: pd.DataFrame) -> None:
         save_table(frame, folder / f"{name}.parquet")
     finally:
         frame.attrs.update(keep)
-    atomic_write_text(folder / f"{name}.json", json.dumps({"settings": canonical(settings), "seconds": seconds},
-                                                          indent=1))
+    spec = {"settings": canonical(settings), "seconds": seconds, **({} if version is None else {"version": version})}
+    atomic_write_text(folder / f"{name}.json", json.dumps(spec, indent=1))

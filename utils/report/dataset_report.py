@@ -27,28 +27,19 @@ import pandas as pd
 
 from utils.engine.cache import save_table
 from utils.report import plots
-from utils.scores.flags import DUPLICATE_RATIO, OUTLIER_SPACES, outlier_fence
+from utils.scores.flags import ISSUES, issue_settings, issues
 from utils.scores.registry import ranked
 
-RULES = {
-    "flag_label_issue": "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
-    "flag_near_duplicate": f"pixel nearest-neighbour distance below {DUPLICATE_RATIO} x its median (Datalab)",
-    "flag_outlier": "mean kNN distance above Q3 + 1.7 IQR (Datalab) in the pixels or the self-supervised features",
-    "flag_class_imbalance": "members of the rarest class when its share is below 0.1 / K (Datalab)",
-    **{f"flag_{c}": f"CleanVision's {c.replace('_', ' ')} check (its default threshold)" for c in (
-        "dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio", "exact_duplicates")},
-}
-TITLES = {"flag_label_issue": "Label issues", "flag_near_duplicate": "Near-duplicates", "flag_outlier": "Outliers"}
-# what ranks the examples of each issue, most suspicious first (ties broken by sample id)
-RANK = {"flag_label_issue": ("cl_label_quality", True), "flag_near_duplicate": ("px_nn_distance", True),
-        "flag_outlier": ("px_knn_distance", False)}
+
+def _settings(scores: pd.DataFrame) -> dict:
+    """The issue settings the table's flags were set with (``attrs["issues"]``, :func:`add_flags`), else the
+    defaults."""
+    return issue_settings(scores.attrs.get("issues"))
 
 
-def _ranked(scores: pd.DataFrame, column: str, ascending: bool, rows=None) -> pd.Index:
-    """Sample ids by ``column`` (most suspicious first), ties broken by sample id so the order never depends on
-    the input order."""
-    frame = scores if rows is None else scores.loc[rows]
-    return frame.assign(_id=frame.index).sort_values([column, "_id"], ascending=[ascending, True]).index
+def _issue_rows(scores: pd.DataFrame, name: str) -> pd.Index:
+    """The sample ids flagged with the issue ``name``, most suspicious first by its declared score."""
+    return issues(scores, name).index
 
 
 def _png(fig) -> bytes:
@@ -77,7 +68,7 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
     file = scores["file"] if "file" in scores else pd.Series("", index=scores.index)
     out = {}
     if "flag_label_issue" in scores:
-        rows = _ranked(scores, "cl_label_quality", True, scores["flag_label_issue"].astype(bool))
+        rows = _issue_rows(scores, "label_issue")
         r = scores.loc[rows]
         out["relabel"] = pd.DataFrame({
             "sample_id": rows, "file": file.loc[rows].to_numpy(), "given": r["label"].to_numpy(),
@@ -92,9 +83,10 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
                                       "nn_distance": groups["px_nn_distance"].to_numpy(),
                                       "keep": keeper.to_numpy()}).sort_values(
         ["duplicate_group", "sample_id"])
-    rows = _ranked(scores, "px_knn_distance", False, scores["flag_outlier"].astype(bool))
+    rows = _issue_rows(scores, "outlier")
+    spaces = _settings(scores)["outlier"]["spaces"]
     out["outliers"] = pd.DataFrame({"sample_id": rows, "file": file.loc[rows].to_numpy(),
-                                    **{c: scores.loc[rows, c].to_numpy() for c in OUTLIER_SPACES if c in scores}})
+                                    **{c: scores.loc[rows, c].to_numpy() for c in spaces if c in scores}})
     kept = scores.index[clean_keep(scores).to_numpy()]
     if keep_fraction is not None:
         if keep_score is None:
@@ -128,27 +120,15 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
         frame.to_csv(out / f"{key}.csv", index=False)
 
     figures, summary = list(sections), []
-    for flag in [c for c in RULES if c in scores]:
-        flagged = scores[flag].astype(bool)
-        col, asc = RANK.get(flag, (None, True))
-        ids = (_ranked(scores, col, asc, flagged) if col else scores.index[flagged.to_numpy()])[:top]
-        summary.append({"issue": TITLES.get(flag, flag.removeprefix("flag_").replace("_", " ")),
-                        "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}", "rule": RULES[flag],
+    settings = _settings(scores)
+    for issue in [i for i in ISSUES.values() if i.flag in scores]:
+        flagged = scores[issue.flag].astype(bool)
+        ids = _issue_rows(scores, issue.name)[:top]
+        summary.append({"issue": issue.title, "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}",
+                        "rule": issue.describe(settings[issue.name]), "what to do": issue.about,
                         "examples (sample id)": ", ".join(map(str, ids[:8]))})
-        if len(ids) == 0 or flag not in TITLES:
-            continue
-        title = TITLES[flag]
-        if flag == "flag_near_duplicate":   # pairs side by side: a sample, then its nearest neighbour
-            pairs = [i for s in ids[: top // 2] for i in (s, scores.loc[s, "px_nearest_id"])]
-            grid = plots.image_grid(images[row.loc[pairs].to_numpy()], titles=[str(i) for i in pairs], ncols=8)
-        elif flag == "flag_label_issue":
-            titles = [f"{name(scores.loc[i, 'label'])}->{name(scores.loc[i, 'cl_predicted_label'])}"
-                      if "cl_predicted_label" in scores else name(scores.loc[i, "label"]) for i in ids]
-            grid = plots.image_grid(images[row.loc[ids].to_numpy()], titles=titles, ncols=8)
-        else:
-            grid = plots.image_grid(images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8)
-        figures.append((f"{title}: the {len(ids)} most suspicious" + (" (given -> suggested class)" if
-                                                                     flag == "flag_label_issue" else ""), grid))
+        if len(ids) and issue.shown:
+            figures.append(_issue_grid(issue.name, scores, images, row, ids, name, top))
     hard = next((c for c in ("mean_loss", "ae_loss_mean", "px_knn_distance") if c in scores), None)
     if hard is not None:
         order = ranked(scores, hard)
@@ -173,11 +153,25 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
     return page
 
 
+def _issue_grid(issue: str, scores, images, row, ids, name, top: int):
+    """(caption, figure) of the most suspicious images of ``issue``: near-duplicates as pairs (a sample, then its
+    nearest neighbour), label issues titled given -> suggested class."""
+    caption = f"{ISSUES[issue].title}: the {len(ids)} most suspicious"
+    titles = [str(i) for i in ids]
+    if issue == "near_duplicate":
+        ids = [i for s in ids[: top // 2] for i in (s, scores.loc[s, "px_nearest_id"])]
+        titles = [str(i) for i in ids]
+    elif issue == "label_issue":
+        titles = [f"{name(scores.loc[i, 'label'])}->{name(scores.loc[i, 'cl_predicted_label'])}"
+                  if "cl_predicted_label" in scores else name(scores.loc[i, "label"]) for i in ids]
+        caption += " (given -> suggested class)"
+    return caption, plots.image_grid(images[row.loc[ids].to_numpy()], titles=titles, ncols=8)
+
+
 def _distributions(scores: pd.DataFrame):
-    panels = [(c, thr) for c, thr in (
-        ("px_nn_distance", DUPLICATE_RATIO * float(scores["px_nn_distance"].median())),
-        *((c, outlier_fence(scores[c])) for c in OUTLIER_SPACES if c in scores),
-        ("cl_label_quality", None)) if c in scores]
+    settings = _settings(scores)
+    panels = [(c, thr) for i in ISSUES.values() if i.fences is not None
+              for c, thr in i.fences(scores, settings[i.name]) if c in scores]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
     for ax, (col, thr) in zip(axes[0], panels):
         ax.hist(scores[col], bins=60, color="tab:blue", alpha=0.8)

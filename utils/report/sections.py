@@ -204,11 +204,19 @@ def scoreboard_markdown(results, images="images", readme_dir=".") -> str:
     flags_path = results / outputs.SCOREBOARD_FLAGS
     if flags_path.is_file():
         lines += ["**The flags on the injected copies** (`utils.scores.flags`, Datalab's thresholds; mean over seeds; "
-                  "precision and recall against the types each flag is meant to find — label noise for "
-                  "`flag_label_issue`, the copies and their sources for `flag_near_duplicate`, far-OOD, near-OOD and "
-                  "atypical samples for `flag_outlier`; on other copies only the number flagged, of about 10,000):", "",
+                  f"precision and recall against the types each flag is meant to find — {flag_targets()}; on other "
+                  "copies only the number flagged, of about 10,000):", "",
                   flag_markdown(pd.read_csv(flags_path)), ""]
     return "\n".join(lines)
+
+
+def flag_targets() -> str:
+    """Which injected types each flag is meant to find, in words, as the issue types declare them
+    (:data:`utils.scores.flags.ISSUES`; near-duplicates: the copies and their sources)."""
+    from utils.scores.flags import ISSUES
+    return "; ".join(f"{', '.join(f'`{t}`' for t in i.targets)} for `{i.flag}`"
+                     + (" (the copies and their sources)" if i.name == "near_duplicate" else "")
+                     for i in ISSUES.values() if i.targets)
 
 
 def flag_markdown(flags: pd.DataFrame) -> str:

@@ -8,7 +8,8 @@ through the one loop (:func:`utils.engine.loop.train`) and, with a ``folder``, i
 (:mod:`utils.engine.cache`): a killed call resumes, a finished one loads, another input or other settings are
 refused, and a second process writing the same folder is refused.
 
-The families (:mod:`utils.scores.families`), in the order they are computed, each a cached step:
+The families (:mod:`utils.scores.families`), in the order they are computed, each a cached step declared once in
+:mod:`utils.scores.steps` (with the config fields it is keyed by and the version of its code):
 ``pixels`` (model-free; with CleanVision's image checks, :mod:`utils.scores.image_checks`, as the step
 ``image_checks``), ``supervised`` (one K-fold pass: dynamics + confident learning), ``ssft``,
 ``autoencoder`` (+ ``ae_ssft``), ``ssl`` (self-supervised geometry) and ``ssl_labels`` (kNN label disagreement).
@@ -24,7 +25,7 @@ find prototype scores insensitive to the count within an order of magnitude of t
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,9 @@ from utils.data.datasets import DatasetInfo, check_images
 from utils.data.samples import Samples, check_labels
 from utils.engine import cache
 from utils.engine.distributed import rank_and_world
-from utils.scores import families as fam
-from utils.scores.flags import add_flags
-from utils.scores.image_checks import image_checks
+from utils.scores.flags import add_flags, issue_settings
 from utils.scores.registry import FAMILIES, direction, registered
+from utils.scores.steps import STEP_GROUPS, STEPS, StepInputs, step_settings  # noqa: F401 (STEPS: re-exported)
 
 
 def _is_int(v) -> bool:
@@ -65,6 +65,9 @@ class ScoringConfig:
     clusters: int = 10         # k-means centroids of the prototype distances (label-free: not the class count)
     label_filter: str = "prune_by_noise_rate"  # cleanlab find_label_issues' filter_by for flag_label_issue
     seed: int = 0
+    # per issue type, settings of its flag rule over Datalab's defaults, e.g. {"outlier": {"threshold": 0.2}}
+    # (utils.scores.flags.ISSUES); the flags are computed after the cache, so no step is keyed by them
+    issue_types: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from utils.engine.models import CLASSIFIERS
@@ -87,41 +90,15 @@ class ScoringConfig:
         if self.label_filter not in LABEL_FILTERS:
             raise ValueError(f"label_filter must be one of cleanlab's filter_by settings ({', '.join(LABEL_FILTERS)}), "
                              f"got {self.label_filter!r}.")
+        issue_settings(self.issue_types)   # refuses an unknown issue, setting or value with one sentence
 
     def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# each cached step -> (the ScoringConfig fields its scores depend on, whether it reads the labels)
-STEPS = {
-    "pixels": (("k", "clusters", "seed"), False),
-    "image_checks": ((), False),
-    "supervised": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
-    "suggested": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed"), True),
-    "label_issues": (("arch", "folds", "epochs", "el2n_epoch", "batch_size", "label_filter", "seed"), True),
-    "ssft": (("arch", "ssft_epochs", "batch_size", "seed"), True),
-    "autoencoder": (("ae_epochs", "ae_batch_size", "ae_loss", "k", "clusters", "seed"), False),
-    "ae_ssft": (("ae_ssft_epochs", "ae_batch_size", "seed"), False),
-    "ssl": (("bt_epochs", "k", "clusters", "seed"), False),
-    "ssl_labels": (("bt_epochs", "k", "seed"), True),
-}
-
-
-def step_settings(config: ScoringConfig, name: str, data: Samples, info: DatasetInfo,
-                  encoder: str | None = None, fingerprints: dict | None = None) -> dict:
-    """What a cached step of :func:`score_dataset` depends on: its ScoringConfig fields, the data (images and ids;
-    labels and the class count too for the steps that read them) and, for the self-supervised steps, the encoder.
-    ``fingerprints`` ({labeled: fingerprint}) reuses fingerprints already computed for this data."""
-    fields, labeled = STEPS[name]
-    out = {f: getattr(config, f) for f in fields}
-    fingerprints = {} if fingerprints is None else fingerprints
-    if labeled not in fingerprints:
-        fingerprints[labeled] = (data if labeled else data.unlabeled()).fingerprint()
-    out["data"] = fingerprints[labeled]
-    out["info"] = info.to_dict() if labeled else {k: v for k, v in info.to_dict().items() if k != "num_classes"}
-    if name in ("ssl", "ssl_labels"):
-        out["encoder"] = encoder
-    return out
+        """The fields as a dict; ``issue_types`` only when set, so the keys of caches written before it existed
+        (e.g. the scoreboard's copies) still match a default config."""
+        d = asdict(self)
+        if not d["issue_types"]:
+            del d["issue_types"]
+        return d
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -161,7 +138,7 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None) -
 # ------------------------------------------------------------------------------------------- entry point
 def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = None,
                   config: ScoringConfig | None = None, folder=None, encoder: torch.nn.Module | None = None,
-                  families=FAMILIES, progress: bool = False) -> pd.DataFrame:
+                  families=FAMILIES, progress: bool = False, force: bool = False) -> pd.DataFrame:
     """Every score of every sample, one row per sample id (input order); see the module docstring.
 
     ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1 or 3]`` (tensor or array), floats
@@ -172,7 +149,9 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     ``config``: :class:`ScoringConfig`. ``folder``: the cache (see the module docstring). ``encoder``: a trained
     network for the self-supervised family (default: a BarlowTwins trained on the images). ``families``: which of
     :data:`utils.scores.registry.FAMILIES` to run. ``progress``: one bar over the steps (with its ETA) and a bar per
-    training run under it (``python -m utils.score`` shows them unless ``--quiet``).
+    training run under it (``python -m utils.score`` shows them unless ``--quiet``). ``force``: recompute and
+    overwrite the cached steps saved by another version of their code (:mod:`utils.scores.steps`), which are
+    otherwise refused; steps cached with other settings or other data are refused either way.
 
     ``attrs``: ``direction`` maps each registered score column to its suspicious end ("higher" / "lower"),
     ``seconds`` the compute time of each step (also when loaded), ``fresh`` the steps this call computed."""
@@ -186,96 +165,62 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     if len(data) < 4 * config.folds:
         raise ValueError(f"{len(data)} images are too few to score; give at least {4 * config.folds}.")
     folder = Path(folder) if folder is not None else None
-    free_info = replace(info, num_classes=0)   # what the label-free families may know
-    encoder_key = None if encoder is None else cache.module_sha256(encoder)
-    embedding = {}   # the self-supervised features and kNN pass, computed once if a step needs them
-
-    kfold = {}   # the K-fold pass, run (or loaded) once if a step needs it
-
-    def kfold_pass():
-        if not kfold:
-            kfold["folds"] = fam.kfold_pass(data, info, config, folder, progress)
-        return kfold["folds"]
-
-    def ssl_embedding():
-        if not embedding:
-            embedding["z"] = fam.ssl_embedding(data, free_info, config, folder, encoder, progress)
-        return embedding["z"]
-
-    fingerprints = {}   # of the labeled and the unlabeled view, each computed once
-
-    def step(name, compute):
-        settings = step_settings(config, name, data, info, encoder_key, fingerprints)
-        return cache.step(folder, f"scores_{name}", settings, compute)
-
-    labeled = data.labels is not None
-    plan = [("pixels", True, lambda: fam.pixel_scores(data, config)),
-            ("image_checks", "pixels" in families and data.images.shape[1] in (1, 3),
-             lambda: image_checks(data.images, data.ids)),
-            ("supervised", "supervised" in families and labeled and config.epochs,
-             lambda: fam.supervised_scores(data, config, kfold_pass())),
-            ("suggested", "supervised" in families and labeled and config.epochs,
-             lambda: fam.suggested_labels(data, kfold_pass())),
-            ("label_issues", "supervised" in families and labeled and config.epochs,
-             lambda: fam.label_issues(data, config, kfold_pass())),
-            ("ssft", "ssft" in families and labeled and config.ssft_epochs,
-             lambda: fam.ssft_family(data, info, config, folder, progress)),
-            ("autoencoder", "autoencoder" in families and config.ae_epochs,
-             lambda: fam.autoencoder_scores(data, free_info, config, folder, progress)),
-            ("ae_ssft", "autoencoder" in families and config.ae_ssft_epochs,
-             lambda: fam.ae_ssft_scores(data, free_info, config, folder, progress)),
-            ("ssl", "self-supervised" in families and (config.bt_epochs or encoder is not None),
-             lambda: fam.ssl_scores(data, config, ssl_embedding())),
-            ("ssl_labels", "self-supervised" in families and labeled and (config.bt_epochs or encoder is not None),
-             lambda: fam.ssl_label_scores(data, ssl_embedding()))]
-    todo = [(name, compute) for name, run, compute in plan if run]
-    if rank_and_world()[1] > 1:
-        parts = _spread_steps(todo, folder, lambda name: step_settings(config, name, data, info, encoder_key,
-                                                                       fingerprints))
-    else:
-        bar = tqdm(todo, desc="score_dataset", unit="step", disable=not progress)   # training bars appear under it
-        parts = []
-        for name, compute in bar:
-            bar.set_postfix_str(name)
-            parts.append(step(name, compute))
-    out = pd.concat([p.drop(columns=[c for c in MOVED.get(p.attrs["step"], ()) if c in p]).reindex(data.ids)
-                     for p in parts], axis=1)
+    parts = _run_steps(StepInputs(data, info, config, folder, encoder, progress), families, force)
+    out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
-    if labeled:
+    if data.labels is not None:
         out.insert(0, "label", data.labels.numpy())
-    out = add_flags(out).reindex(given_order)
+    out = add_flags(out, config.issue_types).reindex(given_order)
     out.attrs["direction"] = {c: direction(c) for c in registered(out.columns)}
     out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
     out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]
     return out
 
 
-# steps that share a training run (the K-fold pass, the self-supervised features) or a folder run on one rank
-STEP_GROUPS = (("pixels", "image_checks"), ("supervised", "suggested", "label_issues"), ("ssft",),
-               ("autoencoder", "ae_ssft"), ("ssl", "ssl_labels"))
-# columns a cached step written by an earlier version still holds but a later step now computes (dropped on load)
-MOVED = {"scores_supervised": ("flag_label_issue",)}
+def _run_steps(inputs: StepInputs, families, force: bool) -> list[pd.DataFrame]:
+    """The table of every step that runs (:data:`utils.scores.steps.STEPS`), in declaration order: loaded from the
+    cache when saved by the step's current code with these settings, else computed (and saved)."""
+    todo = [s for s in STEPS.values() if s.runs(inputs, families)]
+    encoder_key = None if inputs.encoder is None else cache.module_sha256(inputs.encoder)
+    fingerprints = {}   # of the labeled and the unlabeled view, each computed once
+
+    def settings_of(name):
+        return step_settings(inputs.config, name, inputs.data, inputs.info, encoder_key, fingerprints)
+
+    if rank_and_world()[1] > 1:
+        return _spread_steps(todo, inputs, settings_of, force)
+    bar = tqdm(todo, desc="score_dataset", unit="step", disable=not inputs.progress)   # training bars appear under it
+    parts = []
+    for s in bar:
+        bar.set_postfix_str(s.name)
+        parts.append(cache.step(inputs.folder, f"scores_{s.name}", settings_of(s.name), lambda: s.function(inputs),
+                                version=s.version, force=force))
+    return parts
 
 
-def _spread_steps(todo, folder, settings_of) -> list[pd.DataFrame]:
+def _spread_steps(todo, inputs: StepInputs, settings_of, force: bool) -> list[pd.DataFrame]:
     """Under ``torchrun``: the step groups spread over the ranks (:func:`utils.engine.distributed.spread`), each
     computed as one process would (so the scores equal one process's); cached steps are loaded, fresh ones saved
     by rank 0 afterwards. Every rank returns every step's table."""
     from utils.engine.distributed import spread
 
-    computes = dict(todo)
-    groups = [g for g in ([n for n in g if n in computes] for g in STEP_GROUPS) if g]
+    folder, steps = inputs.folder, {s.name: s for s in todo}
+    groups = [g for g in ([n for n in g if n in steps] for g in STEP_GROUPS) if g]
+
+    def one(s):
+        return cache.step(folder, f"scores_{s.name}", settings_of(s.name), lambda: s.function(inputs), save=False,
+                          version=s.version, force=force)
 
     def run(group):
-        return lambda: [cache.step(folder, f"scores_{n}", settings_of(n), computes[n], save=False) for n in group]
+        return lambda: [one(steps[n]) for n in group]
 
     done = {f.attrs["step"].removeprefix("scores_"): f for part in spread([run(g) for g in groups]) for f in part}
     if folder is not None:
         with cache.writing(folder):
             for name, frame in done.items():
                 if frame.attrs["fresh"]:
-                    cache.save_step(folder, f"scores_{name}", settings_of(name), frame)
-    return [done[name] for name, _ in todo]
+                    cache.save_step(folder, f"scores_{name}", settings_of(name), frame, steps[name].version)
+    return [done[s.name] for s in todo]
 
 
 def save_scores(scores: pd.DataFrame, path) -> None:

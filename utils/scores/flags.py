@@ -2,35 +2,46 @@
 Datalab (not tuned on the scoreboard; their precision and recall on its injected copies are measured by
 :func:`utils.studies.scoreboard.flag_quality` and stated in ``scoreboard/README.md``).
 
-* ``flag_label_issue`` — cleanlab's ``find_label_issues`` on the K-fold out-of-sample probabilities (computed by
-  :func:`utils.scores.label_quality.label_quality`, passed through here).
-* ``flag_near_duplicate`` — pixel nearest-neighbour distance (``px_nn_distance``) below ``DUPLICATE_RATIO`` = 0.13
-  times its median over the dataset (Datalab's near-duplicate threshold); both members of a pair are flagged, and
+Every issue type is declared once, in :data:`ISSUES` (an :class:`Issue`: its flag rule and default settings, the
+score that ranks its rows, its title, its rule and what to do about it in words, and the scoreboard's injected
+types it is meant to find); :func:`add_flags`, the report (:mod:`utils.report.dataset_report`), the action lists
+and the scoreboard's flag quality loop over it. The settings of a rule are Datalab's defaults, overridden per issue
+in :attr:`utils.scores.dataset.ScoringConfig.issue_types` (e.g. ``{"outlier": {"threshold": 0.2}}``), as Datalab's
+``find_issues(issue_types=...)``:
+
+* ``label_issue`` — cleanlab's ``find_label_issues`` on the K-fold out-of-sample probabilities (computed by
+  :func:`utils.scores.label_quality.label_quality` in a cached step; its setting is
+  ``ScoringConfig.label_filter``).
+* ``near_duplicate`` — pixel nearest-neighbour distance (``px_nn_distance``) below ``threshold`` = 0.13 times its
+  median over the dataset (Datalab's near-duplicate threshold); both members of a pair are flagged, and
   ``duplicate_group`` numbers the connected groups of flagged samples and their nearest neighbours (-1: none), so
   a triple of copies is one group.
-* ``flag_class_imbalance`` — the members of the rarest class when its share is below 0.1 / K (K classes):
+* ``class_imbalance`` — the members of the rarest class when its share is below ``threshold`` / K (K classes):
   Datalab's class-imbalance rule (threshold 0.1).
-* ``flag_outlier`` — mean distance to the k nearest neighbours above Q3 + 1.7 IQR of its distribution (Datalab's
-  outlier rule: threshold 0.37037, i.e. 1 / 0.37037 - 1 = 1.7 IQR), in the raw pixels or in the self-supervised
-  embedding (``px_knn_distance``, ``bt_knn_distance``; a sample is flagged when either space calls it an
-  outlier). The autoencoder's codes are not used: on the scoreboard's copies their kNN distances rank clean
-  samples as far as injected ones.
+* ``outlier`` — mean distance to the k nearest neighbours above Q3 + (1 / ``threshold`` - 1) IQR of its
+  distribution (Datalab's outlier rule: threshold 0.37037, i.e. 1.7 IQR), in the raw pixels or in the
+  self-supervised embedding (``spaces``: ``px_knn_distance``, ``bt_knn_distance``; a sample is flagged when either
+  space calls it an outlier). The autoencoder's codes are not used: on the scoreboard's copies their kNN distances
+  rank clean samples as far as injected ones.
+* CleanVision's image checks (``dark``, ``light``, ...; :mod:`utils.scores.image_checks`), flagged by their step
+  with CleanVision's own thresholds.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-DUPLICATE_RATIO = 0.13        # cleanlab Datalab's near-duplicate threshold, relative to the median NN distance
-OUTLIER_THRESHOLD = 0.37037   # cleanlab Datalab's outlier threshold: Q3 + (1 / t - 1) IQR
-OUTLIER_SPACES = ("px_knn_distance", "bt_knn_distance")
-IMBALANCE_THRESHOLD = 0.1     # cleanlab Datalab's class-imbalance threshold: rarest share < 0.1 / K
+from utils.scores.image_checks import CHECKS
 
 
-def outlier_fence(values) -> float:
-    """Q3 + (1 / 0.37037 - 1) IQR of ``values``: Datalab's outlier threshold on average kNN distances."""
+def outlier_fence(values, threshold: float = 0.37037) -> float:
+    """Q3 + (1 / threshold - 1) IQR of ``values``: Datalab's outlier threshold on average kNN distances (its
+    default 0.37037: 1.7 IQR)."""
     q1, q3 = np.percentile(np.asarray(values, dtype=float), [25, 75])
-    return float(q3 + (1 / OUTLIER_THRESHOLD - 1) * (q3 - q1))
+    return float(q3 + (1 / threshold - 1) * (q3 - q1))
 
 
 def duplicate_groups(nearest_id: pd.Series, flagged: pd.Series) -> pd.Series:
@@ -58,25 +69,6 @@ def duplicate_groups(nearest_id: pd.Series, flagged: pd.Series) -> pd.Series:
     return pd.Series(out, index=ids, name="duplicate_group")
 
 
-def add_flags(scores: pd.DataFrame) -> pd.DataFrame:
-    """``scores`` with ``flag_near_duplicate``, ``duplicate_group``, ``flag_outlier`` and, with labels,
-    ``flag_class_imbalance`` added (``flag_label_issue`` comes with the supervised family, the image checks'
-    ``flag_dark`` etc. with CleanVision's step)."""
-    out = scores.copy()
-    if "label" in out:
-        share = out["label"].value_counts(normalize=True)
-        rarest = share.sort_index().idxmin()   # ties go to the smaller class index, as in Datalab
-        out["flag_class_imbalance"] = (out["label"] == rarest) & (share[rarest] < IMBALANCE_THRESHOLD / len(share))
-    d = out["px_nn_distance"]
-    out["flag_near_duplicate"] = d < DUPLICATE_RATIO * float(d.median())
-    out["duplicate_group"] = duplicate_groups(out["px_nearest_id"], out["flag_near_duplicate"])
-    out["flag_outlier"] = False
-    for col in OUTLIER_SPACES:
-        if col in out:
-            out["flag_outlier"] |= out[col] > outlier_fence(out[col])
-    return out
-
-
 def duplicate_keepers(groups: pd.Series) -> pd.Series:
     """True for the one member of each duplicate group that is kept (the smallest sample id: a rule that does not
     depend on the input order), False for the others; True for samples in no group (``duplicate_group`` -1)."""
@@ -96,3 +88,191 @@ def clean_keep(scores: pd.DataFrame) -> pd.Series:
     if "flag_label_issue" in scores:
         drop |= scores["flag_label_issue"].astype(bool)
     return (~drop).rename("clean_keep")
+
+
+# ------------------------------------------------------------------------------------------ the issue types
+@dataclass(frozen=True)
+class Issue:
+    """One issue type, declared once: its flag ``flag_<name>``, the rule that sets it (``find(scores, settings)``,
+    or None when a step writes the flag), its ``settings`` (defaults; ``ScoringConfig.issue_types`` overrides), the
+    ``score`` that ranks its rows (its ``direction``: the registry's when None), the report's ``title`` and
+    ``rule`` (formatted with the settings), ``about`` (what it means and what to do), the scoreboard's injected
+    ``targets`` it is meant to find, and ``fences(scores, settings)``: the (column, threshold or None) pairs the
+    report draws; ``shown``: the report shows its most suspicious images."""
+
+    name: str
+    score: str
+    title: str
+    rule: str
+    about: str
+    targets: tuple = ()
+    settings: dict = field(default_factory=dict)
+    find: Callable | None = None
+    fences: Callable | None = None
+    direction: str | None = None
+    needs_labels: bool = False
+    shown: bool = False           # the report shows its most suspicious images
+
+    @property
+    def flag(self) -> str:
+        return f"flag_{self.name}"
+
+    def lower_is_worse(self) -> bool:
+        from utils.scores.registry import direction
+        return (self.direction or direction(self.score)) == "lower"
+
+    def describe(self, settings: dict | None = None) -> str:
+        """The rule in one line, with ``settings`` (default: the declared ones)."""
+        return self.rule.format(**(self.settings if settings is None else settings))
+
+
+def _near_duplicate(scores: pd.DataFrame, s: dict) -> pd.DataFrame:
+    d = scores["px_nn_distance"]
+    flag = d < s["threshold"] * float(d.median())
+    groups = duplicate_groups(scores["px_nearest_id"], flag)
+    return pd.DataFrame({"flag_near_duplicate": flag, "duplicate_group": groups})
+
+
+def _outlier(scores: pd.DataFrame, s: dict) -> pd.Series:
+    flag = pd.Series(False, index=scores.index)
+    for col in s["spaces"]:
+        if col in scores:
+            flag |= scores[col] > outlier_fence(scores[col], s["threshold"])
+    return flag
+
+
+def _class_imbalance(scores: pd.DataFrame, s: dict) -> pd.Series:
+    share = scores["label"].value_counts(normalize=True)
+    rarest = share.sort_index().idxmin()   # ties go to the smaller class index, as in Datalab
+    return (scores["label"] == rarest) & (share[rarest] < s["threshold"] / len(share))
+
+
+_DECLARED = (
+    Issue("label_issue", "cl_label_quality", "Label issues",
+          "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
+          "The given class is probably wrong: the held-out model gives it a low probability. Check the image and "
+          "relabel it to the suggested class (relabel.csv), or drop it; review from the lowest label quality up.",
+          targets=("uniform_noise", "class_noise"), needs_labels=True, shown=True,
+          fences=lambda scores, s: [("cl_label_quality", None)]),
+    Issue("near_duplicate", "px_nn_distance", "Near-duplicates",
+          "pixel nearest-neighbour distance below {threshold} x its median (Datalab)",
+          "The image (nearly) repeats another one: the pair carries one image's information twice and, split "
+          "across train and test, leaks. Keep one member of each group (duplicates.csv marks it) and drop the rest.",
+          targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True,
+          fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))]),
+    Issue("outlier", "px_knn_distance", "Outliers",
+          "mean kNN distance above Q3 + (1 / {threshold} - 1) IQR (Datalab) in the pixels or the self-supervised "
+          "features",
+          "The image sits far from every other one: out of distribution, corrupted or a rare kind of sample. Look at "
+          "them: drop the ones that do not belong (outliers.csv), and keep (or collect more of) the rare valid ones.",
+          targets=("far_ood", "near_ood", "atypical"), settings={"threshold": 0.37037,
+                                                                 "spaces": ("px_knn_distance", "bt_knn_distance")},
+          find=_outlier, shown=True,
+          fences=lambda scores, s: [(c, outlier_fence(scores[c], s["threshold"])) for c in s["spaces"] if c in scores]),
+    Issue("class_imbalance", "cl_label_quality", "Class imbalance",
+          "members of the rarest class when its share is below {threshold} / K (Datalab)",
+          "The class is much rarer than the others, so models learn it worst. Collect or label more of it, or "
+          "reweight it; do not drop these samples.",
+          targets=("rare_class",), settings={"threshold": 0.1}, find=_class_imbalance, needs_labels=True),
+    *(Issue(c, f"{c}_score", c.replace("_", " ").capitalize(),
+            f"CleanVision's {c.replace('_', ' ')} check (its default threshold)",
+            f"CleanVision calls the image {c.replace('_', ' ')}; look at the flagged images and drop or fix the "
+            "broken ones (its thresholds were set on photographs and may fire on clean digits).", direction="lower")
+      for c in CHECKS),
+)
+ISSUES: dict[str, Issue] = {i.name: i for i in _DECLARED}
+
+
+def issue_settings(issue_types: dict | None = None) -> dict:
+    """Every issue's settings: the declared defaults with ``issue_types`` ({issue: {setting: value}}) applied; an
+    unknown issue, an unknown setting or a bad value is refused with one sentence."""
+    out = {name: dict(i.settings) for name, i in ISSUES.items()}
+    if not isinstance(issue_types or {}, dict):
+        raise ValueError(f"issue_types must map issue types to settings, e.g. {{'outlier': {{'threshold': 0.2}}}}, "
+                         f"got {issue_types!r}.")
+    for name, given in (issue_types or {}).items():
+        if name not in ISSUES:
+            raise ValueError(f"Unknown issue type {name!r} in issue_types: choose from {', '.join(ISSUES)}.")
+        if not isinstance(given, dict):
+            raise ValueError(f"issue_types[{name!r}] must be a dict of settings, got {given!r}.")
+        for key, value in dict(given).items():
+            if key not in out[name]:
+                have = ", ".join(out[name]) or "none"
+                raise ValueError(f"issue_types[{name!r}] has no setting {key!r} (its settings: {have}).")
+            out[name][key] = _checked(name, key, value)
+    return out
+
+
+def _checked(name: str, key: str, value):
+    if key == "threshold":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"issue_types[{name!r}]['threshold'] must be a number in (0, 1], got {value!r}.")
+        return float(value)
+    from utils.scores.registry import SCORES
+    spaces = (value,) if isinstance(value, str) else tuple(value)
+    bad = [c for c in spaces if c not in SCORES or not c.endswith("knn_distance")]
+    if bad or not spaces:
+        raise ValueError(f"issue_types[{name!r}]['spaces'] must name kNN-distance scores (e.g. px_knn_distance), "
+                         f"got {value!r}.")
+    return spaces
+
+
+def add_flags(scores: pd.DataFrame, issue_types: dict | None = None) -> pd.DataFrame:
+    """``scores`` with the flags of every declared issue whose rule runs here (:data:`ISSUES`:
+    ``flag_near_duplicate`` with ``duplicate_group``, ``flag_outlier`` and, with labels, ``flag_class_imbalance``;
+    ``flag_label_issue`` comes with the supervised family, the image checks' ``flag_dark`` etc. with CleanVision's
+    step), each with its settings (``issue_types`` overrides, :func:`issue_settings`), which ``attrs["issues"]``
+    records."""
+    out = scores.copy()
+    settings = issue_settings(issue_types)
+    for issue in ISSUES.values():
+        if issue.find is None or (issue.needs_labels and "label" not in out):
+            continue
+        found = issue.find(out, settings[issue.name])
+        for col, values in (found.items() if isinstance(found, pd.DataFrame) else [(issue.flag, found)]):
+            out[col] = values
+    out.attrs["issues"] = settings
+    return out
+
+
+# ------------------------------------------------------------------------------------------ result views
+def issues(scores: pd.DataFrame, name: str, flagged_only: bool = True) -> pd.DataFrame:
+    """The rows of the issue ``name`` (Datalab's ``get_issues``): per sample id ``is_issue`` (its flag),
+    ``score`` (the issue's declared score, its suspicious end in ``attrs["direction"]``), and ``file``, ``given``
+    and ``suggested`` class where the table has them; most suspicious first (ties by sample id), only the flagged
+    ones unless ``flagged_only=False``.
+
+    >>> issues(score_dataset(images, labels), "label_issue").head()   # doctest: +SKIP"""
+    if name not in ISSUES:
+        raise ValueError(f"Unknown issue type {name!r}: choose from {', '.join(ISSUES)}.")
+    issue = ISSUES[name]
+    if issue.flag not in scores:
+        raise ValueError(f"The table has no {issue.flag} column: score the families that find {name} issues.")
+    has_score = issue.score in scores
+    cols = {"is_issue": scores[issue.flag].astype(bool),
+            "score": scores[issue.score].astype(float) if has_score else pd.Series(np.nan, index=scores.index)}
+    for out, col in (("file", "file"), ("given", "label"), ("suggested", "cl_predicted_label")):
+        if col in scores:
+            cols[out] = scores[col]
+    rows = pd.DataFrame(cols, index=scores.index)
+    if flagged_only:
+        rows = rows[rows["is_issue"]]
+    worse = -1.0 if issue.lower_is_worse() else 1.0
+    order = rows.assign(_k=-worse * rows["score"], _id=rows.index).sort_values(["_k", "_id"], kind="stable").index
+    out = rows.loc[order]
+    out.attrs["direction"] = "lower" if issue.lower_is_worse() else "higher"
+    return out
+
+
+def issue_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per issue type the table has a flag for (Datalab's ``get_issue_summary``): ``issue``, ``flagged``,
+    ``share``, ``rule`` (with the settings the flags were set with, ``attrs["issues"]``), ``score`` (the column that
+    ranks its rows) and ``quality`` = 1 - the flagged share (1 = no sample has the issue)."""
+    settings = issue_settings(scores.attrs.get("issues"))
+    rows = []
+    for issue in ISSUES.values():
+        if issue.flag in scores:
+            share = float(scores[issue.flag].astype(bool).mean())
+            rows.append({"issue": issue.name, "flagged": int(scores[issue.flag].astype(bool).sum()), "share": share,
+                         "rule": issue.describe(settings[issue.name]), "score": issue.score, "quality": 1 - share})
+    return pd.DataFrame(rows, columns=["issue", "flagged", "share", "rule", "score", "quality"])

@@ -44,6 +44,7 @@ from utils.engine.workers import run_sharded
 from utils.scores.dataset import ScoringConfig, score_dataset
 from utils.scores.evaluate import detection_table
 from utils.scores.families import train_encoder
+from utils.scores.flags import ISSUES
 from utils.scores.registry import label_free
 
 # far-OOD images come from the other dataset (a garment in MNIST, a digit in Fashion-MNIST)
@@ -316,9 +317,9 @@ def load_config(folder) -> BoardConfig:
 
 
 # ------------------------------------------------------------------------------------------------ flags
-# flag -> the injected types it is meant to find (near-duplicates: the copies and the samples they copy)
-FLAG_TARGETS = {"flag_label_issue": ("uniform_noise", "class_noise"), "flag_near_duplicate": ("near_duplicates",),
-                "flag_outlier": ("far_ood", "near_ood", "atypical"), "flag_class_imbalance": ("rare_class",)}
+# flag -> the injected types it is meant to find (near-duplicates: the copies and the samples they copy), as each
+# issue type declares them (utils.scores.flags.ISSUES)
+FLAG_TARGETS = {i.flag: i.targets for i in ISSUES.values() if i.targets}
 
 
 def flag_quality(config: BoardConfig, folder, root=None) -> pd.DataFrame:

@@ -208,3 +208,23 @@ def test_paired_differences_and_their_interval_match_scipy():
     g = goals(table).set_index("goal")
     assert bool(g.loc["60 labels: >= random + 8 pt", "met"]) is False      # +2 pt is not +8
     assert "typiclust" in headline(table).set_index("budget").loc[60, "best label-free"]
+
+
+def test_a_partial_study_reports_only_the_cached_retrains(tmp_path):
+    from utils.data.datasets import DatasetInfo
+    from utils.data.samples import Samples
+    from utils.studies.labeling import LabelingConfig, _retrain_shard
+
+    import torch
+
+    x = torch.rand(40, 1, 12, 12)
+    pool = Samples(x, torch.arange(40) % 2, np.arange(40))
+    info = DatasetInfo.from_images(x, pool.labels)
+    config = LabelingConfig(steps=3, batch_size=8, seeds=(0,))
+    jobs = [("random", 10, 0, np.arange(10)), ("random", 20, 0, np.arange(20))]
+    kwargs = dict(pool=pool, test=pool, config=config, info=info, folder=tmp_path)
+    assert _retrain_shard(jobs, train=False, **kwargs) == []                 # nothing cached: nothing trained
+    first = _retrain_shard(jobs[:1], **kwargs)
+    assert len(first) == 1 and first[0]["kept"] == 10 and first[0]["steps"] == 3
+    again = _retrain_shard(jobs, train=False, **kwargs)                     # only the cached one, read back
+    assert [r["budget"] for r in again] == [10] and again[0]["cached"] and again[0]["test_acc"] == first[0]["test_acc"]

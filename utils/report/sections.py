@@ -565,7 +565,10 @@ def labeling_markdown(results, images="images", readme_dir=".") -> str:
         lambda v: "" if v != v else f"{v:.0%}")
     timing = ", ".join(f"{k.removesuffix('_s')} {v / 60:.1f} min" for k, v in run.get("timings", {}).items())
     lines = [_origin(results, readme_dir, "make labeling"),
-             f"{len(table)} final models ({int((~table['cached'].astype(bool)).sum())} trained in this execution), "
+             f"{len(table)} of {run.get('planned', len(table))} planned final models "
+             f"({int((~table['cached'].astype(bool)).sum())} trained in this execution"
+             + ("" if run.get("planned", len(table)) == len(table) else "; the rest not run yet: a partial study")
+             + "), "
              f"{table['seed'].nunique()} paired seeds; stages: {timing}; "
              f"k-means pseudo-label accuracy of the self-supervised features {run.get('pseudo_accuracy', float('nan')):.3f}.",
              "", "**Representations** (labels for evaluation only; each in the space the selectors use):", "",

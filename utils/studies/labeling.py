@@ -230,10 +230,10 @@ def selections(config: LabelingConfig, pool: Samples, spaces: dict, dynamics: di
 
 # ---------------------------------------------------------------------------------------------- retrains
 def _retrain_shard(jobs, pool: Samples, test: Samples, config: LabelingConfig, info, folder: Path,
-                   shard=(0, 1)) -> list[dict]:
+                   shard=(0, 1), train: bool = True) -> list[dict]:
     from utils.engine.recipes import get_recipe
     from utils.engine.tasks import make_task
-    from utils.studies.pruning import retrain
+    from utils.studies.pruning import RESULT, retrain
 
     task = make_task(config.arch, info)
     base = get_recipe("paper", batch_size=config.batch_size, lr=config.lr, patience=None)
@@ -242,15 +242,19 @@ def _retrain_shard(jobs, pool: Samples, test: Samples, config: LabelingConfig, i
         if i % shard[1] != shard[0]:
             continue
         recipe, size = protocol(base, len(kept), config.steps)
-        out = retrain(task, recipe, pool, kept, test=test, seed=seed, per_epoch=size,
-                      folder=folder / method / f"b{b}" / f"seed{seed}")
+        where = folder / method / f"b{b}" / f"seed{seed}"
+        if not train and not (where / f"{RESULT}.parquet").is_file():
+            continue
+        out = retrain(task, recipe, pool, kept, test=test, seed=seed, per_epoch=size, folder=where)
         rows.append({"method": method, "budget": b, "seed": seed, **out, "kept": len(kept)})
     return rows
 
 
-def run(config: LabelingConfig, results, root=None, progress: bool = False) -> dict:
-    """The whole study; returns ``{"table", "representations", "selections", "timings"}`` (every part cached
-    under ``results``, so a second call reads them and a killed one resumes)."""
+def run(config: LabelingConfig, results, root=None, progress: bool = False, train: bool = True) -> dict:
+    """The whole study; returns ``{"table", "representations", "selections", "timings", "pseudo_accuracy",
+    "planned"}`` (every part cached under ``results``, so a second call reads them and a killed one resumes).
+    ``train=False`` trains no final model: the table holds the retrains already cached (a study still running in
+    another process, or one cut short), ``planned`` says how many the plan has."""
     from utils.engine.workers import run_sharded
     from utils.scores.families import label_dynamics
 
@@ -277,9 +281,9 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False) -> d
     jobs = [(m, b, s, pool.ids if m == "full" else by[(m, b, s)]) for m, b, s in plan(config, len(pool))]
     tic = time.perf_counter()
     kwargs = dict(pool=pool, test=test, config=config, info=info, folder=results / "runs")
-    if config.workers > 1:
+    if config.workers > 1 and train:
         run_sharded(_retrain_shard, config.workers, jobs, **kwargs)
-    rows = _retrain_shard(jobs, **kwargs)
+    rows = _retrain_shard(jobs, train=train, **kwargs)
     timings["retrains_s"] = time.perf_counter() - tic
     timings.update(_training_seconds(results))
     for b in (300, 6000):   # the shipped selector from features to picks, timed in every execution
@@ -290,7 +294,7 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False) -> d
     table = pd.DataFrame(rows)
     table["label_free"] = table["method"].isin(LABEL_FREE)
     return {"table": table, "representations": reps, "selections": chosen, "timings": timings,
-            "pseudo_accuracy": _pseudo_accuracy(pseudo, pool)}
+            "pseudo_accuracy": _pseudo_accuracy(pseudo, pool), "planned": len(jobs)}
 
 
 def _training_seconds(results: Path) -> dict:

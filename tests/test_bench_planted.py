@@ -1,0 +1,51 @@
+"""benchmarks/bench_planted.py: the planted folder holds exactly what it says, and the comparison counts right."""
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from benchmarks import bench_planted as bp
+from utils.data.datasets import load_dataset
+
+SMALL = {"wrong_label": 5, "exact_copy": 3, "near_copy": 2, "blank": 2, "foreign": 2, "blurred": 2, "odd_size": 1}
+
+
+def _fashion_available():
+    try:
+        load_dataset("fashion-mnist", "test")
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _fashion_available(), reason="Fashion-MNIST is not installed")
+def test_the_planted_folder_holds_what_the_truth_says(tmp_path):
+    truth = bp.build_folder(tmp_path, n=60, seed=1, planted=SMALL)
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.png"))
+    assert truth["file"].tolist() == files and len(files) == 60 + sum(SMALL.values()) - SMALL["wrong_label"]
+    counts = truth["planted"].value_counts()
+    assert all(counts[k] == v for k, v in SMALL.items())
+    for r in truth[truth["planted"] == "exact_copy"].itertuples():
+        assert (tmp_path / r.file).read_bytes() == (tmp_path / r.source).read_bytes()
+    wrong = truth[truth["planted"] == "wrong_label"]
+    assert (wrong["file"].str.split("/").str[0] != [bp.CLASSES[t] for t in wrong["true"]]).all()
+    sizes = {r.planted: Image.open(tmp_path / r.file).size for r in truth.itertuples()}
+    assert sizes["odd_size"] == (32, 32) and sizes["clean"] == (28, 28)
+    blanks = [np.asarray(Image.open(tmp_path / f)) for f in truth.loc[truth["planted"] == "blank", "file"]]
+    assert all(b.min() == b.max() for b in blanks)
+
+
+def test_compare_counts_flags_and_copies():
+    truth = pd.DataFrame({"file": list("abcdef"), "planted": ["clean", "wrong_label", "exact_copy", "clean", "foreign",
+                                                              "clean"], "source": ["", "", "a", "", "", ""]})
+    ours = pd.DataFrame({"file": list("abcdef"), "flag_label_issue": [False, True, False, True, False, False],
+                         "cl_label_quality": [0.9, 0.1, 0.8, 0.5, 0.7, 0.6],
+                         "flag_near_duplicate": [True, False, True, False, False, False],
+                         "flag_outlier": [False] * 6, "px_knn_distance": [1, 1, 1, 1, 9, 1.0]})
+    theirs = pd.DataFrame({"file": list("abcdef"), "is_label_issue": [False] * 6})
+    t = bp.compare(truth, ours, theirs).set_index(["planted", "tool"])
+    assert t.loc[("wrong_label", "ours"), "precision"] == 0.5 and t.loc[("wrong_label", "ours"), "recall"] == 1
+    assert t.loc[("wrong_label", "ours"), "auroc"] == 1.0
+    assert t.loc[("duplicates", "ours"), "recall"] == 1.0 and t.loc[("duplicates", "ours"), "n"] == 2  # copy + source
+    assert t.loc[("foreign", "ours"), "recall"] == 0 and t.loc[("foreign", "ours"), "auroc"] == 1.0
+    assert t.loc[("wrong_label", "peer"), "flagged"] == 0

@@ -128,3 +128,20 @@ def test_the_rarest_class_is_flagged_by_datalabs_imbalance_rule():
     tiny = base.assign(label=np.r_[np.zeros(200, int), [1, 1, 2, 2, 2]])    # class 1: 2 of 205 < 0.1 / 3
     out = add_flags(tiny)
     assert out["flag_class_imbalance"].tolist() == [False] * 200 + [True, True, False, False, False]
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")
+def test_exact_copies_are_flagged_grouped_and_one_kept_even_when_most_images_are_copies():
+    """The bug this replaces: 40 identical images got 0 flags (every pixel NN distance the same float noise, not
+    below 0.13 x itself); 30 images each twice got 26 of 60 flagged and 47 kept instead of 30."""
+    from utils.scores.flags import clean_keep
+    rng = np.random.default_rng(0)
+    same = torch.from_numpy(np.repeat(rng.random((1, 1, 28, 28), dtype=np.float32), 40, axis=0))
+    s = score_dataset(same, config=TINY, families=("pixels",))
+    assert (s["px_nn_distance"] == 0).all() and s["flag_near_duplicate"].all()
+    assert (s["duplicate_group"] == 0).all() and clean_keep(s).tolist() == [True] + [False] * 39
+    twice = torch.from_numpy(np.vstack([rng.random((30, 1, 28, 28), dtype=np.float32)] * 2))
+    s = score_dataset(twice, config=TINY, families=("pixels",))
+    assert s["flag_near_duplicate"].all() and s["duplicate_group"].nunique() == 30
+    assert (s["duplicate_group"].to_numpy()[:30] == s["duplicate_group"].to_numpy()[30:]).all()
+    assert clean_keep(s).tolist() == [True] * 30 + [False] * 30

@@ -5,7 +5,8 @@ Datalab (not tuned on the scoreboard; their precision and recall on its injected
 * ``flag_label_issue`` — cleanlab's ``find_label_issues`` on the K-fold out-of-sample probabilities (computed by
   :func:`utils.scores.label_quality.label_quality`, passed through here).
 * ``flag_near_duplicate`` — pixel nearest-neighbour distance (``px_nn_distance``) below ``DUPLICATE_RATIO`` = 0.13
-  times its median over the dataset (Datalab's near-duplicate threshold); both members of a pair are flagged, and
+  times its median over the dataset (Datalab's near-duplicate threshold), or exactly 0 (an exact copy, flagged even
+  when most images are copies and the median is 0 itself); both members of a pair are flagged, and
   ``duplicate_group`` numbers the connected groups of flagged samples and their nearest neighbours (-1: none), so
   a triple of copies is one group.
 * ``flag_class_imbalance`` — the members of the rarest class when its share is below 0.1 / K (K classes):
@@ -68,7 +69,7 @@ def add_flags(scores: pd.DataFrame) -> pd.DataFrame:
         rarest = share.sort_index().idxmin()   # ties go to the smaller class index, as in Datalab
         out["flag_class_imbalance"] = (out["label"] == rarest) & (share[rarest] < IMBALANCE_THRESHOLD / len(share))
     d = out["px_nn_distance"]
-    out["flag_near_duplicate"] = d < DUPLICATE_RATIO * float(d.median())
+    out["flag_near_duplicate"] = (d < DUPLICATE_RATIO * float(d.median())) | (d == 0)   # an exact copy always
     out["duplicate_group"] = duplicate_groups(out["px_nearest_id"], out["flag_near_duplicate"])
     out["flag_outlier"] = False
     for col in OUTLIER_SPACES:

@@ -145,3 +145,53 @@ def test_exact_copies_are_flagged_grouped_and_one_kept_even_when_most_images_are
     assert s["flag_near_duplicate"].all() and s["duplicate_group"].nunique() == 30
     assert (s["duplicate_group"].to_numpy()[:30] == s["duplicate_group"].to_numpy()[30:]).all()
     assert clean_keep(s).tolist() == [True] * 30 + [False] * 30
+
+
+def _folder_of_sizes(root, sizes_per_class, seed=0):
+    rng = np.random.default_rng(seed)
+    for c, sizes in sizes_per_class.items():
+        (root / c).mkdir()
+        for i, (h, w) in enumerate(sizes):
+            Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(root / c / f"{i:02d}.png")
+
+
+def test_a_folder_of_mixed_sizes_is_scored_at_the_most_common_size(tmp_path):
+    """The bug this replaces: every real folder (images of several sizes) was refused as a whole."""
+    _folder_of_sizes(tmp_path, {"a": [(16, 16)] * 10 + [(24, 40)], "b": [(16, 16)] * 10 + [(9, 12)]})
+    x, labels, names, sizes = load_image_folder(tmp_path, with_sizes=True)
+    assert x.shape == (22, 1, 16, 16) and names[10] == "a/10.png" and sizes[10].tolist() == [24, 40]
+    original = torch.from_numpy(read_image(tmp_path / "a" / "10.png"))[None, None]
+    expected = torch.nn.functional.interpolate(original, size=(16, 16), mode="bilinear", antialias=True)
+    torch.testing.assert_close(x[10:11], expected.clamp(0, 1))          # stretched, bilinear with antialiasing
+    torch.testing.assert_close(x[0, 0], torch.from_numpy(read_image(tmp_path / "a" / "00.png")))   # untouched
+    scores = score_dataset(tmp_path, config=TINY, families=("pixels",))
+    odd = [10, 21]
+    assert scores.loc[odd, ["orig_height", "orig_width"]].to_numpy().tolist() == [[24, 40], [9, 12]]
+    assert (scores.drop(index=odd)[["orig_height", "orig_width"]] == 16).all().all()
+    assert scores["flag_odd_size"].tolist() == [i in odd for i in range(22)]   # CleanVision sees the original sizes
+    from utils.score import load_input
+    assert load_input(str(tmp_path), with_sizes=True)[4].tolist() == sizes.tolist()
+
+
+def test_a_list_of_differently_sized_arrays_is_scored():
+    rng = np.random.default_rng(1)
+    images = [rng.random((12, 12), dtype=np.float32) for _ in range(20)] + [rng.random((20, 8), dtype=np.float32)]
+    scores = score_dataset(images, config=TINY, families=("pixels",))
+    assert len(scores) == 21 and scores.loc[20, ["orig_height", "orig_width"]].tolist() == [20, 8]
+    same = score_dataset(images[:20], config=TINY, families=("pixels",))
+    assert "orig_height" not in same                                 # nothing resized: no size columns
+    hwc = [rng.integers(0, 256, (10, 10, 3), dtype=np.uint8) for _ in range(15)] + [rng.random((3, 14, 14))]
+    assert len(score_dataset(hwc, config=TINY, families=("pixels",))) == 16
+
+
+def test_huge_images_are_downscaled_before_any_statistic(tmp_path):
+    """The bug this replaces: 16 images of 4000 x 4000 ran out of memory in the pixel statistics."""
+    from utils.data.datasets import MAX_SIDE
+    ramp = (np.add.outer(np.arange(4000), np.arange(3000)) % 256).astype(np.uint8)   # compresses: a fast file
+    for i in range(16):
+        Image.fromarray(np.roll(ramp, i, axis=1)).save(tmp_path / f"{i:02d}.png", compress_level=1)
+    x, _, _, sizes = load_image_folder(tmp_path, with_sizes=True)
+    assert x.shape == (16, 1, MAX_SIDE, 192) and (sizes == [4000, 3000]).all()
+    big = torch.rand(16, 1, 600, 300)
+    scores = score_dataset(big, config=TINY, families=("pixels",))
+    assert (scores["orig_height"] == 600).all() and (scores["orig_width"] == 300).all()

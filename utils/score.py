@@ -24,13 +24,16 @@ import numpy as np
 import pandas as pd
 
 
-def load_input(path: str, labels_csv: str | None = None, root=None):
-    """(images, labels or None, files or None, class names or None) for a folder or a known dataset name."""
+def load_input(path: str, labels_csv: str | None = None, root=None, with_sizes: bool = False):
+    """(images, labels or None, files or None, class names or None) for a folder or a known dataset name; with
+    ``with_sizes`` also the original (height, width) of each image of a folder (None for a dataset), for
+    ``score_dataset(..., sizes=)`` (a folder of several sizes is resized to one, see ``load_image_folder``)."""
     from utils.data.datasets import DATASETS, load_dataset, load_image_folder
 
     p = Path(path)
+    sizes = None
     if p.is_dir():
-        images, labels, files = load_image_folder(p)
+        images, labels, files, sizes = load_image_folder(p, with_sizes=True)
         classes = sorted({Path(f).parts[0] for f in files if len(Path(f).parts) > 1}) or None
     else:
         name, _, split = path.partition(":")
@@ -52,7 +55,7 @@ def load_input(path: str, labels_csv: str | None = None, root=None):
                              "give every image a label.")
         codes, classes = pd.factorize(given.astype(str), sort=True)
         labels, classes = codes.astype(np.int64), list(classes)
-    return images, labels, files, classes
+    return (images, labels, files, classes, sizes) if with_sizes else (images, labels, files, classes)
 
 
 def with_names(scores, files=None, classes=None):
@@ -99,10 +102,10 @@ def main(argv=None) -> int:
     rank, _ = init_distributed()   # under torchrun the families spread over the ranks; rank 0 writes
     tic = time.perf_counter()
     try:
-        images, labels, files, classes = load_input(args.path, args.labels)
+        images, labels, files, classes, sizes = load_input(args.path, args.labels, with_sizes=True)
         out = Path(args.out)
         scores = score_dataset(images, labels, config=config, folder=out / "cache", families=tuple(args.families),
-                               progress=not args.quiet)
+                               progress=not args.quiet, sizes=sizes)
         if rank != 0:
             return 0
         scores = with_names(scores, files, classes)

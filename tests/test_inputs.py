@@ -195,3 +195,61 @@ def test_huge_images_are_downscaled_before_any_statistic(tmp_path):
     big = torch.rand(16, 1, 600, 300)
     scores = score_dataset(big, config=TINY, families=("pixels",))
     assert (scores["orig_height"] == 600).all() and (scores["orig_width"] == 300).all()
+
+
+def test_a_symlinked_class_folder_is_followed_and_pgm_ppm_files_are_read(tmp_path):
+    """The bugs this replaces: a class folder that is a symlink was silently dropped, and .pgm / .ppm skipped."""
+    rng = np.random.default_rng(2)
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "data" / "a" / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "elsewhere" / f"{i}.pgm")
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "data" / "a" / "c.ppm")
+    (tmp_path / "data" / "b").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "elsewhere", target_is_directory=True)   # no endless walk
+    x, labels, names = load_image_folder(tmp_path / "data")
+    assert names == ["a/0.png", "a/1.png", "a/2.png", "a/c.ppm", "b/0.pgm", "b/1.pgm", "b/2.pgm"]
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1] and x.shape == (7, 3, 8, 8)
+    np.testing.assert_allclose(x[4, 0].numpy(), np.asarray(Image.open(tmp_path / "elsewhere" / "0.pgm")) / 255,
+                               atol=1e-6)
+
+
+def test_an_unreadable_class_folder_is_named_not_dropped(tmp_path, monkeypatch):
+    import os
+
+    import utils.data.datasets as datasets
+    _folder_of_sizes(tmp_path, {"a": [(8, 8)] * 3, "b": [(8, 8)] * 3})
+    real = os.scandir
+
+    def scandir(path):     # what chmod 000 does to a non-root user (the tests may run as root)
+        if Path(path).name == "b":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(datasets.os, "scandir", scandir)
+    with pytest.raises(ValueError) as e:
+        load_image_folder(tmp_path)
+    assert _one_sentence(e) == (f"Cannot read {tmp_path / 'b'} (Permission denied) under {tmp_path}; make them "
+                                "readable, or move them out of the folder.")
+
+
+def test_channels_last_rgba_arrays_are_understood_and_ambiguous_shapes_refused():
+    """The bug this replaces: [N, 32, 32, 4] was read as 32-channel images of 32 x 4 pixels."""
+    rgba = np.random.default_rng(3).integers(0, 256, (24, 32, 32, 4), dtype=np.uint8)
+    a = score_dataset(rgba, config=TINY, families=("pixels",))
+    b = score_dataset(torch.from_numpy(rgba).permute(0, 3, 1, 2) / 255.0, config=TINY, families=("pixels",))
+    pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError) as e:
+        score_dataset(np.zeros((24, 3, 32, 3), np.float32), config=TINY, families=("pixels",))
+    assert "ambiguous" in _one_sentence(e)
+
+
+def test_ids_beyond_int64_are_refused_not_wrapped():
+    """The bug this replaces: uint64 ids >= 2**63 became negative numbers."""
+    x = torch.rand(40, 1, 8, 8)
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, ids=np.arange(40, dtype=np.uint64) + np.uint64(2 ** 63), config=TINY, families=("pixels",))
+    assert _one_sentence(e).startswith("sample id 9223372036854775808 does not fit a 64-bit signed integer")
+    big = np.arange(40, dtype=np.uint64) + np.uint64(2 ** 63 - 41)      # the largest that fit are kept exactly
+    assert score_dataset(x, ids=big, config=TINY, families=("pixels",)).index.tolist() == big.tolist()

@@ -253,3 +253,34 @@ def test_ids_beyond_int64_are_refused_not_wrapped():
     assert _one_sentence(e).startswith("sample id 9223372036854775808 does not fit a 64-bit signed integer")
     big = np.arange(40, dtype=np.uint64) + np.uint64(2 ** 63 - 41)      # the largest that fit are kept exactly
     assert score_dataset(x, ids=big, config=TINY, families=("pixels",)).index.tolist() == big.tolist()
+
+
+def test_a_negative_stride_view_and_a_tensor_with_grad_are_scored():
+    """The bugs this replaces: a negative-stride numpy view and a tensor with requires_grad crashed."""
+    x = torch.rand(40, 1, 8, 8)
+    base = score_dataset(x.flip(0), config=TINY, families=("pixels",))
+    pd.testing.assert_frame_equal(score_dataset(x.numpy()[::-1], config=TINY, families=("pixels",)), base)
+    pd.testing.assert_frame_equal(score_dataset(x.flip(0).requires_grad_(), config=TINY, families=("pixels",)), base)
+
+
+def test_a_seed_beyond_32_bits_is_refused_up_front():
+    """The bug this replaces: seed=2**32 crashed in scikit-learn's KMeans after other steps had run."""
+    with pytest.raises(ValueError) as e:
+        ScoringConfig(seed=2 ** 32)
+    assert _one_sentence(e).startswith("seed must be below 2**32")
+
+
+def test_labels_of_one_class_other_than_0_are_refused_up_front():
+    """The bug this replaces: all labels 3 gave num_classes 4, passed the check and failed after the K-fold pass."""
+    with pytest.raises(ValueError) as e:
+        score_dataset(torch.rand(40, 1, 16, 16), np.full(40, 3), config=TINY, families=("pixels", "supervised"))
+    assert _one_sentence(e).startswith("Every label is class 3")
+
+
+def test_an_image_over_the_decompression_bomb_limit_is_named(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+    _folder_of_sizes(tmp_path, {"a": [(8, 8)] * 3, "b": [(64, 64)]})
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)          # 64 x 64 = 4096 > 2 x 1000: PIL refuses it
+    with pytest.raises(ValueError) as e:
+        load_image_folder(tmp_path)
+    assert _one_sentence(e).startswith(f"The image {tmp_path / 'b' / '00.png'} is over PIL's decompression-bomb limit")

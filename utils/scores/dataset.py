@@ -79,6 +79,8 @@ class ScoringConfig:
             if not _is_int(v) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}"
                                  + (" (one fold to hold out, one to train on)." if name == "folds" else "."))
+        if self.seed >= 2 ** 32:
+            raise ValueError(f"seed must be below 2**32 (numpy's and scikit-learn's seeds are 32-bit), got {self.seed}.")
         if self.epochs and self.el2n_epoch >= self.epochs:
             raise ValueError(f"el2n_epoch ({self.el2n_epoch}) must be an epoch of the run (0..{self.epochs - 1}).")
         if self.ae_loss not in ("l1", "mse"):

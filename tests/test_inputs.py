@@ -284,3 +284,27 @@ def test_an_image_over_the_decompression_bomb_limit_is_named(tmp_path, monkeypat
     with pytest.raises(ValueError) as e:
         load_image_folder(tmp_path)
     assert _one_sentence(e).startswith(f"The image {tmp_path / 'b' / '00.png'} is over PIL's decompression-bomb limit")
+
+
+def test_a_truncated_or_empty_cache_file_is_recomputed_and_named(tmp_path):
+    """The bug this replaces: a truncated cached Parquet file or an empty cached JSON (a write killed by an older
+    version, a full disk) crashed every later call on that folder."""
+    from utils.engine import cache
+    x = torch.rand(40, 1, 8, 8)
+    first = score_dataset(x, config=TINY, families=("pixels",), folder=tmp_path)
+    table = tmp_path / "scores_pixels.parquet"
+    table.write_bytes(table.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=f"{table} is empty or cut short .*treating it as absent and recomputing"):
+        again = score_dataset(x, config=TINY, families=("pixels",), folder=tmp_path)
+    assert "pixels" in again.attrs["fresh"]
+    pd.testing.assert_frame_equal(again, first)
+    (tmp_path / "scores_image_checks.json").write_text("")
+    with pytest.warns(UserWarning, match="scores_image_checks.json is empty or cut short"):
+        again = score_dataset(x, config=TINY, families=("pixels",), folder=tmp_path)
+    assert again.attrs["fresh"] == ["image_checks"]
+    pd.testing.assert_frame_equal(again, first)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "settings.json").write_text('{"a": ')
+    with pytest.warns(UserWarning, match="settings.json is empty or cut short"):
+        cache.check_settings(tmp_path / "run", {"a": 1})
+    assert cache.saved_settings(tmp_path / "run") == {"a": 1}

@@ -85,7 +85,22 @@ def writing(folder):
 
 def saved_settings(folder) -> dict | None:
     path = Path(folder) / SETTINGS
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_json(path) if path.is_file() else None
+
+
+def _damaged(path, err) -> None:
+    import warnings
+    warnings.warn(f"{path} is empty or cut short ({err}); treating it as absent and recomputing it.", stacklevel=3)
+
+
+def _read_json(path) -> dict | None:
+    """The JSON of ``path``; None, with a warning naming it, when the file is empty or cut short (a killed write
+    of an older version): the cache treats it as absent and recomputes."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        _damaged(path, err)
+        return None
 
 
 def _refuse_other(folder, saved: dict, settings: dict) -> None:
@@ -186,12 +201,18 @@ def cached_step(folder, name: str, settings: dict) -> pd.DataFrame | None:
     if not (spec.is_file() and table.is_file()):
         return None
     settings = canonical(settings)
-    saved = json.loads(spec.read_text())
+    saved = _read_json(spec)
+    if not isinstance(saved, dict) or "settings" not in saved:
+        return None
     if saved["settings"] != settings:
         diff = sorted(k for k in set(saved["settings"]) | set(settings) if saved["settings"].get(k) != settings.get(k))
         raise ValueError(f"{table} was computed with other settings ({', '.join(diff)}); delete it, or write to "
                          "another folder.")
-    frame = load_table(table)
+    try:
+        frame = load_table(table)
+    except (OSError, ValueError) as err:   # a truncated Parquet file (pyarrow's ArrowInvalid is a ValueError)
+        _damaged(table, err)
+        return None
     frame.attrs.update(seconds=saved["seconds"], step=name, fresh=False)
     return frame
 

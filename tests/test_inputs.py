@@ -308,3 +308,35 @@ def test_a_truncated_or_empty_cache_file_is_recomputed_and_named(tmp_path):
     with pytest.warns(UserWarning, match="settings.json is empty or cut short"):
         cache.check_settings(tmp_path / "run", {"a": 1})
     assert cache.saved_settings(tmp_path / "run") == {"a": 1}
+
+
+def test_one_family_as_a_string_and_a_config_dict_are_understood():
+    """The bugs this replaces: families="pixels" was split into letters; config={...} gave an AttributeError."""
+    x = torch.rand(40, 1, 8, 8)
+    base = score_dataset(x, config=TINY, families=("pixels",))
+    pd.testing.assert_frame_equal(score_dataset(x, config=TINY, families="pixels"), base)
+    pd.testing.assert_frame_equal(score_dataset(x, config=TINY.to_dict(), families=("pixels",)), base)
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, config={"epochz": 1}, families=("pixels",))
+    assert _one_sentence(e).startswith("config names a field ScoringConfig does not have")
+
+
+def test_16_bit_arrays_are_scaled_by_65535():
+    """The bug this replaces: uint16 arrays were refused with 'divide 8-bit images by 255'."""
+    deep = np.random.default_rng(4).integers(0, 65536, (40, 1, 8, 8)).astype(np.uint16)
+    pd.testing.assert_frame_equal(score_dataset(deep, config=TINY, families=("pixels",)),
+                                  score_dataset(torch.from_numpy(deep / 65535.0).float(), config=TINY,
+                                                families=("pixels",)))
+
+
+def test_the_same_samples_in_another_order_reuse_the_cache(tmp_path):
+    """The bug this replaces: the data description was computed in input order, so its float64 sums (and the
+    cache key) changed with the row order and the same images and ids were refused as 'other settings'."""
+    x = torch.rand(3000, 3, 32, 32, generator=torch.Generator().manual_seed(5)) ** 3   # float64 sums round
+    ids = np.arange(3000) * 3
+    first = score_dataset(x, ids=ids, config=TINY, families=("pixels",), folder=tmp_path)
+    perm = np.random.default_rng(6).permutation(3000)
+    again = score_dataset(x[torch.from_numpy(perm)], ids=ids[perm], config=TINY, families=("pixels",),
+                          folder=tmp_path)
+    assert again.attrs["fresh"] == [] and again.index.tolist() == ids[perm].tolist()
+    pd.testing.assert_frame_equal(again.loc[ids], first)

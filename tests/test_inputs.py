@@ -340,3 +340,21 @@ def test_the_same_samples_in_another_order_reuse_the_cache(tmp_path):
                           folder=tmp_path)
     assert again.attrs["fresh"] == [] and again.index.tolist() == ids[perm].tolist()
     pd.testing.assert_frame_equal(again.loc[ids], first)
+
+
+def test_a_bad_out_folder_is_refused_with_one_sentence_before_any_work(tmp_path, capsys):
+    """The bugs this replaces: --out that is a file (or under one) printed an OS traceback after the scoring, and
+    --out inside the image folder made the next run read its own report figures as images."""
+    from utils.score import main
+    (tmp_path / "imgs").mkdir()
+    _folder_of_sizes(tmp_path / "imgs", {"a": [(8, 8)] * 6, "b": [(8, 8)] * 6})
+    (tmp_path / "file.txt").write_text("x")
+    cases = [(tmp_path / "file.txt", f"--out {tmp_path / 'file.txt'} is a file, not a folder; pass a folder"),
+             (tmp_path / "file.txt" / "sub", f"--out {tmp_path / 'file.txt' / 'sub'} cannot be created ("),
+             (tmp_path / "imgs" / "report", f"--out {tmp_path / 'imgs' / 'report'} is inside the image folder")]
+    for out, start in cases:
+        assert main([str(tmp_path / "imgs"), "--out", str(out), "--quiet", "--families", "pixels",
+                     "--set", "folds=2"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {start}") and err.endswith(".") and "\n" not in err, err
+    assert not (tmp_path / "imgs" / "report").exists()

@@ -16,6 +16,7 @@ The command-line entry point sits above every layer of the package: it only call
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,23 @@ def with_names(scores, files=None, classes=None):
     return scores
 
 
+def out_problem(out, path) -> str | None:
+    """Why ``--out`` cannot hold the results (one sentence), or None; creates the folder when it can."""
+    out, source = Path(out), Path(path)
+    if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+        return (f"--out {out} is inside the image folder {path}, so the next run would read its report figures as "
+                "images; pick a folder outside it.")
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; pass a folder (it is created when missing)."
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"--out {out} cannot be created ({err.strerror or err}); pass a folder you can write to."
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"--out {out} is not writable; pass a folder you can write to."
+    return None
+
+
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
     from utils.scores.dataset import ScoringConfig, score_dataset
@@ -97,6 +115,10 @@ def main(argv=None) -> int:
         parser.error(f"--set names a field ScoringConfig does not have ({err}).")
     except ValueError as err:
         parser.error(str(err))
+    problem = out_problem(args.out, args.path)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from utils.engine.distributed import init_distributed
 
     rank, _ = init_distributed()   # under torchrun the families spread over the ranks; rank 0 writes

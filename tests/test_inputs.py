@@ -358,3 +358,9 @@ def test_a_bad_out_folder_is_refused_with_one_sentence_before_any_work(tmp_path,
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {start}") and err.endswith(".") and "\n" not in err, err
     assert not (tmp_path / "imgs" / "report").exists()
+
+
+def test_integer_arrays_of_0_and_1_are_still_scored_as_pixels():
+    binary = np.random.default_rng(7).integers(0, 2, (40, 1, 8, 8))          # int64 ink masks
+    pd.testing.assert_frame_equal(score_dataset(binary, config=TINY, families=("pixels",)),
+                                  score_dataset(binary.astype(np.float32), config=TINY, families=("pixels",)))

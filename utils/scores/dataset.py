@@ -173,7 +173,7 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
     elif x.dtype == torch.uint16:
         x = x.to(torch.int32).float() / 65535.0
     else:
-        x = x.float() if x.is_floating_point() else x
+        x = x.float()
     x = check_images(x, "images")
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError(f"Pixels must lie in [0, 1] (got {float(x.min()):.3g}..{float(x.max()):.3g}); divide "

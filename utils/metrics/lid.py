@@ -11,8 +11,9 @@ scikit-learn's brute force with the ``|x|^2 - 2 x.y + |y|^2`` expansion, which l
 0); the candidates are re-measured here in float64 as ``sqrt(sum((x - y)^2))`` and re-sorted (ties by index), so
 both backends give the same distances, and an exact copy sits at distance exactly 0. Byte-identical rows are
 found up front (one sort of the rows): a row's exact copies are its first neighbours, in index order, whatever
-the search returned among the tied candidates, so copies are neighbours of each other in every backend. ``backend="auto"`` takes FAISS from :data:`FAISS_FROM` points on when it is installed
-(``make benchmark`` measures both side by side; chunked torch matmul + topk was 2-8x slower than either).
+the search returned among the tied candidates, so copies are neighbours of each other in every backend.
+``backend="auto"`` takes FAISS from :data:`FAISS_FROM` points on when it is installed (``make benchmark``
+measures both side by side; chunked torch matmul + topk was 2-8x slower than either).
 """
 from __future__ import annotations
 

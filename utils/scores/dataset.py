@@ -80,7 +80,8 @@ class ScoringConfig:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}"
                                  + (" (one fold to hold out, one to train on)." if name == "folds" else "."))
         if self.seed >= 2 ** 32:
-            raise ValueError(f"seed must be below 2**32 (numpy's and scikit-learn's seeds are 32-bit), got {self.seed}.")
+            raise ValueError(f"seed must be below 2**32 (numpy's and scikit-learn's seeds are 32-bit), "
+                             f"got {self.seed}.")
         if self.epochs and self.el2n_epoch >= self.epochs:
             raise ValueError(f"el2n_epoch ({self.el2n_epoch}) must be an epoch of the run (0..{self.epochs - 1}).")
         if self.ae_loss not in ("l1", "mse"):
@@ -190,9 +191,6 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
                              f"{values.reshape(-1)[:2].tolist()}); map class names to integers first, e.g. with "
                              "pandas.factorize.")
         labels = check_labels(values.reshape(-1), len(x))
-        if len(torch.unique(labels)) < 2:
-            raise ValueError(f"Every label is class {int(labels[0])}: a single class cannot train a classifier; "
-                             "pass labels=None for label-free scores only.")
     ids = check_ids(ids, len(x))
     meta = None
     if sizes is not None:
@@ -253,6 +251,10 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     if unknown:
         raise ValueError(f"Unknown score families {unknown}: choose from {', '.join(FAMILIES)}.")
     data, info = as_samples(images, labels, ids, info, sizes)
+    trains = ("supervised" in families and config.epochs) or ("ssft" in families and config.ssft_epochs)
+    if data.labels is not None and trains and len(torch.unique(data.labels)) < 2:
+        raise ValueError(f"Every label is class {int(data.labels[0])}: a single class cannot train a classifier; "
+                         "pass labels=None, or only label-free families, for label-free scores.")
     given_order = data.ids
     data = data.sorted()   # every family sees the samples in id order: scores do not depend on the input order
     if len(data) < 4 * config.folds:

@@ -219,8 +219,9 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
                   families=FAMILIES, progress: bool = False, sizes=None) -> pd.DataFrame:
     """Every score of every sample, one row per sample id (input order); see the module docstring.
 
-    ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1 or 3]`` (tensor or array), floats
-    in [0, 1] or uint8, or the path of an image folder
+    ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1, 3 or 4]`` (tensor or array; a shape
+    whose 2nd and last axes could both be channels is refused), floats in [0, 1], uint8 (/ 255) or uint16
+    (/ 65535), a list of images of any sizes, or the path of an image folder
     (class sub-folders give the labels, :func:`utils.data.datasets.load_image_folder`). ``labels``: N class
     indices or None (then only the label-free families run). ``ids``: N unique integers (default 0..N-1); every
     row of the result is keyed by them. ``info``: the data description (default computed from the images).

@@ -364,3 +364,11 @@ def test_integer_arrays_of_0_and_1_are_still_scored_as_pixels():
     binary = np.random.default_rng(7).integers(0, 2, (40, 1, 8, 8))          # int64 ink masks
     pd.testing.assert_frame_equal(score_dataset(binary, config=TINY, families=("pixels",)),
                                   score_dataset(binary.astype(np.float32), config=TINY, families=("pixels",)))
+
+
+def test_a_list_of_rgb_and_rgba_arrays_names_the_odd_ones():
+    rng = np.random.default_rng(8)
+    images = [rng.random((3, 10, 10)) for _ in range(20)] + [rng.random((10, 10, 4))]
+    with pytest.raises(ValueError) as e:
+        score_dataset(images, config=TINY, families=("pixels",))
+    assert "(images [20] have 4)" in _one_sentence(e)

@@ -464,8 +464,11 @@ def stack_images(images) -> tuple[torch.Tensor, np.ndarray]:
     sizes = np.array([tuple(t.shape[-2:]) for t in arrays], dtype=np.int64).reshape(-1, 2)
     channels = {t.shape[0] for t in arrays}
     if len(channels - {1}) > 1:
-        raise ValueError(f"the images of the list have {sorted(channels)} channels; convert them to one channel "
-                         "count (e.g. all RGB) first.")
+        counts = [t.shape[0] for t in arrays]
+        rare = min(channels - {1}, key=counts.count)
+        which = [i for i, c in enumerate(counts) if c == rare]
+        raise ValueError(f"the images of the list have {sorted(channels)} channels (images {which[:5]} have {rare}); "
+                         "convert them to one channel count (e.g. all RGB) first.")
     c = max(channels)
     target = common_size(sizes)
     x = torch.stack([resize_images(t.expand(c, -1, -1), target) for t in arrays])

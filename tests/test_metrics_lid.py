@@ -129,3 +129,24 @@ def test_auto_backend_switches_to_faiss_at_the_threshold(monkeypatch):
     assert calls == [500]
     with pytest.raises(ValueError, match="backend"):
         lid.knn(X, 3, backend="annoy")
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "faiss"])
+def test_exact_copies_sit_at_distance_exactly_0_in_every_backend(backend):
+    """The bug this replaces: scikit-learn's brute force (|x|^2 - 2 x.y + |y|^2 in float32) put a copy at ~5e-7,
+    the same float noise for every copy, so 40 identical images all got one positive nearest-neighbour distance."""
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    rng = np.random.default_rng(11)
+    same = np.repeat(rng.random((1, 784), dtype=np.float32), 40, axis=0)        # 40 identical images
+    d, i = knn(same, 5, backend=backend)
+    assert (d == 0).all() and (i == [[j for j in range(6) if j != r][:5] for r in range(40)]).all()
+    pairs = np.vstack([rng.random((30, 784), dtype=np.float32)] * 2)            # 30 images, each twice
+    d, i = knn(pairs, 5, backend=backend)
+    assert (d[:, 0] == 0).all() and (d[:, 1] > 1).all()
+    np.testing.assert_array_equal(i[:, 0], np.r_[np.arange(30, 60), np.arange(30)])
+    X = rng.random((500, 784), dtype=np.float32)
+    X[[7, 70, 300]] = X[5]                                                      # one image four times
+    d, i = knn(X, 4, backend=backend)
+    assert (d[[5, 7, 70, 300], :3] == 0).all() and i[70, :3].tolist() == [5, 7, 300]
+    assert (d[:, 0] > 0).sum() == 496

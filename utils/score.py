@@ -23,6 +23,7 @@ The command-line entry point sits above every layer of the package: it only call
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,13 +32,16 @@ import numpy as np
 import pandas as pd
 
 
-def load_input(path: str, labels_csv: str | None = None, root=None):
-    """(images, labels or None, files or None, class names or None) for a folder or a known dataset name."""
+def load_input(path: str, labels_csv: str | None = None, root=None, with_sizes: bool = False):
+    """(images, labels or None, files or None, class names or None) for a folder or a known dataset name; with
+    ``with_sizes`` also the original (height, width) of each image of a folder (None for a dataset), for
+    ``score_dataset(..., sizes=)`` (a folder of several sizes is resized to one, see ``load_image_folder``)."""
     from utils.data.datasets import DATASETS, load_dataset, load_image_folder
 
     p = Path(path)
+    sizes = None
     if p.is_dir():
-        images, labels, files = load_image_folder(p)
+        images, labels, files, sizes = load_image_folder(p, with_sizes=True)
         classes = sorted({Path(f).parts[0] for f in files if len(Path(f).parts) > 1}) or None
     else:
         name, _, split = path.partition(":")
@@ -59,7 +63,7 @@ def load_input(path: str, labels_csv: str | None = None, root=None):
                              "give every image a label.")
         codes, classes = pd.factorize(given.astype(str), sort=True)
         labels, classes = codes.astype(np.int64), list(classes)
-    return images, labels, files, classes
+    return (images, labels, files, classes, sizes) if with_sizes else (images, labels, files, classes)
 
 
 def with_names(scores, files=None, classes=None):
@@ -103,6 +107,23 @@ def _with_issue_types(config, items, parser):
         parser.error(str(err))
 
 
+def out_problem(out, path) -> str | None:
+    """Why ``--out`` cannot hold the results (one sentence), or None; creates the folder when it can."""
+    out, source = Path(out), Path(path)
+    if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+        return (f"--out {out} is inside the image folder {path}, so the next run would read its report figures as "
+                "images; pick a folder outside it.")
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; pass a folder (it is created when missing)."
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"--out {out} cannot be created ({err.strerror or err}); pass a folder you can write to."
+    if not os.access(out, os.W_OK | os.X_OK):
+        return f"--out {out} is not writable; pass a folder you can write to."
+    return None
+
+
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
     from utils.scores.dataset import ScoringConfig, score_dataset
@@ -140,19 +161,23 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(str(err))
     config = _with_issue_types(config, args.issue, parser)
+    problem = out_problem(args.out, args.path)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from utils.engine.distributed import init_distributed
 
     rank, _ = init_distributed()   # under torchrun the families spread over the ranks; rank 0 writes
     tic = time.perf_counter()
     try:
-        images, labels, files, classes = load_input(args.path, args.labels)
+        images, labels, files, classes, sizes = load_input(args.path, args.labels, with_sizes=True)
         out = Path(args.out)
         if args.to_label is not None:
             from utils.scores.labeling import budget_count
 
             budget_count(args.to_label, len(images))   # a bad budget stops here, before any training
         scores = score_dataset(images, labels, config=config, folder=out / "cache", families=tuple(args.families),
-                               progress=not args.quiet, force=args.force)
+                               progress=not args.quiet, force=args.force, sizes=sizes)
         if rank != 0:
             return 0
         sections = to_label(args.to_label, images, files, config, out, not args.quiet) if args.to_label else ()

@@ -281,16 +281,26 @@ def _load_mnist_5k(split: str):
     return images[keep], y[keep]
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
+                  ".pnm")
+
+MAX_SIDE = 256   # images are downscaled (aspect kept) so that neither side exceeds this before scoring
 
 
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+def _too_large(path, err) -> ValueError:
+    from PIL import Image
+    return ValueError(f"The image {path} is over PIL's decompression-bomb limit of {2 * Image.MAX_IMAGE_PIXELS} "
+                      f"pixels ({err}); downscale that file, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it.")
+
+
 def read_image(path) -> np.ndarray:
     """One image file as float32 in [0, 1]: ``[H, W]`` for grayscale, ``[H, W, 3]`` for anything else (alpha
     dropped), scaled by its bit depth (8-bit /255; 16-bit /65535, so 16-bit PNGs are not clipped; float images as
-    stored). The file is closed when this returns. A file that cannot be decoded stops with one sentence naming it."""
+    stored). The file is closed when this returns. A file that cannot be decoded, or that is over PIL's
+    decompression-bomb limit, stops with one sentence naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -304,40 +314,162 @@ def read_image(path) -> np.ndarray:
             if mode == "F":
                 return np.asarray(im, dtype=np.float32)
             return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from None
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise ValueError(f"Cannot read the image {path} ({err}); fix or remove that file.") from None
 
 
-def load_image_folder(path) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
-    """Images of a folder as ``[N, C, H, W]`` float32 in [0, 1], their labels and their relative paths.
+def image_size(path) -> tuple[int, int]:
+    """(height, width) of an image file from its header (nothing decoded), or one sentence naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except Image.DecompressionBombError as err:
+        raise _too_large(path, err) from None
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ValueError(f"Cannot read the image {path} ({err}); fix or remove that file.") from None
+
+
+def common_size(sizes, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """The one size (height, width) images of ``sizes`` are scored at: the most common size (ties: the larger
+    area, then the larger height), downscaled with its aspect ratio kept when a side exceeds ``max_side``."""
+    from collections import Counter
+    counts = Counter((int(h), int(w)) for h, w in sizes)
+    h, w = max(counts, key=lambda hw: (counts[hw], hw[0] * hw[1], hw[0]))
+    if max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    return h, w
+
+
+def resize_images(x: torch.Tensor, size) -> torch.Tensor:
+    """``x`` ``[N, C, H, W]`` (or one image ``[C, H, W]``) float in [0, 1] resized to ``size`` (height, width):
+    stretched (aspect ratio not kept, no padding), bilinear with antialiasing (``torch.nn.functional.interpolate``),
+    clamped to [0, 1]; returned as is when it has that size already."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    one = x.ndim == 3
+    x = x[None] if one else x
+    out = torch.nn.functional.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
+                                          align_corners=False).clamp_(0, 1)
+    return out[0] if one else out
+
+
+def _list_images(root: Path) -> list[Path]:
+    """Every image file under ``root``, following symlinked folders (each real folder once); a folder or file that
+    cannot be listed or checked stops with one sentence naming it."""
+    files, seen, stack, unreadable = [], set(), [root], []
+    while stack:
+        folder = stack.pop()
+        try:
+            real = folder.resolve()
+            if real in seen:     # a symlink loop, or two links to one folder
+                continue
+            seen.add(real)
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as err:
+            unreadable.append(f"{folder} ({err.strerror or err})")
+            continue
+        for e in entries:
+            try:
+                if e.is_dir():
+                    stack.append(Path(e.path))
+                elif e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES:
+                    files.append(Path(e.path))
+            except OSError as err:
+                unreadable.append(f"{e.path} ({err.strerror or err})")
+    if unreadable:
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        raise ValueError(f"Cannot read {', '.join(unreadable[:3])}{more} under {root}; make them readable, or move "
+                         "them out of the folder.")
+    return sorted(files)
+
+
+def load_image_folder(path, with_sizes: bool = False):
+    """Images of a folder as ``[N, C, H, W]`` float32 in [0, 1], their labels and their relative paths (and, with
+    ``with_sizes``, each image's original ``(height, width)`` as an int64 array ``[N, 2]``).
 
     With class sub-folders (torchvision's ``ImageFolder`` layout, ``path/<class>/<image>``) the labels are the
-    sub-folder indices in sorted name order; a flat folder of images gives ``labels = None``. Files are read in
-    sorted path order, so sample ``i`` is ``paths[i]`` on every machine, one at a time (each closed before the
-    next is opened: any number of files). Grayscale images load as 1 channel (16-bit ones scaled by 65535); if any
-    image has colour, all load as RGB; every image must have the same size (resize them first)."""
+    sub-folder indices in sorted name order; a flat folder of images gives ``labels = None``. Symlinked folders are
+    followed. Files are read in sorted path order, so sample ``i`` is ``paths[i]`` on every machine, one at a time
+    (each closed before the next is opened: any number of files). Grayscale images load as 1 channel (16-bit ones
+    scaled by 65535); if any image has colour, all load as RGB. Images of different sizes are resized to one size:
+    the most common one (:func:`common_size`; downscaled, aspect kept, when a side exceeds :data:`MAX_SIDE`), each
+    stretched to it by :func:`resize_images`; the sizes are read from the file headers first, so a folder of huge
+    images never sits in memory at full size. A file that cannot be read stops with one sentence naming it."""
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder; pass a folder of images (optionally one sub-folder per class).")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = _list_images(root)
     if not files:
         raise ValueError(f"No images ({', '.join(IMAGE_SUFFIXES)}) under {root}.")
     classes = sorted({p.parent.relative_to(root).parts[0] for p in files if p.parent != root})
     if classes and any(p.parent == root for p in files):
         raise ValueError(f"{root} mixes images at its top level with class sub-folders; put every image in a "
                          "class sub-folder, or none.")
-    arrays = [read_image(p) for p in files]
-    sizes = {a.shape[:2] for a in arrays}
-    if len(sizes) > 1:
-        raise ValueError(f"Images under {root} have {len(sizes)} different sizes (e.g. {sorted(sizes)[:2]}); resize "
-                         "them to one size first.")
+    sizes = np.array([image_size(p) for p in files], dtype=np.int64).reshape(-1, 2)
+    target = common_size(sizes)
+    arrays = []
+    for p in files:
+        a = read_image(p)
+        if a.shape[:2] != target:
+            t = torch.from_numpy(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+            t = resize_images(t, target).numpy()
+            a = t[0] if a.ndim == 2 else t.transpose(1, 2, 0)
+        arrays.append(a)
     gray = all(a.ndim == 2 for a in arrays)
     if not gray:
         arrays = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
     x = torch.from_numpy(np.stack(arrays))
+    del arrays
     x = x.unsqueeze(1) if gray else x.permute(0, 3, 1, 2).contiguous()
     labels = None
     if classes:
         index = {c: i for i, c in enumerate(classes)}
         labels = torch.tensor([index[p.relative_to(root).parts[0]] for p in files], dtype=torch.int64)
-    return x, labels, [str(p.relative_to(root)) for p in files]
+    names = [str(p.relative_to(root)) for p in files]
+    return (x, labels, names, sizes) if with_sizes else (x, labels, names)
+
+
+def _one_image(a, i: int) -> torch.Tensor:
+    """One image of a list as float ``[C, H, W]`` in [0, 1] (uint8 / 255, uint16 / 65535)."""
+    t = a.detach().cpu() if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(np.asarray(a)))
+    if t.dtype == torch.uint8:
+        t = t.float() / 255.0
+    elif t.dtype == torch.uint16 or (isinstance(a, np.ndarray) and a.dtype == np.uint16):
+        t = t.to(torch.int32).float() / 65535.0
+    if t.ndim == 2:
+        t = t[None]
+    elif t.ndim == 3 and t.shape[-1] in (1, 3, 4) and t.shape[0] not in (1, 3, 4):
+        t = t.permute(2, 0, 1)
+    if t.ndim != 3 or not t.is_floating_point():
+        raise ValueError(f"image {i} of the list is {t.dtype} {list(t.shape)}; pass each image as [H, W], "
+                         "[H, W, C] or [C, H, W], floats in [0, 1] or uint8.")
+    return t.float()
+
+
+def stack_images(images) -> tuple[torch.Tensor, np.ndarray]:
+    """A list of images of different sizes (each ``[H, W]``, ``[H, W, C]`` or ``[C, H, W]``, as in
+    :func:`load_image_folder`) as one ``[N, C, H, W]`` float32 tensor at :func:`common_size`, each stretched to it by
+    :func:`resize_images`, and their original ``(height, width)`` ``[N, 2]``; grayscale images get 3 channels when
+    any image has colour."""
+    arrays = [_one_image(a, i) for i, a in enumerate(images)]
+    if not arrays:
+        raise ValueError("images is an empty list; pass at least one image.")
+    sizes = np.array([tuple(t.shape[-2:]) for t in arrays], dtype=np.int64).reshape(-1, 2)
+    channels = {t.shape[0] for t in arrays}
+    if len(channels - {1}) > 1:
+        counts = [t.shape[0] for t in arrays]
+        rare = min(channels - {1}, key=counts.count)
+        which = [i for i, c in enumerate(counts) if c == rare]
+        raise ValueError(f"the images of the list have {sorted(channels)} channels (images {which[:5]} have {rare}); "
+                         "convert them to one channel count (e.g. all RGB) first.")
+    c = max(channels)
+    target = common_size(sizes)
+    x = torch.stack([resize_images(t.expand(c, -1, -1), target) for t in arrays])
+    return x, sizes

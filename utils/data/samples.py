@@ -40,6 +40,10 @@ def check_ids(ids, n: int) -> np.ndarray:
             values.dtype.kind == "f" and not (np.isfinite(values).all() and (values == np.round(values)).all())):
         raise ValueError(f"sample ids must be integers, got {values.dtype} values (e.g. {values[:2].tolist()}); "
                          "number your samples, e.g. ids=range(N), and keep names (file paths) in meta.")
+    if n and (values.max() >= 2 ** 63 or values.min() < -2 ** 63):   # int64 would wrap them (or round floats)
+        big = values[(values >= 2 ** 63) | (values < -2 ** 63)][0]
+        raise ValueError(f"sample id {big} does not fit a 64-bit signed integer (ids are stored as int64); renumber "
+                         "your samples, e.g. ids=range(N), and keep the original ids in meta.")
     values = values.astype(np.int64)
     if len(np.unique(values)) != n:
         raise ValueError("sample ids are not unique; give every sample its own id.")

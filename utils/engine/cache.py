@@ -86,7 +86,22 @@ def writing(folder):
 
 def saved_settings(folder) -> dict | None:
     path = Path(folder) / SETTINGS
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _read_json(path) if path.is_file() else None
+
+
+def _damaged(path, err) -> None:
+    import warnings
+    warnings.warn(f"{path} is empty or cut short ({err}); treating it as absent and recomputing it.", stacklevel=3)
+
+
+def _read_json(path) -> dict | None:
+    """The JSON of ``path``; None, with a warning naming it, when the file is empty or cut short (a killed write
+    of an older version): the cache treats it as absent and recomputes."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        _damaged(path, err)
+        return None
 
 
 def _refuse_other(folder, saved: dict, settings: dict) -> None:
@@ -197,7 +212,9 @@ def cached_step(folder, name: str, settings: dict, version: int | None = None,
     table, spec = folder / f"{name}.parquet", folder / f"{name}.json"
     if not (spec.is_file() and table.is_file()):
         return None
-    saved = json.loads(spec.read_text())
+    saved = _read_json(spec)
+    if not isinstance(saved, dict) or "settings" not in saved:
+        return None
     if version is not None and saved.get("version") != version:
         if force:
             return None
@@ -209,7 +226,11 @@ def cached_step(folder, name: str, settings: dict, version: int | None = None,
         diff = sorted(k for k in set(saved["settings"]) | set(settings) if saved["settings"].get(k) != settings.get(k))
         raise ValueError(f"{table} was computed with other settings ({', '.join(diff)}); delete it, or write to "
                          "another folder.")
-    frame = load_table(table)
+    try:
+        frame = load_table(table)
+    except (OSError, ValueError) as err:   # a truncated Parquet file (pyarrow's ArrowInvalid is a ValueError)
+        _damaged(table, err)
+        return None
     frame.attrs.update(seconds=saved["seconds"], step=name, fresh=False)
     return frame
 

@@ -6,10 +6,14 @@ into the Levina-Bickel maximum-likelihood estimate, identical to scikit-dimensio
 several k and other neighbourhood scores.
 
 Two exact backends give the same neighbours (tested): scikit-learn ``NearestNeighbors`` and FAISS
-``IndexFlatL2`` (``faiss-cpu``). FAISS searches in float32 on squared distances; its candidates (k + a few) are
-re-measured here in float64 and re-sorted, so its distances equal scikit-learn's to rounding and an exact copy
-sits at distance 0. ``backend="auto"`` takes FAISS from :data:`FAISS_FROM` points on when it is installed
-(``make benchmark`` measures both side by side; chunked torch matmul + topk was 2-8x slower than either).
+``IndexFlatL2`` (``faiss-cpu``). Both search for k + a few candidates (FAISS in float32 on squared distances,
+scikit-learn's brute force with the ``|x|^2 - 2 x.y + |y|^2`` expansion, which leaves ~1e-7 where the distance is
+0); the candidates are re-measured here in float64 as ``sqrt(sum((x - y)^2))`` and re-sorted (ties by index), so
+both backends give the same distances, and an exact copy sits at distance exactly 0. Byte-identical rows are
+found up front (one sort of the rows): a row's exact copies are its first neighbours, in index order, whatever
+the search returned among the tied candidates, so copies are neighbours of each other in every backend.
+``backend="auto"`` takes FAISS from :data:`FAISS_FROM` points on when it is installed (``make benchmark``
+measures both side by side; chunked torch matmul + topk was 2-8x slower than either).
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ def knn(X, k: int, n_jobs: int | None = None, algorithm: str = "auto", backend: 
     """Exact Euclidean k nearest neighbours of every row of ``X`` ``[N, D]`` among the others.
 
     Returns ``(distances [N, k] float64, indices [N, k] int64)``, sorted by distance, **not squared**.
-    The point itself is excluded by index, so an exact duplicate appears as a neighbour at distance 0.
+    The point itself is excluded by index, so an exact duplicate appears as a neighbour at distance exactly 0, in
+    every backend; a row's byte-identical copies come first, in index order, and other ties are broken by index.
     ``backend``: "sklearn" (``NearestNeighbors``; ``algorithm`` 'auto' picks a kd-tree for D <= 15, brute force
     above), "faiss" (``IndexFlatL2``, distances re-measured in float64), or "auto" (FAISS from
     :data:`FAISS_FROM` points when installed, else scikit-learn). ``n_jobs``: threads (None: all cores).
@@ -44,9 +49,57 @@ def knn(X, k: int, n_jobs: int | None = None, algorithm: str = "auto", backend: 
         return _knn_faiss(X, int(k), n_jobs)
     from sklearn.neighbors import NearestNeighbors
 
-    nn = NearestNeighbors(n_neighbors=int(k), algorithm=algorithm, n_jobs=n_jobs).fit(X)
-    dist, idx = nn.kneighbors()
-    return dist.astype(np.float64, copy=False), idx.astype(np.int64, copy=False)
+    c = min(n - 1, int(k) + MARGIN)
+    nn = NearestNeighbors(n_neighbors=c, algorithm=algorithm, n_jobs=n_jobs).fit(X)
+    _, cand = nn.kneighbors()          # self excluded by scikit-learn
+    return _remeasure(X, cand.astype(np.int64, copy=False), np.zeros(cand.shape, dtype=bool), int(k))
+
+
+MARGIN = 4   # extra candidates per row, re-measured exactly: they absorb float32 / expansion rounding at the k-th
+
+
+def _remeasure(X: np.ndarray, cand: np.ndarray, bad: np.ndarray, k: int):
+    """Float64 distances of the candidates ``cand`` [N, c] (``bad`` ones: self or missing, dropped), sorted with
+    ties by index, the first ``k`` kept; a row's byte-identical copies first (distance 0, index order)."""
+    n = len(X)
+    rows = np.arange(n)[:, None]
+    cand = np.where(bad, rows, cand)
+    dist = np.empty(cand.shape, dtype=np.float64)
+    block = max(1, 2 ** 24 // max(1, cand.shape[1] * X.shape[1]))   # float64 block of about 128 MB
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        diff = X[cand[lo:hi]].astype(np.float64) - X[lo:hi, None, :].astype(np.float64)
+        dist[lo:hi] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    dist[bad] = np.inf
+    order = np.lexsort((cand, dist), axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)[:, :k]
+    idx = np.take_along_axis(cand, order, axis=1)[:, :k]
+    groups = exact_copies(X)
+    label = np.full(n, -1, dtype=np.int64)
+    for g, group in enumerate(groups):
+        label[group] = g
+    for group in groups:               # copies first, in index order, then the nearest others found
+        head = group[:k + 1]
+        for i in group:
+            copies = head[head != i][:k]
+            others = label[idx[i]] != label[i]
+            idx[i] = np.r_[copies, idx[i][others]][:k]
+            dist[i] = np.r_[np.zeros(len(copies)), dist[i][others]][:k]
+    return dist, idx
+
+
+def exact_copies(X) -> list[np.ndarray]:
+    """The groups (>= 2 rows, ascending row numbers) of byte-identical rows of ``X`` [N, D] (-0.0 counts as 0.0)."""
+    X = np.ascontiguousarray(np.asarray(X) + 0) if np.asarray(X).dtype.kind == "f" else np.ascontiguousarray(X)
+    if len(X) < 2 or X.shape[1] == 0:
+        return [np.arange(len(X))] if len(X) >= 2 else []
+    rows = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).reshape(-1)
+    order = np.argsort(rows, kind="stable")
+    same = rows[order[1:]] == rows[order[:-1]]
+    if not same.any():
+        return []
+    starts = np.flatnonzero(np.r_[True, ~same])
+    return [np.sort(g) for g in np.split(order, starts[1:]) if len(g) > 1]
 
 
 def faiss_available() -> bool:
@@ -57,7 +110,7 @@ def faiss_available() -> bool:
     return True
 
 
-def _knn_faiss(X: np.ndarray, k: int, n_jobs: int | None, margin: int = 4):
+def _knn_faiss(X: np.ndarray, k: int, n_jobs: int | None, margin: int = MARGIN):
     """FAISS exact search for ``k + 1 + margin`` candidates in float32, then the candidates' distances in float64,
     self dropped by index, sorted (ties by index), the first ``k`` kept. The margin absorbs float32 rounding at
     the k-th neighbour; an exact copy of a point can rank before the point itself, hence self by index."""
@@ -75,18 +128,8 @@ def _knn_faiss(X: np.ndarray, k: int, n_jobs: int | None, margin: int = 4):
     index.add(x32)
     _, cand = index.search(x32, c)
     cand = cand.astype(np.int64)
-    rows = np.arange(n)[:, None]
-    bad = (cand < 0) | (cand == rows)
-    cand = np.where(bad, rows, cand)
-    dist = np.empty(cand.shape, dtype=np.float64)
-    for lo in range(0, n, 4096):        # float64 distances of the candidates, in blocks (memory N x c x D / blocks)
-        hi = min(n, lo + 4096)
-        diff = X[cand[lo:hi]] - X[lo:hi, None, :]
-        dist[lo:hi] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-    dist[bad] = np.inf
-    order = np.lexsort((cand, dist), axis=1)
-    dist = np.take_along_axis(dist, order, axis=1)[:, :k]
-    idx = np.take_along_axis(cand, order, axis=1)[:, :k]
+    bad = (cand < 0) | (cand == np.arange(n)[:, None])
+    dist, idx = _remeasure(X, cand, bad, k)
     if not np.isfinite(dist).all():
         raise RuntimeError("FAISS returned fewer than k other points; pass backend='sklearn'.")
     return dist, idx

@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from utils.data.datasets import DatasetInfo, check_images
-from utils.data.samples import Samples, check_labels
+from utils.data.samples import Samples, check_ids, check_labels
 from utils.engine import cache
 from utils.engine.distributed import rank_and_world
 from utils.scores.flags import add_flags, issue_settings
@@ -82,6 +82,9 @@ class ScoringConfig:
             if not _is_int(v) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}"
                                  + (" (one fold to hold out, one to train on)." if name == "folds" else "."))
+        if self.seed >= 2 ** 32:
+            raise ValueError(f"seed must be below 2**32 (numpy's and scikit-learn's seeds are 32-bit), "
+                             f"got {self.seed}.")
         if self.epochs and self.el2n_epoch >= self.epochs:
             raise ValueError(f"el2n_epoch ({self.el2n_epoch}) must be an epoch of the run (0..{self.epochs - 1}).")
         if self.ae_loss not in ("l1", "mse"):
@@ -102,33 +105,77 @@ class ScoringConfig:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None) -> tuple[Samples, DatasetInfo]:
-    """The inputs of :func:`score_dataset` as checked :class:`Samples` and their description, or one sentence."""
+def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
+               sizes=None) -> tuple[Samples, DatasetInfo]:
+    """The inputs of :func:`score_dataset` as checked :class:`Samples` and their description, or one sentence.
+
+    Images of different sizes (a folder, or a list of arrays) are resized to one size, and images with a side over
+    :data:`utils.data.datasets.MAX_SIDE` downscaled (:func:`utils.data.datasets.common_size`); ``meta`` then holds
+    each image's original ``orig_height`` and ``orig_width`` (``sizes``: those of images resized before, e.g. by
+    ``load_image_folder(..., with_sizes=True)``). The description is computed on the samples in id order, so it does
+    not depend on the input order."""
+    from utils.data.datasets import MAX_SIDE, common_size, resize_images, stack_images
     if isinstance(images, (str, Path)):
         from utils.data.datasets import load_image_folder
-        images, folder_labels, _ = load_image_folder(images)
+        images, folder_labels, _, sizes = load_image_folder(images, with_sizes=True)
         if labels is None:
             labels = folder_labels
-    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if isinstance(images, (list, tuple)) and len({tuple(np.shape(a)) for a in images}) > 1:
+        images, sizes = stack_images(images)
+    if isinstance(images, torch.Tensor):
+        x = images.detach().cpu()
+    else:
+        a = np.asarray(images)
+        x = torch.from_numpy(np.ascontiguousarray(a)) if a.dtype.kind in "biuf" else torch.as_tensor(a)
+    given_4d = x.ndim == 4
     if x.ndim == 3:
         x = x.unsqueeze(1)
-    if x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):   # channels-last [N, H, W, C]
-        x = x.permute(0, 3, 1, 2).contiguous()
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    if given_4d and x.shape[-1] in (1, 3, 4):
+        if x.shape[1] not in (1, 3, 4):      # channels-last [N, H, W, C]
+            x = x.permute(0, 3, 1, 2)
+        elif x.shape[1] != x.shape[-1] or x.shape[-1] > 1:
+            raise ValueError(f"images of shape {list(x.shape)} are ambiguous: both the 2nd and the last axis look "
+                             "like a channel axis; pass them as [N, C, H, W] or [N, H, W, C] images over 4 pixels "
+                             "wide and high.")
+    x = x.contiguous()
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    elif x.dtype == torch.uint16:
+        x = x.to(torch.int32).float() / 65535.0
+    else:
+        x = x.float()
     x = check_images(x, "images")
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise ValueError(f"Pixels must lie in [0, 1] (got {float(x.min()):.3g}..{float(x.max()):.3g}); divide "
-                         "8-bit images by 255, or pass them as uint8.")
+                         "8-bit images by 255 and 16-bit ones by 65535, or pass them as uint8 or uint16.")
+    if max(x.shape[-2:]) > MAX_SIDE:     # huge images: downscaled in chunks before any statistic sees them
+        if sizes is None:
+            sizes = np.tile(np.array(x.shape[-2:], dtype=np.int64), (len(x), 1))
+        target, chunk = common_size([tuple(x.shape[-2:])]), max(1, 2 ** 26 // max(1, x[0].numel()))
+        x = torch.cat([resize_images(x[i:i + chunk], target) for i in range(0, len(x), chunk)])
     if labels is not None:
-        values = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+        values = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
         if values.dtype.kind not in "iu":
             raise ValueError(f"labels must be integer class indices 0..C-1, got {values.dtype} values (e.g. "
                              f"{values.reshape(-1)[:2].tolist()}); map class names to integers first, e.g. with "
                              "pandas.factorize.")
         labels = check_labels(values.reshape(-1), len(x))
-    data = Samples(x, labels, ids, num_classes=info.num_classes if info is not None and labels is not None else None)
+    ids = check_ids(ids, len(x))
+    meta = None
+    if sizes is not None:
+        sizes = np.asarray(sizes, dtype=np.int64)
+        if sizes.shape != (len(x), 2):
+            raise ValueError(f"sizes must be one (height, width) per image, [{len(x)}, 2], got {list(sizes.shape)}.")
+        if (sizes != np.array(x.shape[-2:])).any():
+            meta = pd.DataFrame({"orig_height": sizes[:, 0], "orig_width": sizes[:, 1]},
+                                index=pd.Index(ids, name="sample_id"))
+    data = Samples(x, labels, ids, meta=meta,
+                   num_classes=info.num_classes if info is not None and labels is not None else None)
     if info is None:
-        info = DatasetInfo.from_images(x, labels, num_classes=None if labels is None else data.num_classes)
+        order = np.argsort(ids, kind="stable")
+        xs = x if (order == np.arange(len(order))).all() else x[torch.from_numpy(order)]
+        ls = None if labels is None else labels[torch.from_numpy(order)]
+        info = DatasetInfo.from_images(xs, ls, num_classes=None if labels is None else data.num_classes)
     if labels is not None and info.num_classes < 2:
         raise ValueError("Labels with a single class cannot train a classifier; pass labels=None for label-free "
                          "scores only.")
@@ -138,11 +185,12 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None) -
 # ------------------------------------------------------------------------------------------- entry point
 def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = None,
                   config: ScoringConfig | None = None, folder=None, encoder: torch.nn.Module | None = None,
-                  families=FAMILIES, progress: bool = False, force: bool = False) -> pd.DataFrame:
+                  families=FAMILIES, progress: bool = False, force: bool = False, sizes=None) -> pd.DataFrame:
     """Every score of every sample, one row per sample id (input order); see the module docstring.
 
-    ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1 or 3]`` (tensor or array), floats
-    in [0, 1] or uint8, or the path of an image folder
+    ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1, 3 or 4]`` (tensor or array; a shape
+    whose 2nd and last axes could both be channels is refused), floats in [0, 1], uint8 (/ 255) or uint16
+    (/ 65535), a list of images of any sizes, or the path of an image folder
     (class sub-folders give the labels, :func:`utils.data.datasets.load_image_folder`). ``labels``: N class
     indices or None (then only the label-free families run). ``ids``: N unique integers (default 0..N-1); every
     row of the result is keyed by them. ``info``: the data description (default computed from the images).
@@ -153,13 +201,32 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     overwrite the cached steps saved by another version of their code (:mod:`utils.scores.steps`), which are
     otherwise refused; steps cached with other settings or other data are refused either way.
 
+    Images of different sizes (a folder, or a list of arrays) are scored at one size, the most common one, each
+    image stretched to it (bilinear, antialiased); images with a side over 256 pixels are downscaled, aspect kept
+    (:func:`utils.data.datasets.common_size`). The table then has each image's original ``orig_height`` and
+    ``orig_width``, and CleanVision's odd-size and odd-aspect-ratio checks see the original sizes. ``sizes``: the
+    original ``(height, width)`` of images resized before the call (``load_image_folder(..., with_sizes=True)``).
+
     ``attrs``: ``direction`` maps each registered score column to its suspicious end ("higher" / "lower"),
     ``seconds`` the compute time of each step (also when loaded), ``fresh`` the steps this call computed."""
-    config = config or ScoringConfig()
+    if isinstance(config, dict):
+        try:
+            config = ScoringConfig(**config)
+        except TypeError as err:
+            raise ValueError(f"config names a field ScoringConfig does not have ({err}); pass "
+                             "ScoringConfig(...) with its fields.") from None
+    config = ScoringConfig() if config is None else config
+    if not isinstance(config, ScoringConfig):
+        raise ValueError(f"config must be a ScoringConfig (or a dict of its fields), got {type(config).__name__}.")
+    families = (families,) if isinstance(families, str) else tuple(families)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"Unknown score families {unknown}: choose from {', '.join(FAMILIES)}.")
-    data, info = as_samples(images, labels, ids, info)
+    data, info = as_samples(images, labels, ids, info, sizes)
+    trains = ("supervised" in families and config.epochs) or ("ssft" in families and config.ssft_epochs)
+    if data.labels is not None and trains and len(torch.unique(data.labels)) < 2:
+        raise ValueError(f"Every label is class {int(data.labels[0])}: a single class cannot train a classifier; "
+                         "pass labels=None, or only label-free families, for label-free scores.")
     given_order = data.ids
     data = data.sorted()   # every family sees the samples in id order: scores do not depend on the input order
     if len(data) < 4 * config.folds:
@@ -168,6 +235,8 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     parts = _run_steps(StepInputs(data, info, config, folder, encoder, progress), families, force)
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
+    if "orig_height" in data.meta:
+        out = pd.concat([data.meta[["orig_height", "orig_width"]], out], axis=1)
     if data.labels is not None:
         out.insert(0, "label", data.labels.numpy())
     out = add_flags(out, config.issue_types).reindex(given_order)

@@ -13,7 +13,8 @@ in :attr:`utils.scores.dataset.ScoringConfig.issue_types` (e.g. ``{"outlier": {"
   :func:`utils.scores.label_quality.label_quality` in a cached step; its setting is
   ``ScoringConfig.label_filter``).
 * ``near_duplicate`` — pixel nearest-neighbour distance (``px_nn_distance``) below ``threshold`` = 0.13 times its
-  median over the dataset (Datalab's near-duplicate threshold); both members of a pair are flagged, and
+  median over the dataset (Datalab's near-duplicate threshold), or exactly 0 (an exact copy, flagged even when most
+  images are copies and the median is 0 itself); both members of a pair are flagged, and
   ``duplicate_group`` numbers the connected groups of flagged samples and their nearest neighbours (-1: none), so
   a triple of copies is one group.
 * ``class_imbalance`` — the members of the rarest class when its share is below ``threshold`` / K (K classes):
@@ -128,7 +129,7 @@ class Issue:
 
 def _near_duplicate(scores: pd.DataFrame, s: dict) -> pd.DataFrame:
     d = scores["px_nn_distance"]
-    flag = d < s["threshold"] * float(d.median())
+    flag = (d < s["threshold"] * float(d.median())) | (d == 0)   # an exact copy always
     groups = duplicate_groups(scores["px_nearest_id"], flag)
     return pd.DataFrame({"flag_near_duplicate": flag, "duplicate_group": groups})
 
@@ -155,7 +156,7 @@ _DECLARED = (
           targets=("uniform_noise", "class_noise"), needs_labels=True, shown=True,
           fences=lambda scores, s: [("cl_label_quality", None)]),
     Issue("near_duplicate", "px_nn_distance", "Near-duplicates",
-          "pixel nearest-neighbour distance below {threshold} x its median (Datalab)",
+          "pixel nearest-neighbour distance below {threshold} x its median (Datalab), or 0 (an exact copy)",
           "The image (nearly) repeats another one: the pair carries one image's information twice and, split "
           "across train and test, leaks. Keep one member of each group (duplicates.csv marks it) and drop the rest.",
           targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True,

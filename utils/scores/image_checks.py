@@ -17,8 +17,12 @@ import pandas as pd
 CHECKS = ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio", "exact_duplicates")
 
 
-def image_checks(images, ids=None) -> pd.DataFrame:
-    """CleanVision's checks of ``images`` ``[N, C, H, W]`` in [0, 1] (C = 1 or 3), one row per sample id."""
+def image_checks(images, ids=None, sizes=None) -> pd.DataFrame:
+    """CleanVision's checks of ``images`` ``[N, C, H, W]`` in [0, 1] (C = 1 or 3), one row per sample id.
+
+    ``sizes``: the original ``(height, width)`` ``[N, 2]`` of images resized to one size before scoring; the
+    odd-size and odd-aspect-ratio checks are then CleanVision's on images of those sizes (the others on the pixels
+    scored)."""
     import logging
 
     import torch
@@ -42,6 +46,22 @@ def image_checks(images, ids=None) -> pd.DataFrame:
     lab = Imagelab(torchvision_dataset=Dataset(), verbose=False)
     lab.find_issues({c: {} for c in CHECKS}, n_jobs=1, verbose=False)
     issues = lab.issues.reset_index(drop=True)
+    if sizes is not None:
+        sizes = np.asarray(sizes, dtype=np.int64).reshape(len(x), 2)
+
+        class Sizes(torch.utils.data.Dataset):   # blank images of the original sizes: CleanVision reads .size only
+            def __len__(self):
+                return len(sizes)
+
+            def __getitem__(self, i):
+                return Image.new("L", (int(sizes[i, 1]), int(sizes[i, 0]))), 0
+
+        shape_checks = ("odd_size", "odd_aspect_ratio")
+        lab = Imagelab(torchvision_dataset=Sizes(), verbose=False)
+        lab.find_issues({c: {} for c in shape_checks}, n_jobs=1, verbose=False)
+        original = lab.issues.reset_index(drop=True)
+        for c in shape_checks:
+            issues[f"is_{c}_issue"], issues[f"{c}_score"] = original[f"is_{c}_issue"], original[f"{c}_score"]
     out = pd.DataFrame({**{f"flag_{c}": issues[f"is_{c}_issue"].to_numpy(bool) for c in CHECKS},
                         **{f"{c}_score": issues[f"{c}_score"].to_numpy(float) for c in CHECKS}})
     out.index = pd.Index(np.arange(len(x)) if ids is None else np.asarray(ids), name="sample_id")

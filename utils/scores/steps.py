@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from utils.scores import families as fam
@@ -93,8 +94,8 @@ def _ssl_on(i: StepInputs) -> bool:
 
 _DECLARED = (
     Step("pixels", "pixels", "pixels", False, ("k", "clusters", "seed"),
-         lambda i: fam.pixel_scores(i.data, i.config), version=1, required=True),
-    Step("image_checks", "pixels", "pixels", False, (), lambda i: _image_checks(i), version=1,
+         lambda i: fam.pixel_scores(i.data, i.config), version=2, required=True),   # 2: exact copies at distance 0
+    Step("image_checks", "pixels", "pixels", False, (), lambda i: _image_checks(i), version=2,   # 2: original sizes
          enabled=lambda i: i.data.images.shape[1] in (1, 3)),
     Step("supervised", "supervised", "kfold", True, KFOLD,
          lambda i: fam.supervised_scores(i.data, i.config, i.kfold()), version=1,
@@ -108,21 +109,26 @@ _DECLARED = (
          enabled=lambda i: i.config.ssft_epochs > 0),
     Step("autoencoder", "autoencoder", "autoencoder", False,
          ("ae_epochs", "ae_batch_size", "ae_loss", "k", "clusters", "seed"),
-         lambda i: fam.autoencoder_scores(i.data, i.free_info, i.config, i.folder, i.progress), version=1,
+         lambda i: fam.autoencoder_scores(i.data, i.free_info, i.config, i.folder, i.progress), version=2,
          enabled=lambda i: i.config.ae_epochs > 0),
     Step("ae_ssft", "autoencoder", "autoencoder", False, ("ae_ssft_epochs", "ae_batch_size", "seed"),
          lambda i: fam.ae_ssft_scores(i.data, i.free_info, i.config, i.folder, i.progress), version=1,
          enabled=lambda i: i.config.ae_ssft_epochs > 0),
     Step("ssl", "self-supervised", "ssl", False, ("bt_epochs", "k", "clusters", "seed"),
-         lambda i: fam.ssl_scores(i.data, i.config, i.embedding()), version=1, enabled=_ssl_on),
+         lambda i: fam.ssl_scores(i.data, i.config, i.embedding()), version=2, enabled=_ssl_on),
     Step("ssl_labels", "self-supervised", "ssl", True, ("bt_epochs", "k", "seed"),
          lambda i: fam.ssl_label_scores(i.data, i.embedding()), version=1, enabled=_ssl_on),
 )
 
 
+def orig_sizes(data) -> np.ndarray | None:
+    """The original (height, width) ``[N, 2]`` of resized samples (``meta``), None when none was resized."""
+    return data.meta[["orig_height", "orig_width"]].to_numpy(np.int64) if "orig_height" in data.meta else None
+
+
 def _image_checks(i: StepInputs) -> pd.DataFrame:
     from utils.scores.image_checks import image_checks
-    return image_checks(i.data.images, i.data.ids)
+    return image_checks(i.data.images, i.data.ids, orig_sizes(i.data))
 
 
 STEPS: dict[str, Step] = {s.name: s for s in _DECLARED}
@@ -150,4 +156,7 @@ def step_settings(config, name: str, data, info, encoder: str | None = None, fin
     out["info"] = full if s.needs_labels else {k: v for k, v in full.items() if k != "num_classes"}
     if s.family == "self-supervised":
         out["encoder"] = encoder
+    if name == "image_checks" and orig_sizes(data) is not None:   # the odd-size checks read the original sizes
+        import hashlib
+        out["orig_sizes_sha256"] = hashlib.sha256(orig_sizes(data).astype("<i8").tobytes()).hexdigest()
     return out

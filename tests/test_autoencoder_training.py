@@ -172,7 +172,7 @@ def test_short_run_learns_below_the_blank_image(tmp_path, mnist5k):
 
 
 def test_the_study_scores_are_cached_by_settings_and_refused_for_others(tmp_path, mnist5k):
-    """The bug this replaces: ``scores_or_load`` returned any scores.csv in the folder, whatever produced it."""
+    """A folder holding the scores of other settings is refused, never read back as if they were these."""
     from dataclasses import replace
 
     from utils.studies import autoencoder as study

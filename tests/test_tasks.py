@@ -28,7 +28,7 @@ def test_float32_eval_ssim_is_within_3e5_of_float64_on_real_reconstructions(mnis
         monkeypatch.setattr(tasks, "ssim", lambda *a, **k: dtypes.append(k.get("dtype")) or real(*a, **k))
         measured = task.measure(model, task.prepare(images), None, {}, 0)["ssim"]
         monkeypatch.setattr(tasks, "ssim", real)
-        assert set(dtypes) == {torch.float32}  # the speed the comment in utils/tasks.py claims
+        assert set(dtypes) == {torch.float32}  # the speed eval_pass's docstring claims rests on float32
         model.eval()
         with torch.no_grad():
             recon = model(task.prepare(images))[0]

@@ -56,7 +56,8 @@ def make_mixed(images, labels, fraction: float = 0.1, mode: str = "seed", seed: 
 
     mode="matched" removes the intensity confound (same layout, ids and pairs; [0, 1] pixels; clean
     images are processed too, as a control; single-channel images only): see `_matched_images` for
-    how, and `utils.scores.image_stats.separability_table` to check it (every intensity AUROC <= 0.52 on MNIST).
+    how, and the image battery (`utils.scores.battery.image_battery`, scored against the mixed flags) to check it
+    (every intensity AUROC <= 0.52 on MNIST).
     """
     x = check_images(images)
     y = torch.as_tensor(labels)
@@ -120,7 +121,7 @@ def _matched_images(x, clean_idx, a, b, seed, chunk=8192):
        strokes thin or grow evenly; no raster-order ties (no stripes); the blur is damped near the
        image edge so that growing strokes do not spill into the border rows.
     Two digits in one digit's ink budget do have thinner strokes and more stroke length: that
-    shape difference is real (see `utils.scores.image_stats.shape_stats`), the intensity ones are gone.
+    shape difference is real (see `utils.scores.battery.shape_stats`), the intensity ones are gone.
     """
     if x.shape[1] != 1:
         raise ValueError(f"mode='matched' needs single-channel images, got {x.shape[1]} channels; use mode='seed'.")

@@ -67,7 +67,7 @@ RS2_STREAM = 1_000   # added to the stream of the per-pass permutations of epoch
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0, rank: int = 0) -> int:
-    """Seed of epoch ``epoch``'s shuffle and dropout; stream 0 on rank 0 is the autoencoder study's formula of old."""
+    """Seed of epoch ``epoch``'s shuffle and dropout (stream 0 on rank 0: seed * 1,000,003 + epoch)."""
     return seed * 1_000_003 + epoch + 100_003 * stream + 1_000_000_007 * rank
 
 

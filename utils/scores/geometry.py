@@ -18,7 +18,7 @@ sample ids of those rows. No label is used. :func:`embedding_scores` returns one
   near-duplicate (redundant). ``nearest_id`` names that neighbour, so the pair can be inspected.
 * ``cluster`` — the k-means cluster of the sample (0 .. n_clusters-1), not a score.
 
-``knn_distance`` and ``nn_distance`` come from ONE exact kNN pass (:func:`utils.metrics.knn`, self excluded by
+``knn_distance`` and ``nn_distance`` come from ONE exact kNN pass (:func:`utils.metrics.lid.knn`, self excluded by
 index, distances not squared) in the raw embedding space, or on the L2-normalised rows with ``normalize=True``
 (Euclidean distance between unit vectors is sqrt(2 - 2 cos): the cosine geometry, better suited to contrastive /
 BarlowTwins features). A precomputed ``knn(z, k')`` with k' >= k can be passed as ``knn_result`` to share the pass
@@ -46,7 +46,7 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
     ``ids``: one sample id per row of ``z`` (default ``0..N-1``), unique. ``k``: neighbours for ``knn_distance``.
     ``n_clusters``: k-means clusters (default ``num_classes`` if given, else 10). ``seed``: KMeans random_state.
     ``normalize``: run the kNN on L2-normalised rows (cosine geometry) instead of the raw ones. ``knn_result``:
-    ``(distances, indices)`` of :func:`utils.metrics.knn` on the same rows (and the same ``normalize``), with at
+    ``(distances, indices)`` of :func:`utils.metrics.lid.knn` on the same rows (and the same ``normalize``), with at
     least ``k`` sorted columns, to reuse an existing pass. ``n_init``: KMeans restarts (scikit-learn's "auto":
     one k-means++ run). ``n_threads``: OpenMP threads of KMeans (``None``: all cores); 1 by default because on a
     CPU shared with training runs one thread was 4x faster (60,000 x 32, 10 clusters: 0.25 s against 1.0 s).
@@ -124,11 +124,11 @@ def _check_knn(knn_result, k: int, n: int):
     try:
         dist, idx = knn_result
     except (TypeError, ValueError):
-        raise ValueError("knn_result must be a (distances, indices) pair as returned by utils.metrics.knn.") from None
+        raise ValueError("knn_result must be a (distances, indices) pair as returned by utils.metrics.lid.knn.") from None
     dist, idx = np.asarray(dist, dtype=np.float64), np.asarray(idx)
     if dist.ndim != 2 or dist.shape != idx.shape or len(dist) != n:
         raise ValueError(f"knn_result must hold two [N={n}, k] arrays, got {dist.shape} and {idx.shape}; "
-                         "run utils.metrics.knn on the same rows.")
+                         "run utils.metrics.lid.knn on the same rows.")
     if dist.shape[1] < k:
         raise ValueError(f"knn_result has {dist.shape[1]} neighbours per row but k={k}; rerun knn with k={k} or more.")
     if not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n:

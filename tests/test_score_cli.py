@@ -173,3 +173,11 @@ def test_to_label_on_an_unlabeled_folder_writes_the_list_and_the_report_section(
     assert main([str(flat), "--out", str(tmp_path / "bad"), "--to-label", "1000", "--quiet"]) == 2
     assert "impossible with 120 in the pool" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "cache").exists()
+
+
+def test_set_values_are_parsed_by_the_configs_own_field_types(tmp_path, capsys):
+    for bad, message in ((["--set", "k=2.5"], "k takes an integer"), (["--set", "nope=3"], "not a setting"),
+                         (["--set", "label_filter=7"], "label_filter must be one of")):
+        with pytest.raises(SystemExit):
+            main([str(tmp_path), "--out", str(tmp_path / "o"), *bad])
+        assert message in capsys.readouterr().err

@@ -23,6 +23,7 @@ The command-line entry point sits above every layer of the package: it only call
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -149,11 +150,19 @@ def main(argv=None) -> int:
                              "outlier.spaces=px_knn_distance (ScoringConfig.issue_types)")
     args = parser.parse_args(argv)
     overrides = {}
+    types = {f.name: f.type for f in dataclasses.fields(ScoringConfig)}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--set takes FIELD=VALUE pairs, got {item!r}.")
-        overrides[key] = int(value) if value.lstrip("-").isdigit() else value
+        if key not in types or types[key] not in ("int", "str", "float"):
+            parser.error(f"--set names {key!r}, which is not a setting ScoringConfig takes from the command line "
+                         f"(choose from {', '.join(k for k, t in types.items() if t in ('int', 'str', 'float'))}).")
+        try:
+            overrides[key] = {"int": int, "float": float, "str": str}[types[key]](value)
+        except ValueError:
+            kind = {"int": "an integer", "float": "a number", "str": "text"}[types[key]]
+            parser.error(f"--set {key} takes {kind}, got {value!r}.")
     try:
         config = ScoringConfig(**overrides)
     except TypeError as err:

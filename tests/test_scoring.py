@@ -442,3 +442,40 @@ def test_clean_keep_drops_flagged_and_all_but_one_copy():
     assert clean_keep(table.drop(columns="flag_label_issue"))[3]
     with pytest.raises(ValueError, match="score_dataset table"):
         clean_keep(table.drop(columns="duplicate_group"))
+
+
+def test_pred_probs_and_features_brought_in_replace_the_families_they_stand_for(tmp_path):
+    """Datalab's find_issues(pred_probs=, features=): the K-fold pass and the encoder are not trained; the label
+    quality is cleanlab's on the given probabilities, the kNN scores are those of the given features."""
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    from utils.data.datasets import load_dataset
+    from utils.scores.dataset import ScoringConfig, score_dataset
+    from utils.scores.geometry import embedding_scores
+
+    x, y, _ = load_dataset("mnist-5k", "test")
+    x, y = x[:200], y[:200].numpy()
+    flat = x.flatten(1).numpy()
+    probs = cross_val_predict(LogisticRegression(max_iter=200), flat, y, cv=3, method="predict_proba")
+    feats = flat[:, ::7] + 0.01
+    ids = np.arange(200)[::-1] + 1000                       # ids in another order than the rows
+    out = score_dataset(x, y, ids, config=ScoringConfig(epochs=0, bt_epochs=0, k=5), folder=tmp_path,
+                        families=("pixels", "supervised", "self-supervised"), pred_probs=probs, features=feats)
+    np.testing.assert_allclose(out["cl_label_quality"].to_numpy(), get_label_quality_scores(y, probs), rtol=1e-10)
+    assert (out["cl_predicted_label"].to_numpy() == probs.argmax(1)).all()
+    geo = embedding_scores(feats, ids, k=5, normalize=True)
+    np.testing.assert_allclose(out["bt_knn_distance"].to_numpy(), geo["knn_distance"].to_numpy(), rtol=1e-10)
+    assert not (tmp_path / "kfold").exists() and not (tmp_path / "barlow_twins").exists()   # nothing trained
+    assert "aum" not in out                                 # no training, no dynamics
+    other = probs[:, ::-1].copy()
+    with pytest.raises(ValueError, match="other settings"):   # other probabilities are part of the key: refused
+        score_dataset(x, y, ids, config=ScoringConfig(epochs=0, bt_epochs=0, k=5), folder=tmp_path,
+                      families=("pixels", "supervised"), pred_probs=other)
+    again = score_dataset(x, y, ids, config=ScoringConfig(epochs=0, bt_epochs=0, k=5),
+                          families=("pixels", "supervised"), pred_probs=other)
+    assert not np.allclose(again["cl_label_quality"], out["cl_label_quality"])
+    with pytest.raises(ValueError, match="sum to 1"):
+        score_dataset(x, y, config=ScoringConfig(epochs=0, k=5), families=("pixels", "supervised"),
+                      pred_probs=probs * 2)

@@ -185,7 +185,8 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
 # ------------------------------------------------------------------------------------------- entry point
 def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = None,
                   config: ScoringConfig | None = None, folder=None, encoder: torch.nn.Module | None = None,
-                  families=FAMILIES, progress: bool = False, force: bool = False, sizes=None) -> pd.DataFrame:
+                  families=FAMILIES, progress: bool = False, force: bool = False, sizes=None, pred_probs=None,
+                  features=None) -> pd.DataFrame:
     """Every score of every sample, one row per sample id (input order); see the module docstring.
 
     ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1, 3 or 4]`` (tensor or array; a shape
@@ -200,6 +201,11 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     training run under it (``python -m utils.score`` shows them unless ``--quiet``). ``force``: recompute and
     overwrite the cached steps saved by another version of their code (:mod:`utils.scores.steps`), which are
     otherwise refused; steps cached with other settings or other data are refused either way.
+
+    Bring your own model outputs, as with Datalab's ``find_issues(pred_probs=, features=)``: ``pred_probs``
+    (``[N, C]`` out-of-sample class probabilities, rows in input order, or a DataFrame indexed by sample id) replaces
+    the K-fold pass (confident learning, the suggested class and the label-issue flag from them; no training
+    dynamics), ``features`` (``[N, D]`` an embedding, rows in input order) replaces the self-supervised encoder.
 
     Images of different sizes (a folder, or a list of arrays) are scored at one size, the most common one, each
     image stretched to it (bilinear, antialiased); images with a side over 256 pixels are downscaled, aspect kept
@@ -228,11 +234,13 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
         raise ValueError(f"Every label is class {int(data.labels[0])}: a single class cannot train a classifier; "
                          "pass labels=None, or only label-free families, for label-free scores.")
     given_order = data.ids
+    pred_probs, features = _given(pred_probs, features, data)
     data = data.sorted()   # every family sees the samples in id order: scores do not depend on the input order
     if len(data) < 4 * config.folds:
         raise ValueError(f"{len(data)} images are too few to score; give at least {4 * config.folds}.")
     folder = Path(folder) if folder is not None else None
-    parts = _run_steps(StepInputs(data, info, config, folder, encoder, progress), families, force)
+    inputs = StepInputs(data, info, config, folder, encoder, progress, pred_probs=pred_probs, features=features)
+    parts = _run_steps(inputs, families, force)
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
     if "orig_height" in data.meta:
@@ -246,15 +254,49 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     return out
 
 
+def _given(pred_probs, features, data: Samples):
+    """``pred_probs`` as a DataFrame by sample id (sorted, columns p0..) and ``features`` as float rows in id order,
+    checked against the samples (``data``, in input order), or one sentence saying what is wrong."""
+    n, order = len(data), np.argsort(data.ids, kind="stable")
+    if pred_probs is not None:
+        if data.labels is None:
+            raise ValueError("pred_probs are probabilities of the given labels; pass the labels too.")
+        if isinstance(pred_probs, pd.DataFrame):
+            p = pred_probs.reindex(np.sort(data.ids))
+            if p.isna().any().any():
+                raise ValueError("pred_probs (a DataFrame) must hold one row per sample id of the images.")
+            p = p.to_numpy(dtype=np.float64)
+        else:
+            p = np.asarray(pred_probs, dtype=np.float64)
+            if p.ndim != 2 or len(p) != n:
+                raise ValueError(f"pred_probs must be [N={n}, C] (one row of class probabilities per image), got "
+                                 f"shape {list(p.shape)}.")
+            p = p[order]
+        k = int(data.labels.max()) + 1
+        if p.shape[1] < k or not np.isfinite(p).all() or (p < 0).any() or not np.allclose(p.sum(1), 1, atol=1e-4):
+            raise ValueError(f"pred_probs must hold, per image, {k} or more class probabilities that are >= 0 and sum "
+                             "to 1 (out-of-sample, e.g. cross_val_predict(..., method='predict_proba')).")
+        pred_probs = pd.DataFrame(p, index=pd.Index(np.sort(data.ids), name="sample_id"),
+                                  columns=[f"p{c}" for c in range(p.shape[1])])
+    if features is not None:
+        z = np.asarray(features, dtype=np.float64)
+        if z.ndim != 2 or len(z) != n or not np.isfinite(z).all():
+            raise ValueError(f"features must be a finite [N={n}, D] embedding, one row per image, got shape "
+                             f"{list(z.shape)}.")
+        features = z[order]
+    return pred_probs, features
+
+
 def _run_steps(inputs: StepInputs, families, force: bool) -> list[pd.DataFrame]:
     """The table of every step that runs (:data:`utils.scores.steps.STEPS`), in declaration order: loaded from the
     cache when saved by the step's current code with these settings, else computed (and saved)."""
     todo = [s for s in STEPS.values() if s.runs(inputs, families)]
     encoder_key = None if inputs.encoder is None else cache.module_sha256(inputs.encoder)
     fingerprints = {}   # of the labeled and the unlabeled view, each computed once
+    given = inputs.given()
 
     def settings_of(name):
-        return step_settings(inputs.config, name, inputs.data, inputs.info, encoder_key, fingerprints)
+        return step_settings(inputs.config, name, inputs.data, inputs.info, encoder_key, fingerprints, given)
 
     if rank_and_world()[1] > 1:
         return _spread_steps(todo, inputs, settings_of, force)

@@ -206,14 +206,28 @@ def ssl_embedding(data: Samples, info: DatasetInfo, config, folder: Path | None,
     """``(features, (distances, indices))``: the encoder's features of every image and ONE kNN pass on their
     L2-normalised rows, shared by :func:`ssl_scores` and :func:`ssl_label_scores`. Without an ``encoder`` a
     BarlowTwins is trained on the images (:func:`train_encoder`, cached in ``folder/barlow_twins``)."""
-    from utils.metrics.lid import knn
-
     if encoder is None:
         encoder = train_encoder(data.images, info, config.bt_epochs, config.seed,
                                 None if folder is None else folder / "barlow_twins", progress=progress)
-    z = embed(encoder, data.images, info)
+    return feature_embedding(embed(encoder, data.images, info), data, config)
+
+
+def feature_embedding(z: np.ndarray, data: Samples, config):
+    """``(z, (distances, indices))`` of features given row by row for ``data`` (e.g. a user's own embedding): the
+    kNN pass on their L2-normalised rows that :func:`ssl_scores` and :func:`ssl_label_scores` share."""
+    from utils.metrics.lid import knn
+
     unit = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     return z, knn(unit, _k(config, data))
+
+
+def given_label_quality(data: Samples, folds) -> pd.DataFrame:
+    """``cl_label_quality`` and ``cl_normalized_margin`` of out-of-sample probabilities the caller brought
+    (``folds.probs``; no training, so no training dynamics)."""
+    from utils.scores.label_quality import label_quality
+
+    labels = pd.Series(data.labels.numpy(), index=pd.Index(data.ids, name="sample_id"))
+    return label_quality(folds.probs, labels)[["cl_label_quality", "cl_normalized_margin"]].reindex(data.ids)
 
 
 def ssl_scores(data: Samples, config, embedding) -> pd.DataFrame:

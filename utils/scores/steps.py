@@ -39,6 +39,8 @@ class StepInputs:
     encoder: object = None
     progress: bool = False
     shared: dict = field(default_factory=dict)
+    pred_probs: object = None     # out-of-sample probabilities the caller brought (DataFrame by id): no K-fold pass
+    features: object = None       # an embedding the caller brought ([N, D], id order): no self-supervised training
 
     @property
     def free_info(self):
@@ -47,14 +49,29 @@ class StepInputs:
 
     def kfold(self):
         if "kfold" not in self.shared:
-            self.shared["kfold"] = fam.kfold_pass(self.data, self.info, self.config, self.folder, self.progress)
+            if self.pred_probs is not None:
+                from utils.engine.protocols import KFold
+                self.shared["kfold"] = KFold(self.pred_probs, [], [])
+            else:
+                self.shared["kfold"] = fam.kfold_pass(self.data, self.info, self.config, self.folder, self.progress)
         return self.shared["kfold"]
 
     def embedding(self):
         if "ssl" not in self.shared:
-            self.shared["ssl"] = fam.ssl_embedding(self.data, self.free_info, self.config, self.folder, self.encoder,
-                                                   self.progress)
+            self.shared["ssl"] = fam.feature_embedding(self.features, self.data, self.config) \
+                if self.features is not None else \
+                fam.ssl_embedding(self.data, self.free_info, self.config, self.folder, self.encoder, self.progress)
         return self.shared["ssl"]
+
+    def given(self) -> dict:
+        """SHA-256 of what the caller brought, by the step group it replaces (part of those steps' keys)."""
+        import hashlib
+        out = {}
+        for group, value in (("kfold", self.pred_probs), ("ssl", self.features)):
+            if value is not None:
+                raw = value.to_numpy() if isinstance(value, pd.DataFrame) else np.asarray(value)
+                out[group] = hashlib.sha256(np.ascontiguousarray(raw, dtype="<f8").tobytes()).hexdigest()
+        return out
 
 
 def _always(inputs: StepInputs) -> bool:
@@ -89,7 +106,17 @@ KFOLD = ("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed")
 
 
 def _ssl_on(i: StepInputs) -> bool:
-    return bool(i.config.bt_epochs or i.encoder is not None)
+    return bool(i.config.bt_epochs or i.encoder is not None or i.features is not None)
+
+
+def _kfold_on(i: StepInputs) -> bool:
+    return bool(i.config.epochs > 0 or i.pred_probs is not None)
+
+
+def _supervised(i: StepInputs) -> pd.DataFrame:
+    if i.pred_probs is not None:   # probabilities brought in: confident learning only, no training dynamics
+        return fam.given_label_quality(i.data, i.kfold())
+    return fam.supervised_scores(i.data, i.config, i.kfold())
 
 
 _DECLARED = (
@@ -97,13 +124,11 @@ _DECLARED = (
          lambda i: fam.pixel_scores(i.data, i.config), version=2, required=True),   # 2: exact copies at distance 0
     Step("image_checks", "pixels", "pixels", False, (), lambda i: _image_checks(i), version=2,   # 2: original sizes
          enabled=lambda i: i.data.images.shape[1] in (1, 3)),
-    Step("supervised", "supervised", "kfold", True, KFOLD,
-         lambda i: fam.supervised_scores(i.data, i.config, i.kfold()), version=1,
-         enabled=lambda i: i.config.epochs > 0),
+    Step("supervised", "supervised", "kfold", True, KFOLD, _supervised, version=1, enabled=_kfold_on),
     Step("suggested", "supervised", "kfold", True, KFOLD, lambda i: fam.suggested_labels(i.data, i.kfold()),
-         version=1, enabled=lambda i: i.config.epochs > 0),
+         version=1, enabled=_kfold_on),
     Step("label_issues", "supervised", "kfold", True, (*KFOLD[:-1], "label_filter", "seed"),
-         lambda i: fam.label_issues(i.data, i.config, i.kfold()), version=1, enabled=lambda i: i.config.epochs > 0),
+         lambda i: fam.label_issues(i.data, i.config, i.kfold()), version=1, enabled=_kfold_on),
     Step("ssft", "ssft", "ssft", True, ("arch", "ssft_epochs", "batch_size", "seed"),
          lambda i: fam.ssft_family(i.data, i.info, i.config, i.folder, i.progress), version=1,
          enabled=lambda i: i.config.ssft_epochs > 0),
@@ -142,7 +167,8 @@ def step_family(name: str) -> str:
     return STEPS[name].family
 
 
-def step_settings(config, name: str, data, info, encoder: str | None = None, fingerprints: dict | None = None) -> dict:
+def step_settings(config, name: str, data, info, encoder: str | None = None, fingerprints: dict | None = None,
+                  given: dict | None = None) -> dict:
     """What a cached step depends on besides its code version: its ScoringConfig fields, the data (images and
     ids; labels and the class count too for the steps that read them) and, for the self-supervised steps, the
     encoder. ``fingerprints`` ({labeled: fingerprint}) reuses fingerprints already computed for this data."""
@@ -156,6 +182,8 @@ def step_settings(config, name: str, data, info, encoder: str | None = None, fin
     out["info"] = full if s.needs_labels else {k: v for k, v in full.items() if k != "num_classes"}
     if s.family == "self-supervised":
         out["encoder"] = encoder
+    if given and s.group in given:   # pred_probs / features the caller brought replace that group's training
+        out["given"] = given[s.group]
     if name == "image_checks" and orig_sizes(data) is not None:   # the odd-size checks read the original sizes
         import hashlib
         out["orig_sizes_sha256"] = hashlib.sha256(orig_sizes(data).astype("<i8").tobytes()).hexdigest()

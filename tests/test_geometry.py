@@ -94,3 +94,26 @@ def test_every_embedding_score_is_registered_in_the_three_spaces():
     for col in ("prototype_distance", "knn_distance", "nn_distance"):
         assert col in s and all(f"{p}_{col}" in SCORES for p in ("px", "ae", "bt"))
     assert SCORES["px_nn_distance"].direction == "lower" and SCORES["bt_knn_distance"].direction == "higher"
+
+
+def test_cosine_knn_distance_is_datalabs_outlier_distance():
+    """px_cos_knn_distance: the mean cosine distance of scikit-learn's cosine kNN, and with the outlier fence it
+    flags exactly what Datalab's outlier check flags on the same pixel features (its k = 10, threshold 0.37037)."""
+    from cleanlab import Datalab
+    from sklearn.neighbors import NearestNeighbors
+
+    from utils.data.datasets import load_dataset
+    from utils.scores.flags import outlier_fence
+    from utils.scores.geometry import cosine_knn_distance
+
+    x, _, _ = load_dataset("mnist-5k", "test")
+    x = x[:400].flatten(1).numpy().astype(np.float64)
+    x[:3] = 1 - x[:3]                                          # three negatives among the digits
+    ours = cosine_knn_distance(x, 10)
+    ref = NearestNeighbors(n_neighbors=11, metric="cosine").fit(x).kneighbors(x)[0][:, 1:].mean(axis=1)
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+    lab = Datalab({"y": np.zeros(len(x), int)}, label_name="y", verbosity=0)
+    lab.find_issues(features=x, issue_types={"outlier": {"k": 10}})
+    theirs = lab.get_issues("outlier")["is_outlier_issue"].to_numpy()
+    assert theirs.any() and theirs.sum() < len(x) / 4                # something to agree on
+    np.testing.assert_array_equal(ours > outlier_fence(ours), theirs)

@@ -53,14 +53,15 @@ def _k(config, data) -> int:
 
 def pixel_scores(data: Samples, config) -> pd.DataFrame:
     from utils.scores.battery import image_battery
-    from utils.scores.geometry import embedding_scores
+    from utils.scores.geometry import cosine_knn_distance, embedding_scores
 
     battery = image_battery(data.images) if data.images.shape[1] in (1, 3) else pd.DataFrame(index=range(len(data)))
     battery.index = pd.Index(data.ids, name="sample_id")
-    geo = embedding_scores(data.images.flatten(1).numpy(), data.ids, k=_k(config, data), n_clusters=config.clusters,
-                           seed=config.seed)
-    return pd.concat([battery.add_prefix("stat_"), _prefixed(geo, "px_"), geo[["nearest_id"]].add_prefix("px_")],
-                     axis=1)
+    flat = data.images.flatten(1).numpy()
+    geo = embedding_scores(flat, data.ids, k=_k(config, data), n_clusters=config.clusters, seed=config.seed)
+    geo["cos_knn_distance"] = cosine_knn_distance(flat, _k(config, data))
+    keep = (*GEOMETRY, "cos_knn_distance", "nearest_id")
+    return pd.concat([battery.add_prefix("stat_"), _prefixed(geo, "px_", keep)], axis=1)
 
 
 def kfold_pass(data: Samples, info: DatasetInfo, config, folder: Path | None, progress: bool):

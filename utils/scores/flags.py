@@ -20,9 +20,13 @@ in :attr:`utils.scores.dataset.ScoringConfig.issue_types` (e.g. ``{"outlier": {"
 * ``class_imbalance`` — the members of the rarest class when its share is below ``threshold`` / K (K classes):
   Datalab's class-imbalance rule (threshold 0.1).
 * ``outlier`` — mean distance to the k nearest neighbours above Q3 + (1 / ``threshold`` - 1) IQR of its
-  distribution (Datalab's outlier rule: threshold 0.37037, i.e. 1.7 IQR), in the raw pixels or in the
-  self-supervised embedding (``spaces``: ``px_knn_distance``, ``bt_knn_distance``; a sample is flagged when either
-  space calls it an outlier). The autoencoder's codes are not used: on the scoreboard's copies their kNN distances
+  distribution (Datalab's outlier rule: threshold 0.37037, i.e. 1.7 IQR), in any of three spaces (``spaces``): the
+  raw pixels with Euclidean distance (``px_knn_distance``: images far in intensity, e.g. noise), the raw pixels with
+  cosine distance (``px_cos_knn_distance``, Datalab's own metric: images of another kind whatever their brightness,
+  e.g. digits among clothes: 8 of 8 caught on the planted folder of ``benchmarks/bench_planted.py``, where the
+  Euclidean space alone caught 4) and the self-supervised embedding (``bt_knn_distance``); a sample is flagged when
+  any space calls it an outlier. A kNN-density rule cannot see a second distribution that is not rare (10 % of
+  another dataset forms its own dense cluster: recall 0.02 on the scoreboard's far-OOD copies). The autoencoder's codes are not used: on the scoreboard's copies their kNN distances
   rank clean samples as far as injected ones.
 * CleanVision's image checks (``dark``, ``light``, ...; :mod:`utils.scores.image_checks`), flagged by their step
   with CleanVision's own thresholds.
@@ -162,12 +166,12 @@ _DECLARED = (
           targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True,
           fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))]),
     Issue("outlier", "px_knn_distance", "Outliers",
-          "mean kNN distance above Q3 + (1 / {threshold} - 1) IQR (Datalab) in the pixels or the self-supervised "
-          "features",
+          "mean kNN distance above Q3 + (1 / {threshold} - 1) IQR (Datalab) in the pixels (Euclidean or cosine) or "
+          "the self-supervised features",
           "The image sits far from every other one: out of distribution, corrupted or a rare kind of sample. Look at "
           "them: drop the ones that do not belong (outliers.csv), and keep (or collect more of) the rare valid ones.",
-          targets=("far_ood", "near_ood", "atypical"), settings={"threshold": 0.37037,
-                                                                 "spaces": ("px_knn_distance", "bt_knn_distance")},
+          targets=("far_ood", "near_ood", "atypical"),
+          settings={"threshold": 0.37037, "spaces": ("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance")},
           find=_outlier, shown=True,
           fences=lambda scores, s: [(c, outlier_fence(scores[c], s["threshold"])) for c in s["spaces"] if c in scores]),
     Issue("class_imbalance", "cl_label_quality", "Class imbalance",

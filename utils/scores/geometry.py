@@ -90,6 +90,20 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
     return out
 
 
+def cosine_knn_distance(z, k: int = DEFAULT_K) -> np.ndarray:
+    """[N] mean cosine distance (1 - cosine similarity) of each row of ``z`` to its ``k`` nearest other rows: the
+    average kNN distance Datalab's outlier check uses on high-dimensional features (cleanlab's metric "cosine").
+    One exact kNN pass on the L2-normalised rows, where 1 - cos = ||u - v||^2 / 2; an all-zero row has no
+    direction and stays at the origin (cosine distance 0.5 ... 1 to every unit row)."""
+    x = _as_embedding(z).astype(np.float64, copy=False)
+    n = len(x)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
+        raise ValueError(f"k={k!r} neighbours is impossible with {n} samples; pass an integer in [1, {n - 1}].")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    dist, _ = knn(x / np.where(norms == 0, 1.0, norms), int(k))
+    return (dist[:, :k] ** 2 / 2).mean(axis=1)
+
+
 def _as_embedding(z) -> np.ndarray:
     if isinstance(z, torch.Tensor):
         z = z.detach().cpu().numpy()

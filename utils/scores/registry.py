@@ -59,6 +59,7 @@ _DECLARED = """
 {p}_prototype_distance | {f} | higher | no | distance to the nearest k-means centroid in {space} (Sorscher et al. 2022's prototypes)
 {p}_knn_distance | {f} | higher | no | mean distance to the k nearest other samples in {space}: high = sparse neighbourhood, outlier
 {p}_nn_distance | {f} | lower | no | distance to the nearest other sample in {space}: low = near-duplicate (0 = exact copy)
+px_cos_knn_distance | pixels | higher | no | mean cosine distance (1 - cos, Datalab's metric) to the k nearest other images in raw pixels: high = an image of another kind, whatever its brightness
 bt_knn_disagreement | self-supervised | higher | yes | share of the k nearest neighbours in the BarlowTwins features whose label differs from the sample's
 mean_loss | supervised | higher | yes | cross-entropy averaged over the epochs of the runs
 el2n | supervised | higher | yes | ||softmax - onehot(label)|| at an early epoch (Paul et al. 2021)

@@ -121,7 +121,7 @@ def _supervised(i: StepInputs) -> pd.DataFrame:
 
 _DECLARED = (
     Step("pixels", "pixels", "pixels", False, ("k", "clusters", "seed"),
-         lambda i: fam.pixel_scores(i.data, i.config), version=2, required=True),   # 2: exact copies at distance 0
+         lambda i: fam.pixel_scores(i.data, i.config), version=3, required=True),   # 2: exact copies at distance 0; 3: cosine kNN distance
     Step("image_checks", "pixels", "pixels", False, (), lambda i: _image_checks(i), version=2,   # 2: original sizes
          enabled=lambda i: i.data.images.shape[1] in (1, 3)),
     Step("supervised", "supervised", "kfold", True, KFOLD, _supervised, version=1, enabled=_kfold_on),

@@ -152,29 +152,51 @@ def test_nan_and_non_series_errors():
 def test_dedup_order_by_hand():
     nearest = pd.Series({1: 2, 2: 1, 3: 1, 4: 5, 5: 4})
     dist = pd.Series({1: 0.1, 2: 0.1, 3: 0.3, 4: 0.2, 5: 0.2})
-    keepers = set()
-    for seed in range(8):
-        red = dedup_order(nearest, dist, seed=seed)
-        top = red.sort_values().index[-3:]
-        assert 3 in top and len(set(top) & {1, 2}) == 1 and len(set(top) & {4, 5}) == 1
-        assert red.loc[3] == red[top].min()                 # the farthest redundant sample goes last
-        assert red.attrs["keepers"] == 2
-        keepers.add(tuple(sorted(set(red.index) - set(top))))
-    assert len(keepers) > 1                                 # a coin, not the id, picks the keeper
+    red = dedup_order(nearest, dist)
+    top = red.sort_values().index[-3:]
+    assert set(top) == {2, 3, 5}                            # the smallest id of each pair keeps: 1 and 4
+    assert red.loc[3] == red[top].min()                     # the farthest redundant sample goes last
+    assert red.attrs["keepers"] == 2
+    # the input order never changes the keeper
+    assert dedup_order(nearest.iloc[::-1], dist.iloc[::-1]).sort_index().equals(red.sort_index())
+
+
+def test_dedup_order_and_duplicates_csv_keep_the_same_copy():
+    """Planted pairs: the redundancy ordering and the flags' duplicate groups (duplicates.csv, clean_keep) keep the
+    same member of every pair, the smallest id, whichever member comes first."""
+    from utils.scores.flags import add_flags, duplicate_keepers
+
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(np.arange(100, 160))                 # 60 samples in a shuffled order
+    far = pd.Series(5.0 + rng.random(60), index=ids)
+    nearest = pd.Series(np.roll(ids, 1), index=ids)           # every sample points at another, far away
+    pairs = [(ids[i], ids[i + 1]) for i in range(0, 20, 2)]   # 10 planted pairs, the larger id first as often
+    for a, b in pairs:
+        nearest[a], nearest[b] = b, a
+        far[a] = far[b] = 0.01
+    table = pd.DataFrame({"px_nn_distance": far, "px_nearest_id": nearest, "px_knn_distance": far})
+    flags = add_flags(table)
+    keep_csv = duplicate_keepers(flags["duplicate_group"])
+    red = dedup_order(nearest, far)
+    kept_by_order = set(select(red, 50 / 60, "keep_easy"))     # drop the 10 most redundant
+    for a, b in pairs:
+        assert flags.loc[[a, b], "flag_near_duplicate"].all()
+        keeper = min(a, b)                                    # the known answer
+        assert keep_csv[keeper] and not keep_csv[max(a, b)]
+        assert keeper in kept_by_order and max(a, b) not in kept_by_order
 
 
 def test_dedup_keeps_one_of_each_injected_pair(mnist):
     x, y, _, _ = mnist
     data = inject(from_arrays(x[:300], y[:300], name="mnist-5k"), "near_duplicates", 0.1, seed=0)
     emb = embedding_scores(data.images.flatten(1), ids=torch.from_numpy(data.ids), k=5)
-    red = dedup_order(emb["nearest_id"], emb["nn_distance"], seed=0)
+    red = dedup_order(emb["nearest_id"], emb["nn_distance"])
     kept = set(select(red, 300 / 330, "keep_easy", seed=0))
     copies = data.meta[data.meta["near_duplicates"]]
     pairs = list(zip(copies.index, copies["source_id"]))
     assert len(pairs) == 30 and len(kept) == 300
     assert all((c in kept) != (s in kept) for c, s in pairs)
-    dropped_copies = sum(c not in kept for c, _ in pairs)
-    assert 0 < dropped_copies < 30                          # sometimes the source goes, sometimes the copy
+    assert all(s in kept for _, s in pairs)                 # the copy has the larger id: the source stays
 
 
 # ---------------------------------------------------------------------------------------------- retrain

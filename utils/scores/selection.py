@@ -41,7 +41,9 @@ Conventions:
   by a permutation drawn from ``seed`` and the policy's name, never by id order (ids may carry meaning, e.g.
   appended near-duplicates get the largest ids). Same inputs, same seed -> same ids.
 * :func:`dedup_order` turns a nearest-neighbour table (:func:`utils.scores.geometry.embedding_scores`) into a
-  redundancy score whose top holds exactly one member of each near-duplicate pair (use it with ``keep_easy``).
+  redundancy score whose top holds exactly one member of each near-duplicate pair (use it with ``keep_easy``); the
+  member kept is the smallest sample id, the one rule of :func:`utils.scores.flags.duplicate_keepers` (so an
+  appended copy, with the larger id, is the one dropped).
 
 The retraining study on top of these rules is :mod:`utils.studies.pruning`.
 """
@@ -185,21 +187,26 @@ def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, be
 
 
 # ---------------------------------------------------------------------------------------------- redundancy
-def dedup_order(nearest_id: pd.Series, nn_distance: pd.Series, seed: int = 0) -> pd.Series:
+def dedup_order(nearest_id: pd.Series, nn_distance: pd.Series) -> pd.Series:
     """Redundancy score for near-duplicate removal: HIGHER = MORE REDUNDANT, prune it first (use ``keep_easy``).
 
     ``nearest_id`` names each sample's nearest other sample and ``nn_distance`` the distance to it (both
     indexed by sample id, e.g. the columns of :func:`utils.scores.geometry.embedding_scores`). Following every
     sample to its nearest neighbour gives a graph in which each connected group ends in one cycle, almost
-    always a mutual pair (A's nearest is B and B's is A; longer cycles only come from exact ties). A seeded
-    coin picks one member of each cycle as the group's *keeper*; every other sample is *redundant* with
-    respect to its nearest neighbour. The score puts all redundant samples above all keepers, each group ordered
-    by closeness: redundant samples in (0.5, 1], keepers in (0, 0.5), the closest neighbour scoring highest
-    (ranks of -distance, ties averaged, so select's seeded tie-break applies). Dropping the top K therefore
-    removes one copy of each of the K closest duplicate pairs and never both members of a pair before every
-    non-keeper is gone. Only the single nearest neighbour is known, so a third near-copy is removed only as the
-    neighbour of a sample, not as a member of a cluster. ``attrs`` holds the seed and the number of keepers.
+    always a mutual pair (A's nearest is B and B's is A; longer cycles only come from exact ties). The member of
+    each cycle that :func:`utils.scores.flags.duplicate_keepers` keeps (the smallest sample id: the rule of
+    ``duplicates.csv`` and :func:`utils.scores.flags.clean_keep`) is the group's *keeper*; every other sample is
+    *redundant* with respect to its nearest neighbour. The score puts all redundant samples above all keepers,
+    each group ordered by closeness: redundant samples in (0.5, 1], keepers in (0, 0.5), the closest neighbour
+    scoring highest (ranks of -distance, ties averaged, so select's seeded tie-break applies). Dropping the top K
+    therefore removes one copy of each of the K closest duplicate pairs and never both members of a pair before
+    every non-keeper is gone. Only the single nearest neighbour is known, so a third near-copy is removed only as
+    the neighbour of a sample, not as a member of a cluster (a triple whose smallest id hangs off the cycle may
+    keep another copy than ``duplicates.csv``; a pair always keeps the same one). ``attrs`` holds the number of
+    keepers.
     """
+    from utils.scores.flags import duplicate_keepers
+
     for name, s in (("nearest_id", nearest_id), ("nn_distance", nn_distance)):
         if not isinstance(s, pd.Series) or not pd.api.types.is_integer_dtype(s.index.dtype) or not s.index.is_unique:
             raise ValueError(f"{name} must be a pandas Series indexed by unique integer sample ids.")
@@ -214,8 +221,7 @@ def dedup_order(nearest_id: pd.Series, nn_distance: pd.Series, seed: int = 0) ->
                          "neighbours on the same samples.")
     if (nxt == np.arange(len(ids))).any():
         raise ValueError("nearest_id names a sample as its own nearest neighbour; exclude self from the kNN.")
-    rng = _rng(seed, "dedup")
-    keeper = np.zeros(len(ids), dtype=bool)
+    cycle_of = np.full(len(ids), -1, dtype=np.int64)   # the cycle a sample lies on, -1 off every cycle
     state = np.zeros(len(ids), dtype=np.int8)   # 0 unseen, 1 on the current path, 2 done
     for start in range(len(ids)):
         path, v = [], start
@@ -223,10 +229,10 @@ def dedup_order(nearest_id: pd.Series, nn_distance: pd.Series, seed: int = 0) ->
             state[v] = 1
             path.append(v)
             v = nxt[v]
-        if state[v] == 1:                       # closed a new cycle: one coin for its keeper
-            cycle = np.sort(path[path.index(v):])
-            keeper[rng.choice(cycle)] = True
+        if state[v] == 1:                       # closed a new cycle
+            cycle_of[path[path.index(v):]] = cycle_of.max() + 1
         state[path] = 2
+    keeper = (cycle_of >= 0) & duplicate_keepers(pd.Series(cycle_of, index=ids)).to_numpy()
     closeness = pd.Series(-d)
     out = np.empty(len(ids))
     for group, low in ((keeper, 0.0), (~keeper, 0.5)):
@@ -234,8 +240,7 @@ def dedup_order(nearest_id: pd.Series, nn_distance: pd.Series, seed: int = 0) ->
             ranks = closeness[group].rank(method="average").to_numpy()
             out[group] = low + 0.5 * (ranks - 0.5) / group.sum()
     result = pd.Series(out, index=index.rename("sample_id"), name="redundancy")
-    result.attrs.update(seed=int(seed), keepers=int(keeper.sum()),
-                        direction="higher = more redundant (drop first: keep_easy)")
+    result.attrs.update(keepers=int(keeper.sum()), direction="higher = more redundant (drop first: keep_easy)")
     return result
 
 
@@ -260,16 +265,16 @@ def select_after_dedup(scores: pd.Series, redundant: pd.Series, fraction: float,
     return np.sort(np.concatenate([pool.to_numpy().astype(np.int64), rest]))
 
 
-def semantic_duplicates(nearest_id: pd.Series, nn_distance: pd.Series, eps: float, seed: int = 0) -> pd.Series:
+def semantic_duplicates(nearest_id: pd.Series, nn_distance: pd.Series, eps: float) -> pd.Series:
     """SemDeDup's redundant samples from one embedding's nearest-neighbour table (unit-norm features): a sample is
     redundant when its nearest neighbour is closer than cosine similarity ``1 - eps`` (Euclidean distance
     ``sqrt(2 eps)`` on the unit sphere) and :func:`dedup_order` does not pick it as the keeper of its group, so
     one member of every group of close pairs stays. Abbas et al. search neighbours within k-means clusters and
-    keep the member farthest from the centroid; here the global nearest neighbour and a seeded keeper.
+    keep the member farthest from the centroid; here the global nearest neighbour and the smallest id keeps.
     Returns a bool Series by sample id (``attrs["eps"]``)."""
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 2:
         raise ValueError(f"eps must be a cosine distance in [0, 2], got {eps!r}.")
-    order = dedup_order(nearest_id, nn_distance, seed)
+    order = dedup_order(nearest_id, nn_distance)
     close = nn_distance.reindex(order.index) < np.sqrt(2 * eps)
     out = (close & (order > 0.5)).rename("semantic_duplicate")
     out.attrs["eps"] = eps

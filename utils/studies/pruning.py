@@ -330,7 +330,7 @@ STUDY_SCORES = {
 }
 
 
-def study_scores(scored: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+def study_scores(scored: pd.DataFrame) -> pd.DataFrame:
     """The pruning study's scores from a :func:`utils.scores.dataset.score_dataset` table, each oriented higher =
     harder (:func:`utils.scores.registry.oriented`), plus ``redundancy`` (:func:`dedup_order` on the pixel nearest
     neighbours; higher = more redundant). Scores the table lacks are left out. ``attrs["label_free"]`` lists the
@@ -341,13 +341,13 @@ def study_scores(scored: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     cols = {name: o[col] for name, col in STUDY_SCORES.items() if col in o.columns}
     out = pd.DataFrame(cols, index=scored.index)
     if {"px_nearest_id", "px_nn_distance"} <= set(scored.columns):
-        out["redundancy"] = dedup_order(scored["px_nearest_id"].astype(np.int64), scored["px_nn_distance"], seed)
+        out["redundancy"] = dedup_order(scored["px_nearest_id"].astype(np.int64), scored["px_nn_distance"])
     out.index.name = "sample_id"
     out.attrs["label_free"] = [n for n in out.columns if n == "redundancy" or label_free(STUDY_SCORES[n])]
     return out
 
 
-def semantic_redundant(scored: pd.DataFrame, share: float, seed: int = 0) -> pd.Series:
+def semantic_redundant(scored: pd.DataFrame, share: float) -> pd.Series:
     """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all
     samples that are non-keepers of their nearest-neighbour group (:func:`dedup_order`) and closest to their
     neighbour: the rule of :func:`utils.scores.selection.semantic_duplicates` with the ``eps`` that removes that
@@ -359,7 +359,7 @@ def semantic_redundant(scored: pd.DataFrame, share: float, seed: int = 0) -> pd.
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
         raise ValueError(f"dedup share must be a fraction in [0, 1), got {share!r}.")
     nearest, distance = scored["bt_nearest_id"].astype(np.int64), scored["bt_nn_distance"]
-    order = dedup_order(nearest, distance, seed)
+    order = dedup_order(nearest, distance)
     candidates = distance.reindex(order.index)[order > 0.5].sort_values(kind="stable")
     k = min(exact_count(share, len(scored)), len(candidates))
     out = pd.Series(False, index=scored.index, name="semantic_duplicate")

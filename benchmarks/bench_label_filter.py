@@ -31,6 +31,7 @@ def measure(dataset: str, split: str, n: int, seed: int, noise: float = 0.05, fi
 
     from utils.data.datasets import load_dataset
     from utils.data.mixing import flip_labels
+    from utils.metrics.detection import precision_recall
     from utils.scores import families
     from utils.scores.dataset import ScoringConfig, as_samples
     from utils.scores.label_quality import label_quality
@@ -49,10 +50,10 @@ def measure(dataset: str, split: str, n: int, seed: int, noise: float = 0.05, fi
     out = []
     for f in filters:
         flag = label_quality(folds.probs, labels, filter_by=f)["flag_label_issue"]
-        hit = int((flag & truth.reindex(flag.index)).sum())
+        precision, recall = precision_recall(flag, truth.reindex(flag.index), zero_division=0.0)
         out.append({"dataset": dataset, "n": n, "seed": seed, "noise": noise, "filter_by": f,
-                    "flagged": float(flag.mean()), "precision": hit / max(int(flag.sum()), 1),
-                    "recall": hit / max(int(truth.sum()), 1), "kfold_seconds": seconds})
+                    "flagged": float(flag.mean()), "precision": precision, "recall": recall,
+                    "kfold_seconds": seconds})
     return out
 
 

@@ -134,9 +134,10 @@ def peer(folder, out) -> None:
 
 
 def _pr(flag: np.ndarray, truth: np.ndarray) -> dict:
-    hit = int((flag & truth).sum())
-    return {"flagged": int(flag.sum()), "precision": hit / flag.sum() if flag.sum() else float("nan"),
-            "recall": hit / truth.sum() if truth.sum() else float("nan")}
+    from utils.metrics.detection import precision_recall
+
+    precision, recall = precision_recall(flag, truth)
+    return {"flagged": int(flag.sum()), "precision": precision, "recall": recall}
 
 
 def _auroc(score: np.ndarray, truth: np.ndarray) -> float:

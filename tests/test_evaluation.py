@@ -219,3 +219,26 @@ def test_ranked_breaks_ties_with_the_declared_secondary_score_then_the_id():
     assert ranked(scores.drop(columns="mean_loss"), "forgetting_events").tolist() == [10, 20, 30, 40]   # then by id
     assert ranked(scores, "aum").tolist() == [20, 10, 30, 40]                   # "lower" end first, ties by id
     assert set(TIE_BREAK) | set(TIE_BREAK.values()) <= set(SCORES)   # both ends of every tie-break are registered
+
+
+def test_precision_recall_by_hand_and_in_every_caller():
+    """One precision / recall: known answers, and the holdout threshold and the quadrant table report the values
+    counted here by hand."""
+    from utils.metrics.detection import precision_recall
+
+    flag = np.array([1, 1, 1, 0, 0, 0, 0, 1], bool)
+    truth = np.array([1, 1, 0, 1, 0, 0, 0, 0], bool)
+    assert precision_recall(flag, truth) == (0.5, 2 / 3)                 # 2 of 4 flagged are true, 2 of 3 found
+    p, r = precision_recall(np.zeros(4, bool), np.array([1, 0, 0, 0], bool))
+    assert np.isnan(p) and r == 0.0
+    assert precision_recall(np.zeros(4, bool), np.array([1, 0, 0, 0], bool), zero_division=0.0) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="aligned arrays"):
+        precision_recall(flag, truth[:-1])
+    # holdout_threshold: its held-out precision / recall are those of its rule's predictions, counted by hand
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.2
+    score = y + rng.normal(0, 0.6, 300)
+    h = holdout_threshold(score, y, seed=1)
+    pred, held = h.predict(score)[~h.fit_mask], y[~h.fit_mask]
+    tp = int((pred & held).sum())
+    assert h.precision == pytest.approx(tp / pred.sum()) and h.recall == pytest.approx(tp / held.sum())

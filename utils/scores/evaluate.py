@@ -22,6 +22,8 @@ from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from utils.metrics.detection import precision_recall
+
 HIGHER, LOWER = "higher", "lower"   # which end of a score is predicted positive
 
 
@@ -82,10 +84,8 @@ def holdout_threshold(score, label, seed: int = 0) -> Holdout:
 
     h = Holdout(float(threshold), HIGHER if sign > 0 else LOWER, np.nan, np.nan, np.nan, fit)
     pred, truth = h.predict(score[~fit]), y[~fit]
-    tp = int((pred & truth).sum())
-    precision = tp / pred.sum() if pred.any() else 0.0
-    recall = tp / truth.sum()
-    f1_eval = 2 * precision * recall / (precision + recall) if tp else 0.0
+    precision, recall = precision_recall(pred, truth, zero_division=0.0)
+    f1_eval = 2 * precision * recall / (precision + recall) if precision * recall > 0 else 0.0
     return Holdout(h.threshold, h.direction, float(precision), float(recall), float(f1_eval), fit)
 
 

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from skimage.filters import threshold_otsu
 
+from utils.metrics.detection import precision_recall
+
 QUADRANTS = ("typical", "atypical", "ambiguous", "mislabeled")
 
 
@@ -64,8 +66,10 @@ def quadrant_table(quadrant: pd.Series, rule: QuadrantRule, flag: pd.Series | No
         f = flag.reindex(quadrant.index).to_numpy(bool)
         q = quadrant.to_numpy()
         table["flagged_held_out"] = [int((f & held & (q == name)).sum()) for name in QUADRANTS]
-        table["precision_held_out"] = table["flagged_held_out"] / table["held_out"].where(table["held_out"] > 0)
-        table["recall_held_out"] = table["flagged_held_out"] / max(int((f & held).sum()), 1)
+        # the quadrant as a flag of the held-out half: precision NaN for an empty quadrant, recall 0 with no flag
+        pr = [precision_recall(q[held] == name, f[held]) for name in QUADRANTS]
+        table["precision_held_out"] = [p for p, _ in pr]
+        table["recall_held_out"] = [0.0 if np.isnan(r) else r for _, r in pr]
     return table
 
 

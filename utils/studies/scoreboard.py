@@ -45,6 +45,7 @@ from utils.scores.dataset import ScoringConfig, score_dataset
 from utils.scores.evaluate import detection_table
 from utils.scores.families import train_encoder
 from utils.scores.flags import ISSUES
+from utils.metrics.detection import precision_recall
 from utils.scores.registry import label_free
 
 # far-OOD images come from the other dataset (a garment in MNIST, a digit in Fashion-MNIST)
@@ -346,8 +347,7 @@ def flag_quality(config: BoardConfig, folder, root=None) -> pd.DataFrame:
                 pos = meta[present].to_numpy(bool).any(axis=1)
                 if "near_duplicates" in present:     # a pair is two flags: the copy and the sample it copies
                     pos |= scores.index.isin(meta.loc[meta["near_duplicates"].astype(bool), "source_id"])
-                hit = int((f & pos).sum())
-                row.update(positives=int(pos.sum()), precision=hit / f.sum() if f.any() else np.nan,
-                           recall=hit / pos.sum())
+                precision, recall = precision_recall(f, pos)
+                row.update(positives=int(pos.sum()), precision=precision, recall=recall)
             rows.append(row)
     return pd.DataFrame(rows)

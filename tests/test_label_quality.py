@@ -197,3 +197,23 @@ def test_end_to_end_flipped_mnist_digits_are_found(mnist5k):
     is_flipped = pd.Series(flipped.numpy(), index=rows).reindex(lq.index)
     assert roc_auc_score(is_flipped, -lq["cl_label_quality"]) > 0.8
     assert is_flipped[lq["flag_label_issue"]].mean() > 0.5   # most flagged samples are flipped ones
+
+
+def test_predicted_label_is_computed_in_one_place():
+    """The suggested class of relabel.csv (the ``suggested`` step) and label_quality's cl_predicted_label are one
+    argmax: known answers, a tie going to the smaller class, rows in any order."""
+    from types import SimpleNamespace
+
+    from utils.scores.families import suggested_labels
+    from utils.scores.label_quality import label_quality, predicted_labels
+
+    probs = pd.DataFrame([[0.1, 0.7, 0.2], [0.4, 0.2, 0.4], [0.05, 0.15, 0.8]], columns=["p0", "p1", "p2"],
+                         index=pd.Index([12, 5, 9], name="sample_id"))
+    got = predicted_labels(probs)
+    assert got["cl_predicted_label"].to_dict() == {12: 1, 5: 0, 9: 2}
+    assert got["cl_predicted_prob"].to_dict() == {12: 0.7, 5: 0.4, 9: 0.8}
+    data = SimpleNamespace(ids=np.array([5, 9, 12]))
+    suggested = suggested_labels(data, SimpleNamespace(probs=probs))
+    assert suggested["cl_predicted_label"].to_dict() == {5: 0, 9: 2, 12: 1}
+    labels = pd.Series([0, 0, 0], index=[9, 12, 5])
+    assert label_quality(probs, labels)["cl_predicted_label"].to_dict() == {12: 1, 5: 0, 9: 2}

@@ -101,11 +101,11 @@ def label_issues(data: Samples, config, folds) -> pd.DataFrame:
 
 def suggested_labels(data: Samples, folds) -> pd.DataFrame:
     """``cl_predicted_label`` and ``cl_predicted_prob``: the class the held-out model of the K-fold pass
-    (:func:`kfold_pass`) predicts — what a relabeller is offered — and its out-of-sample probability."""
-    probs = folds.probs
-    p = probs.to_numpy()
-    return pd.DataFrame({"cl_predicted_label": p.argmax(1).astype(np.int64), "cl_predicted_prob": p.max(1)},
-                        index=probs.index).reindex(data.ids)
+    (:func:`kfold_pass`) predicts — what a relabeller is offered — and its out-of-sample probability
+    (:func:`utils.scores.label_quality.predicted_labels`)."""
+    from utils.scores.label_quality import predicted_labels
+
+    return predicted_labels(folds.probs).reindex(data.ids)
 
 
 def _ssft_config(config, model: str, recipe, n: int, batch_size: int):

@@ -8,7 +8,8 @@ reimplemented here, the library is called on the aligned arrays:
   ``"self_confidence"``: the out-of-sample probability of the given label. Lower = more suspicious.
 * ``cl_normalized_margin`` — ``cleanlab.rank.get_normalized_margin_for_each_label``: that probability
   minus the largest probability of another class, mapped to [0, 1]. Lower = more suspicious.
-* ``cl_predicted_label`` — the class the held-out model predicts (argmax), the suggestion for a relabel.
+* ``cl_predicted_label`` — the class the held-out model predicts (argmax, :func:`predicted_labels`: the one place it
+  is computed), the suggestion for a relabel.
 * ``flag_label_issue`` — ``cleanlab.filter.find_label_issues``, by default with its default ``filter_by =
   "prune_by_noise_rate"`` (the confident joint estimates how many labels of each class are wrong; that many
   samples with the lowest normalized margin are flagged). True = flagged. ``filter_by="both"`` flags only what
@@ -71,13 +72,23 @@ def _check(probs, labels) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(p, 0.0, 1.0), values
 
 
+def predicted_labels(probs: pd.DataFrame) -> pd.DataFrame:
+    """The class the out-of-sample probabilities predict, computed in this one place: ``cl_predicted_label`` (the
+    argmax of each row of ``probs``, a tie going to the smaller class index, as numpy's argmax) and
+    ``cl_predicted_prob`` (its probability), indexed as ``probs`` (columns ``p0..p{C-1}``): the class a
+    relabeller is offered (``relabel.csv``'s suggested class)."""
+    p = probs.to_numpy(dtype=np.float64)
+    return pd.DataFrame({"cl_predicted_label": p.argmax(1).astype(np.int64), "cl_predicted_prob": p.max(1)},
+                        index=pd.Index(probs.index, name="sample_id"))
+
+
 def label_quality(probs: pd.DataFrame, labels: pd.Series, filter_by: str = "prune_by_noise_rate") -> pd.DataFrame:
     """Confident-learning scores of every sample of ``probs``, aligned by sample id (see the module docstring).
 
     ``probs``: out-of-sample softmax probabilities, a DataFrame indexed by sample id with columns
     ``p0..p{C-1}``; ``labels``: the given (possibly noisy) labels, a Series indexed by sample id, in any
     order. Returns ``cl_label_quality``, ``cl_normalized_margin``, the boolean ``flag_label_issue`` and
-    ``cl_predicted_label`` (the out-of-sample argmax: the class a relabeller would be offered) in ``probs``' row
+    ``cl_predicted_label`` (:func:`predicted_labels`: the class a relabeller would be offered) in ``probs``' row
     order; ``attrs`` records the method, ``filter_by`` and ``n_issues``. ``filter_by``: one of
     :data:`LABEL_FILTERS`, passed to cleanlab's ``find_label_issues``."""
     from cleanlab.filter import find_label_issues
@@ -91,7 +102,7 @@ def label_quality(probs: pd.DataFrame, labels: pd.Series, filter_by: str = "prun
         "cl_normalized_margin": get_normalized_margin_for_each_label(y, p),
         # n_jobs=1: no worker processes; the result does not depend on it
         "flag_label_issue": find_label_issues(y, p, filter_by=filter_by, n_jobs=1),
-        "cl_predicted_label": p.argmax(1).astype(np.int64),
+        "cl_predicted_label": predicted_labels(probs)["cl_predicted_label"].to_numpy(),
     }, index=pd.Index(probs.index, name="sample_id"))
     out.attrs.update(method="self_confidence", filter_by=filter_by,
                      n_issues=int(out["flag_label_issue"].sum()))

@@ -66,7 +66,7 @@ def _by_loops(z, labels):
         out["correctness"].append(sum(corr) / t)
         out["forgetting_events"].append(sum(1 for e in range(t - 1) if corr[e] == 1 and corr[e + 1] == 0))
         out["never_learned"].append(float(sum(corr) == 0))
-        out["learning_time"].append(next((e for e in range(t) if all(corr[e:])), t))
+        out["learning_time"].append(next((e + 1 for e in range(t) if all(corr[e:])), t + 1))   # epochs, 1-based
         out["last_margin"].append(margins[-1])
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 
@@ -88,7 +88,7 @@ def test_each_score_matches_an_independent_computation():
         np.testing.assert_allclose(got[name], values, rtol=1e-5, atol=1e-5, err_msg=name)
     np.testing.assert_allclose(got["variability"], np.std(rec["prob"].astype(np.float64), axis=0), rtol=1e-6)
     t = len(z)
-    np.testing.assert_allclose(got["learning_fraction"], ref["learning_time"] / t)
+    np.testing.assert_allclose(got["learning_fraction"], (ref["learning_time"] - 1) / t)
     toneva = np.where(ref["never_learned"] == 1, t, ref["forgetting_events"])
     np.testing.assert_allclose(got["forgetting_toneva"], toneva)
     np.testing.assert_allclose(got["el2n"], _el2n_ref(z[2], labels), rtol=1e-5)
@@ -171,7 +171,7 @@ def test_early_stopped_runs_of_different_lengths():
     assert s.attrs["horizons"] == [10, 4] and s.attrs["el2n_epoch"] == 1
     rl, rs = _by_loops(z_long, labels), _by_loops(z_short, labels)
     np.testing.assert_allclose(s["learning_time"], (rl["learning_time"] + rs["learning_time"]) / 2)
-    np.testing.assert_allclose(s["learning_fraction"], (rl["learning_time"] / 10 + rs["learning_time"] / 4) / 2)
+    np.testing.assert_allclose(s["learning_fraction"], ((rl["learning_time"] - 1) / 10 + (rs["learning_time"] - 1) / 4) / 2)
     np.testing.assert_allclose(s["aum"], (rl["aum"] + rs["aum"]) / 2, rtol=1e-5, atol=1e-6)
     assert s.loc[ids[0], "forgetting_toneva"] == (10 + 4) / 2 and s.loc[ids[0], "learning_fraction"] == 1
     with pytest.raises(ValueError, match="run 1 recorded 'logits' at epochs"):
@@ -267,3 +267,27 @@ def test_runs_of_overlapping_samples_average_over_the_runs_that_trained_on_each(
                                rtol=1e-6)
     with pytest.raises(ValueError, match="other samples"):
         dynamics_scores([a, b], labels=y, el2n_epoch=1)        # the default still refuses different samples
+
+
+def test_learning_time_is_in_epochs_as_in_the_two_split_study():
+    """One name, one unit: the same correctness history gives the same learning_time (epochs, (log + 1) / k; never:
+    horizon + 1) in the supervised dynamics and in a two-split SSFT study."""
+    from utils.engine.protocols import TwoSplitRun
+    from utils.scores.ssft import run_scores as ssft_run_scores
+
+    correct = np.array([[0, 1, 0], [1, 1, 0], [1, 0, 0], [1, 1, 0]], dtype=float)   # 4 epochs, 3 samples
+    ids = np.array([4, 8, 15])
+    rec = Recorder(ids)
+    for e, row in enumerate(correct):
+        margin = np.where(row > 0, 1.0, -1.0)
+        for name, values in (("loss", 1 - row), ("given_logit", margin), ("other_logit", 0 * row),
+                             ("prob", 0.5 + 0.4 * margin), ("correct", row)):
+            rec.record(name, e, ids, values)
+    stage = Recorder(ids)
+    for e, row in enumerate(correct):
+        stage.record("correct", e, ids, row)
+    run = TwoSplitRun(0, "AB", ids, stage, stage, 1, pd.DataFrame())
+    known = [2.0, 4.0, 5.0]            # learned for good in epoch 2, in epoch 4, never (4 + 1)
+    dyn = dynamics_scores([rec]).loc[ids, "learning_time"].tolist()
+    two_split = ssft_run_scores(run, "correct", 0.5).loc[ids, "learning_time"].tolist()
+    assert dyn == known and two_split == known

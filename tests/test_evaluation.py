@@ -242,3 +242,18 @@ def test_precision_recall_by_hand_and_in_every_caller():
     pred, held = h.predict(score)[~h.fit_mask], y[~h.fit_mask]
     tp = int((pred & held).sum())
     assert h.precision == pytest.approx(tp / pred.sum()) and h.recall == pytest.approx(tp / held.sum())
+
+
+def test_registry_says_when_a_learning_time_reads_labels():
+    """learning_time and the two-split study's columns read labels only through their learned rule (an
+    autoencoder's SSIM reads none): the registry says so instead of "yes"; score_dataset's own SSFT and
+    autoencoder columns keep a plain answer."""
+    from utils.report.sections import registry_markdown
+    from utils.scores.registry import SCORES, label_free
+
+    for name in ("learning_time", "learning_fraction", "forgetting_time", "second_split_area"):
+        assert SCORES[name].needs_labels is None and not label_free(name)
+    assert SCORES["ssft_forgetting_time"].needs_labels is True and SCORES["mean_loss"].needs_labels is True
+    assert label_free("ae_ssft_forgetting_time") and label_free("px_knn_distance")
+    row = next(line for line in registry_markdown().splitlines() if line.startswith("| learning_time "))
+    assert "with its learned rule" in row and "epochs" in row

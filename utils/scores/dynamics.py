@@ -27,10 +27,11 @@ Columns (each computed per run, then averaged over runs by sample id; ``n_runs``
   than any learned sample can reach (at most T // 2), as Toneva et al.'s ``sort_examples_by_forgetting``
   does; rank on this one to put unlearned samples at the forgettable end.
 * ``never_learned`` — share of runs in which the sample was never correct at any epoch (Toneva's "unlearned").
-* ``learning_time`` — first epoch index from which the sample stays correct to the end
-  (:func:`utils.metrics.times.learning_time`); T (the run's number of epochs) when it is not correct at the last
-  epoch. Runs that early-stopped at different T are on different scales: ``learning_fraction`` (= time / T,
-  1 = not learned at the end) is comparable across them.
+* ``learning_time`` — in epochs, the unit of :mod:`utils.scores.ssft`'s ``learning_time``: the (1-based) epoch
+  from whose in-loop pass on the sample stays correct to the end, i.e. (0-based row + 1), the
+  :attr:`utils.metrics.times.Times.epochs` of :func:`utils.metrics.times.learning_time`; T + 1 (one epoch past
+  the run's T) when it is not correct at the last epoch. Runs that early-stopped at different T are on different
+  scales: ``learning_fraction`` (= 0-based row / T, 1 = not learned at the end) is comparable across them.
 * ``last_margin`` — ``given_logit - other_logit`` at each run's last recorded epoch.
 
 :mod:`utils.scores.registry` fixes, for every score, whether *higher* or *lower* values mean harder / more
@@ -205,7 +206,7 @@ def run_scores(rec, labels=None, el2n_epoch: int | None = None, with_el2n: bool 
         "forgetting_events": events,
         "forgetting_toneva": np.where(never, float(t), events),
         "never_learned": never.astype(np.float64),
-        "learning_time": lt.logs.astype(np.float64),
+        "learning_time": lt.epochs.astype(np.float64),
         "learning_fraction": lt.fraction,
         "last_margin": margin[-1],
     })

@@ -31,7 +31,7 @@ class Score:
     name: str
     family: str
     direction: str        # the suspicious end: "higher" or "lower"
-    needs_labels: bool
+    needs_labels: bool | None   # None: reads labels exactly when its learned rule does (see the table below)
     meaning: str          # one line: what it measures
 
     def __post_init__(self):
@@ -44,7 +44,7 @@ class Score:
 SCORES: dict[str, Score] = {}
 
 
-def register(name: str, family: str, direction: str, needs_labels: bool, meaning: str) -> Score:
+def register(name: str, family: str, direction: str, needs_labels: bool | None, meaning: str) -> Score:
     """Declare a score once; a second declaration of the same name is refused."""
     if name in SCORES:
         raise ValueError(f"Score {name!r} is already registered; every score is declared once.")
@@ -52,7 +52,10 @@ def register(name: str, family: str, direction: str, needs_labels: bool, meaning
     return SCORES[name]
 
 
-# Every score, declared once: name | family | suspicious end | needs labels | what it measures. The geometry rows
+# Every score, declared once: name | family | suspicious end | needs labels | what it measures. "rule" in the labels
+# column: a learning / forgetting time of utils.scores.ssft, which reads labels exactly when its "learned" rule does
+# (correct, prob: yes; the autoencoder's SSIM or correlation in the unsupervised two-split studies: no); in
+# score_dataset the supervised family always reads them (its learned = the argmax is the label). The geometry rows
 # ({space}) stand for the three embeddings px_ (raw pixels), ae_ (the autoencoder's codes) and bt_ (the BarlowTwins
 # features, cosine geometry).
 _DECLARED = """
@@ -68,21 +71,21 @@ aum | supervised | lower | yes | area under the margin: given logit - largest ot
 confidence | supervised | lower | yes | cartography confidence: mean p(label) over epochs
 variability | supervised | higher | yes | cartography variability: std of p(label) over epochs
 correctness | supervised | lower | yes | share of epochs at which the sample is classified correctly
-forgetting_events | supervised | higher | yes | learned -> not-learned transitions between epochs (Toneva et al. 2019)
+forgetting_events | supervised | higher | rule | learned -> not-learned transitions between epochs (Toneva et al. 2019)
 forgetting_toneva | supervised | higher | yes | forgetting events, never-learned samples counted as the number of epochs (Toneva's ranking)
-never_learned | supervised | higher | yes | share of runs in which the sample was never correct
-learning_time | supervised | higher | yes | first epoch from which the sample stays learned
-learning_fraction | supervised | higher | yes | learning time / the run's epochs (1 = not learned)
+never_learned | supervised | higher | rule | share of runs in which the sample was never correct
+learning_time | supervised | higher | rule | epochs after which the sample stays learned ((log + 1) / logs per epoch; not learned at the end: horizon + 1)
+learning_fraction | supervised | higher | rule | learning time in 0-based logs / the run's logs (1 = not learned)
 last_margin | supervised | lower | yes | given logit - largest other logit at the last epoch
 cl_label_quality | supervised | lower | yes | out-of-sample probability of the given label (cleanlab self-confidence, K-fold)
 cl_normalized_margin | supervised | lower | yes | out-of-sample p(label) - largest other p, mapped to [0, 1] (cleanlab)
 ssft_forgetting_time | ssft | lower | yes | epochs of fine-tuning on the other half after which the sample stays forgotten (early = mislabeled)
 ssft_second_split_area | ssft | lower | yes | mean correctness while fine-tuning on the other half
-forgetting_time | ssft | lower | yes | SSFT forgetting time of a two-split study (utils.scores.ssft)
-forgetting_fraction | ssft | lower | yes | forgetting time / the stage's logs (1 = never forgotten)
-never_forgotten | ssft | lower | yes | share of seeds in which the sample was never forgotten
-second_split_area | ssft | lower | yes | the learned measurement averaged over stage 2 (threshold-free SSFT)
-first_split_area | ssft | lower | yes | the learned measurement averaged over stage 1
+forgetting_time | ssft | lower | rule | SSFT forgetting time of a two-split study (utils.scores.ssft)
+forgetting_fraction | ssft | lower | rule | forgetting time / the stage's logs (1 = never forgotten)
+never_forgotten | ssft | lower | rule | share of seeds in which the sample was never forgotten
+second_split_area | ssft | lower | rule | the learned measurement averaged over stage 2 (threshold-free SSFT)
+first_split_area | ssft | lower | rule | the learned measurement averaged over stage 1
 ae_loss_last | autoencoder | higher | no | reconstruction error after the last epoch
 ae_loss_mean | autoencoder | higher | no | reconstruction error averaged over epochs
 ae_ssim_last | autoencoder | lower | no | reconstruction SSIM after the last epoch
@@ -103,7 +106,7 @@ def _declare() -> None:
         rows += [[c.format(**v) for c in cells] for v in variants]
     order = [*FAMILIES, "baseline"]   # tables list the scores family by family, in declaration order within one
     for name, fam, end, labels, meaning in sorted(rows, key=lambda r: order.index(r[1])):
-        register(name, fam, end, labels == "yes", meaning)
+        register(name, fam, end, {"yes": True, "no": False, "rule": None}[labels], meaning)
 
 
 _declare()
@@ -127,7 +130,7 @@ def family(name: str) -> str:
 def label_free(name: str) -> bool:
     """Computed without labels: a label-free family and not a column that reads the labels."""
     s = _get(name)
-    return s.family in LABEL_FREE_FAMILIES and not s.needs_labels
+    return s.family in LABEL_FREE_FAMILIES and s.needs_labels is False
 
 
 def registered(columns) -> list[str]:

@@ -5,7 +5,8 @@ A rule is a measurement and a threshold, e.g. ``("correct", 0.5)`` (argmax equal
 
 Columns (means over model seeds; each sample gets one first-split and one second-split history per seed):
 
-* ``learning_time`` — epochs of stage 1 after which the sample stays learned (never: horizon + 1 epoch);
+* ``learning_time`` — epochs of stage 1 after which the sample stays learned (never: horizon + 1 epoch), the
+  :attr:`utils.metrics.times.Times.epochs` unit that :mod:`utils.scores.dynamics`' ``learning_time`` uses too;
 * ``forgetting_time`` — epochs of stage 2 after which it stays forgotten (never: horizon + 1 / k), the SSFT;
 * ``learning_fraction`` / ``forgetting_fraction`` — the same divided by each run's horizon (1 = never), so
   runs that early-stopped at different epochs are on one scale;

@@ -124,7 +124,8 @@ _DECLARED = (
          lambda i: fam.pixel_scores(i.data, i.config), version=3, required=True),   # 2: exact copies at distance 0; 3: cosine kNN distance
     Step("image_checks", "pixels", "pixels", False, (), lambda i: _image_checks(i), version=2,   # 2: original sizes
          enabled=lambda i: i.data.images.shape[1] in (1, 3)),
-    Step("supervised", "supervised", "kfold", True, KFOLD, _supervised, version=1, enabled=_kfold_on),
+    Step("supervised", "supervised", "kfold", True, KFOLD, _supervised, version=2,   # 2: learning_time in epochs
+         enabled=_kfold_on),
     Step("suggested", "supervised", "kfold", True, KFOLD, lambda i: fam.suggested_labels(i.data, i.kfold()),
          version=1, enabled=_kfold_on),
     Step("label_issues", "supervised", "kfold", True, (*KFOLD[:-1], "label_filter", "seed"),

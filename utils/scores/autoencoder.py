@@ -6,6 +6,14 @@ indices, chosen for 600 epochs, are scaled proportionally to the run's length, s
 ``loss__mean_from_50`` of a 200-epoch run averages from index 17; the column names keep the seed's
 numbers so tables line up with its results. Higher is not always harder: these scores have no stated direction,
 and :func:`utils.scores.evaluate.detection_table` (``orientation="free"``) reports the one each takes.
+
+**Why two autoencoder schemas exist.** This module is the seed study's (:mod:`utils.studies.autoencoder`): its
+dozens of aggregates keep the seed's names because :data:`utils.studies.autoencoder.SEED_SRCC` and the side-by-side
+tables look them up by those names. The scoring pipeline's autoencoder family
+(:func:`utils.scores.families.autoencoder_scores`) keeps only three of them, registered (with a direction) in
+:mod:`utils.scores.registry` under the ``ae_`` prefix every family's columns carry: ``ae_loss_last`` is the seed's
+``loss__last``, ``ae_loss_mean`` its ``loss__mean_from_0`` and ``ae_ssim_last`` the SSIM of the last epoch. Same
+numbers, two audiences; renaming either would break the other's tables.
 """
 from __future__ import annotations
 

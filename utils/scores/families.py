@@ -142,7 +142,7 @@ def autoencoder_scores(data: Samples, info: DatasetInfo, config, folder: Path | 
     run = train(task, recipe, unlabeled, seed=config.seed, record=False, measure_on=unlabeled, progress=progress,
                 folder=None if folder is None else folder / "autoencoder", desc="autoencoder", checkpoint_every=1)
     m = run.measures
-    loss = m["loss"]
+    loss = m["loss"]   # the seed study's loss__last / loss__mean_from_0 under registry names (utils.scores.autoencoder)
     geo = embedding_scores(m["codes"][-1], m.sample_ids, k=_k(config, data), n_clusters=config.clusters,
                            seed=config.seed)
     out = pd.DataFrame({"ae_loss_last": loss[-1], "ae_loss_mean": loss.mean(0), "ae_ssim_last": m["ssim"][-1]},

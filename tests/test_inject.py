@@ -337,3 +337,19 @@ def test_clear_errors():
         atypical(data, 0.1, 0, shift=28)
     with pytest.raises(ValueError, match="needs labeled Samples from from_arrays"):
         near_ood(data.images, 0.1, 0)
+
+
+def test_seed_check_is_one_helper_with_one_sentence():
+    """Every seeded draw (inject, flip_labels, select, the labeling rules) refuses a bad seed through one check."""
+    from utils.data.mixing import flip_labels
+    from utils.metrics.checks import check_seed
+    from utils.scores.selection import select
+
+    assert check_seed(np.int64(7)) == 7 and type(check_seed(np.int64(7))) is int
+    for bad in (-1, 2 ** 32, 1.0, True, "3"):
+        with pytest.raises(ValueError, match=r"^seed must be an integer in 0\.\.2\*\*32-1, got .*\.$"):
+            check_seed(bad)
+    with pytest.raises(ValueError, match="seed must be an integer in 0..2"):
+        flip_labels(torch.tensor([0, 1, 2]), 0.5, seed=-1)
+    with pytest.raises(ValueError, match="seed must be an integer in 0..2"):
+        select(pd.Series([0.1, 0.2], index=[1, 2]), 0.5, "random", seed=True)

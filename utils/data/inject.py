@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from utils.data.datasets import DATASET_INFO, DatasetInfo, check_images, load_dataset
 from utils.data.mixing import make_mixed, other_class
 from utils.data.samples import Samples
+from utils.metrics.checks import check_seed
 
 __all__ = ["from_arrays", "types", "flagged", "summary", "from_dataset", "exact_count", "inject", "mixed",
            "uniform_noise", "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
@@ -126,8 +127,7 @@ def _start(data, kind, fraction, seed, n=None):
     """Validate the common arguments; return (k, numpy rng, torch generator)."""
     if not isinstance(data, Samples) or data.labels is None or "clean_label" not in data.meta.columns:
         _fail(f"{kind} needs labeled Samples from from_arrays (or from_dataset), got {type(data).__name__}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        _fail(f"seed must be an integer in 0..2**32-1, got {seed!r}.")
+    check_seed(seed)
     k = exact_count(fraction, len(data) if n is None else n)
     rng = np.random.default_rng([int(seed), zlib.crc32(kind.encode())])
     gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))

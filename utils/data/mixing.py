@@ -13,6 +13,7 @@ import torch
 
 from utils.data.datasets import DatasetInfo, check_images, dataset_info
 from utils.data.samples import Samples
+from utils.metrics.checks import check_seed
 
 SUM_SCALE = 1.58  # the original study's constant; its mean and std are dataset_info("mnist")
 MODES = ("seed", "matched")
@@ -236,6 +237,7 @@ def flip_labels(labels, fraction: float, seed: int, num_classes: int | None = No
         raise ValueError(f"labels must be a non-empty flat integer tensor, got {y.dtype} {tuple(y.shape)}.")
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction must lie between 0 and 1, got {fraction}.")
+    check_seed(seed)
     y = y.long()
     c = int(y.max()) + 1 if num_classes is None else int(num_classes)
     if c < 2 or int(y.min()) < 0 or int(y.max()) >= c:

@@ -37,6 +37,8 @@ import zlib
 import numpy as np
 import pandas as pd
 
+from utils.metrics.checks import check_seed
+
 PICK_COLUMNS = ("order", "sample_id", "cluster", "method", "why")
 BALL_CAP = 100          # probcover: a ball holds at most this many nearest neighbours
 DELTA_GRID = tuple(np.round(np.arange(0.05, 1.41, 0.05), 2))   # probcover's delta candidates on the unit sphere
@@ -67,9 +69,7 @@ def budget_count(budget, n: int) -> int:
 
 
 def _rng(seed, stream: str) -> np.random.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise ValueError(f"seed must be an integer in 0..2**32-1, got {seed!r}.")
-    return np.random.default_rng([int(seed), zlib.crc32(stream.encode())])
+    return np.random.default_rng([check_seed(seed), zlib.crc32(stream.encode())])
 
 
 def _embedding(z, ids) -> tuple[np.ndarray, np.ndarray]:

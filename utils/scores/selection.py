@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from utils.data.inject import exact_count
+from utils.metrics.checks import check_seed
 
 POLICIES = ("keep_hard", "keep_easy", "random", "ccs", "sorscher")
 SORSCHER_SWITCH = 0.3   # sorscher: keep easy at kept fractions <= this, hard above
@@ -124,9 +125,7 @@ def _check_scores(scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rng(seed, stream: str) -> np.random.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise ValueError(f"seed must be an integer in 0..2**32-1, got {seed!r}.")
-    return np.random.default_rng([int(seed), zlib.crc32(stream.encode())])
+    return np.random.default_rng([check_seed(seed), zlib.crc32(stream.encode())])
 
 
 def _resolve(policy: str, fraction: float) -> str:

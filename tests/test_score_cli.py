@@ -181,3 +181,27 @@ def test_set_values_are_parsed_by_the_configs_own_field_types(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([str(tmp_path), "--out", str(tmp_path / "o"), *bad])
         assert message in capsys.readouterr().err
+
+
+def test_help_is_written_for_users(capsys):
+    """--help says what the tool does, shows examples and the files it writes, groups the options, and carries none
+    of the module docstring's developer wording (reST roles, double back-quotes, class and module names)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m utils.score ")
+    assert "Find the images of a dataset worth a second look" in out
+    assert "python -m utils.score path/to/images --out results/my-report\n" in out            # an example
+    files = re.findall(r"^  (\S+)\s{2,}\S", out[out.index("writes into --out:"):], flags=re.M)
+    assert files == ["report.html", "relabel.csv", "duplicates.csv", "outliers.csv", "keep.csv", "scores.parquet",
+                     "to_label.csv", "figure_*.png", "cache/"]
+    groups = re.findall(r"^(\w[\w ]*):\n", out, flags=re.M)
+    assert groups[:5] == ["options", "input", "output", "what to compute", "flags and lists"]
+    section = {g: out[out.index(f"\n{g}:\n"):] for g in groups[1:5]}
+    assert section["output"].index("--quiet") < section["output"].index("what to compute:")
+    assert section["what to compute"].index("--set") < section["what to compute"].index("flags and lists:")
+    assert "epochs=5" in out and "outlier.threshold=" in out                                 # settings, defaults
+    for developer in (":func:", ":mod:", ":data:", "``", "entry point", "every layer", "ScoringConfig",
+                      "issue_types", "utils.scores", "utils.data", "load_dataset"):
+        assert developer not in out, developer

@@ -183,6 +183,38 @@ def test_set_values_are_parsed_by_the_configs_own_field_types(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+BARS = ("\r", "it/s", "%|", "\u2588", "\x1b[")   # what a tqdm bar writes: carriage returns, rates, blocks, escapes
+
+
+def test_quiet_prints_no_bar_and_stdout_holds_only_the_summary(folder, tmp_path):
+    """Run as a user runs it (a subprocess: every byte written to the two streams counts). Without --quiet the bars
+    (CleanVision's included) and the training lines go to stderr; with --quiet there is no bar at all, CleanVision's
+    included, and no training line; stdout holds only the final summary either way."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    args = [str(folder), "--families", "pixels", "ssft", "--set", "ssft_epochs=1"]   # image checks and training
+
+    def run(*more):
+        done = subprocess.run([sys.executable, "-m", "utils.score", *args, *more], cwd=root, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert re.fullmatch(r"169 samples scored in \d+ s; flagged: [^\n]*; report: [^\n]*report\.html\n",
+                            done.stdout), done.stdout[-2000:]
+        return done
+
+    loud = run("--out", str(tmp_path / "loud"))
+    assert "Computing scores" in loud.stderr and "score_dataset" in loud.stderr   # CleanVision's bar and ours
+    assert "cnn seed 0 AB: 1 + 1 epochs" in loud.stderr                           # training chatter, on stderr
+    quiet = run("--out", str(tmp_path / "quiet"), "--quiet")
+    for stream in (quiet.stdout, quiet.stderr):
+        assert not [b for b in BARS if b in stream], stream[-2000:]
+    assert "Computing" not in quiet.stderr and "seed 0" not in quiet.stderr
+
+
 def test_help_is_written_for_users(capsys):
     """--help says what the tool does, shows examples and the files it writes, groups the options, and carries none
     of the module docstring's developer wording (reST roles, double back-quotes, class and module names)."""

@@ -181,3 +181,62 @@ def test_set_values_are_parsed_by_the_configs_own_field_types(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([str(tmp_path), "--out", str(tmp_path / "o"), *bad])
         assert message in capsys.readouterr().err
+
+
+BARS = ("\r", "it/s", "%|", "\u2588", "\x1b[")   # what a tqdm bar writes: carriage returns, rates, blocks, escapes
+
+
+def test_quiet_prints_no_bar_and_stdout_holds_only_the_summary(folder, tmp_path, capfd):
+    """What a user sees (capfd: every byte written to the two file descriptors counts, C libraries' too), on 24
+    labeled images with CleanVision's checks and a training (SSFT): with --quiet no bar at all, CleanVision's
+    included, and no training line; stdout holds only the final summary."""
+    small = tmp_path / "small"
+    for name in ("zero", "one"):
+        (small / name).mkdir(parents=True)
+        for p in sorted((folder / name).glob("*.png"))[:12]:
+            (small / name / p.name).write_bytes(p.read_bytes())
+    capfd.readouterr()
+    assert main([str(small), "--out", str(tmp_path / "o"), "--families", "pixels", "ssft", "--set", "ssft_epochs=1",
+                 "--quiet"]) == 0
+    done = capfd.readouterr()
+    assert re.fullmatch(r"24 samples scored in \d+ s; flagged: [^\n]*; report: [^\n]*report\.html\n", done.out), \
+        done.out[-2000:]
+    for stream in (done.out, done.err):
+        assert not [b for b in BARS if b in stream], stream[-2000:]
+    assert "Computing" not in done.err and "seed 0" not in done.err
+
+def test_cleanvision_shows_its_bars_on_stderr_only_with_progress(capfd):
+    """What the quiet test looks for is there without it: CleanVision's tqdm bars, on stderr, with progress=True
+    (its API cannot turn them off; image_checks does), and nothing on stdout either way."""
+    from utils.scores.image_checks import image_checks
+    x, _, _ = load_dataset("mnist-5k", "test")
+    image_checks(x[:20], progress=True)
+    loud = capfd.readouterr()
+    assert "Computing scores" in loud.err and "\r" in loud.err and loud.out == ""
+    image_checks(x[:20])
+    quiet = capfd.readouterr()
+    assert quiet.out == "" and not [b for b in BARS if b in quiet.err] and "Computing" not in quiet.err
+
+
+def test_help_is_written_for_users(capsys):
+    """--help says what the tool does, shows examples and the files it writes, groups the options, and carries none
+    of the module docstring's developer wording (reST roles, double back-quotes, class and module names)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m utils.score ")
+    assert "Find the images of a dataset worth a second look" in out
+    assert "python -m utils.score path/to/images --out results/my-report\n" in out            # an example
+    files = re.findall(r"^  (\S+)\s{2,}\S", out[out.index("writes into --out:"):], flags=re.M)
+    assert files == ["report.html", "relabel.csv", "duplicates.csv", "outliers.csv", "keep.csv", "scores.parquet",
+                     "to_label.csv", "figure_*.png", "cache/"]
+    groups = re.findall(r"^(\w[\w ]*):\n", out, flags=re.M)
+    assert groups[:5] == ["options", "input", "output", "what to compute", "flags and lists"]
+    section = {g: out[out.index(f"\n{g}:\n"):] for g in groups[1:5]}
+    assert section["output"].index("--quiet") < section["output"].index("what to compute:")
+    assert section["what to compute"].index("--set") < section["what to compute"].index("flags and lists:")
+    assert "epochs=5" in out and "outlier.threshold=" in out                                 # settings, defaults
+    for developer in (":func:", ":mod:", ":data:", "``", "entry point", "every layer", "ScoringConfig",
+                      "issue_types", "utils.scores", "utils.data", "load_dataset"):
+        assert developer not in out, developer

@@ -7,7 +7,7 @@ from scipy.stats import mannwhitneyu
 
 from utils.data.datasets import load_dataset, load_image_folder
 from utils.data.inject import from_arrays, inject
-from utils.engine.cache import FolderBusyError
+from utils.engine.cache import FolderBusyError, load_table
 from utils.scores.dataset import ScoringConfig, score_dataset
 from utils.scores.evaluate import detection_table
 from utils.scores.registry import SCORES, oriented
@@ -377,6 +377,71 @@ def test_issue_types_set_each_rule_in_the_config_and_the_report_states_it(tmp_pa
         replace(TINY, issue_types={"outliers": {}})
     with pytest.raises(ValueError, match=r"must be a number in \(0, 1\], got 3"):
         replace(TINY, issue_types={"outlier": {"threshold": 3}})
+
+
+def _planted_table(n: int = 40):
+    """A score table with labels and image checks: ids 0 and 1 exact copies, 2 and 3 near copies, 9 far from all,
+    4 and 5 mislabeled, 10 dark, three quarters of the images low-information, no light image; 4 balanced classes."""
+    rng = np.random.default_rng(0)
+    ids = pd.Index(np.arange(n), name="sample_id")
+    nn = 1 + rng.uniform(0, 0.1, n)
+    nn[[0, 1]], nn[[2, 3]] = 0.0, 0.05
+    nearest = (np.arange(n) + 1) % n
+    nearest[[0, 1, 2, 3]] = [1, 0, 3, 2]
+    knn = rng.normal(1, 0.05, n)
+    knn[9] = 9.0
+    quality = rng.uniform(0.6, 1, n)
+    quality[[4, 5]] = [0.01, 0.02]
+    table = pd.DataFrame({"px_nn_distance": nn, "px_nearest_id": nearest, "px_knn_distance": knn,
+                          "label": np.arange(n) % 4, "cl_label_quality": quality,
+                          "cl_predicted_label": (np.arange(n) + 1) % 4, "flag_label_issue": quality < 0.05},
+                         index=ids)
+    for check in ("dark", "light", "low_information", "exact_duplicates"):
+        table[f"flag_{check}"] = False
+        table[f"{check}_score"] = rng.uniform(0.5, 1, n)
+    table.loc[10, "flag_dark"] = True
+    table.loc[:29, "flag_low_information"] = True
+    table.loc[[0, 1], "flag_exact_duplicates"] = True
+    return table
+
+
+def test_the_report_starts_here_lists_issues_without_hits_in_one_line_and_notes_a_widespread_check(tmp_path):
+    """The page opens with a "start here" block: the issues with hits in the order to act (labels, exact copies,
+    near-duplicates, outliers, image checks), each with its count and a link to its section; the issues without hits
+    are one line, not sections; a check that fires on more than 10 % of the images carries its note (declared in
+    ISSUES), once, and keeps its flags."""
+    import re
+    from html import escape
+
+    from utils.report.dataset_report import write_report
+    from utils.scores.flags import ISSUES, WIDESPREAD, add_flags
+    scores = add_flags(_planted_table())
+    page = write_report(scores, np.random.default_rng(1).uniform(0, 1, (40, 1, 8, 8)), tmp_path).read_text()
+    start = page[page.index("<h2>Start here</h2>"):page.index("</section>")]
+    assert page.index("Start here") < page.index("<section id=")           # at the top, before every section
+    items = re.findall(r"<li><a href='#issue-(\w+)'>[^<]*</a>: (\d+) images? \([\d.]+%\)\. ([^<]*)</li>", start)
+    assert [name for name, _, _ in items] == ["label_issue", "exact_duplicates", "near_duplicate", "outlier", "dark",
+                                              "low_information"]
+    assert {name: int(count) for name, count, _ in items} == {
+        "label_issue": 2, "exact_duplicates": 2, "near_duplicate": 4, "outlier": 1, "dark": 1, "low_information": 30}
+    assert all(text.startswith(escape(ISSUES[name].action)) for name, _, text in items)
+    assert ["see the note" in text for _, _, text in items] == [False] * 5 + [True]   # the widespread check
+    assert sorted(re.findall(r"<section id='issue-(\w+)'>", page)) == sorted(name for name, _, _ in items)
+    no_hits = re.findall(r"<p class='no-hits'>No hits: ([^<]*)\.</p>", start)
+    assert no_hits == ["Class imbalance, Light"]                           # one line, not sections
+    assert "Light:" not in page and "issue-light" not in page and "issue-class_imbalance" not in page
+    # the widespread check: its note once, in its section, with the share; its flags kept; no note below the share
+    note = ISSUES["low_information"].note(0.75)
+    assert WIDESPREAD == 0.10 and "fires on 75% of the images" in note and "rather than its issues" in note
+    assert page.count(escape(note)) == 1
+    section = page[page.index("<section id='issue-low_information'>"):]
+    assert escape(note) in section[:section.index("</section>")]
+    assert ISSUES["dark"].note(1 / 40) is None and page.count("class='note'") == 1
+    assert load_table(tmp_path / "scores.parquet")["flag_low_information"].sum() == 30
+    clean = add_flags(_planted_table().assign(flag_label_issue=False, flag_dark=False, flag_low_information=False,
+                                              flag_exact_duplicates=False, px_nn_distance=1.0, px_knn_distance=1.0))
+    plain = write_report(clean, np.zeros((40, 1, 8, 8)), tmp_path / "clean").read_text()
+    assert "No issue has hits: nothing to act on." in plain and "<section id=" not in plain
 
 
 def test_the_scoreboard_and_the_readme_measure_what_each_issue_declares():

@@ -18,7 +18,8 @@ the families' trainings spread over the N processes and give the scores of one p
 (:func:`utils.scores.to_label.choose_to_label`): ``DIR/to_label.csv`` (order, id, file, cluster, why chosen) and a
 report section with the chosen images per cluster and a map of the embedding.
 
-The command-line entry point sits above every layer of the package: it only calls into them.
+The command-line entry point sits above every layer of the package: it only calls into them. What ``--help``
+shows is written for users, in :data:`DESCRIPTION`, :data:`EPILOG` and the options' groups of :func:`parser`.
 """
 from __future__ import annotations
 
@@ -125,29 +126,93 @@ def out_problem(out, path) -> str | None:
     return None
 
 
+DESCRIPTION = """\
+Find the images of a dataset worth a second look: labels that are probably wrong, exact and near
+copies, outliers, and images that are dark, light, low in information, blurry or of an odd size.
+Writes a report that says what to do about each, in which order, with the lists to act on.
+
+PATH is a folder of images (sub-folders named by class give the labels; a folder without
+sub-folders is scored without labels) or a dataset name such as fashion-mnist:test."""
+
+EPILOG = """\
+examples:
+  python -m utils.score path/to/images --out results/my-report
+  python -m utils.score path/to/images --out results/quick --families pixels supervised --set epochs=3
+  python -m utils.score path/to/images --out results/my-report --labels labels.csv --quiet
+  python -m utils.score path/to/unlabeled --out results/pool --to-label 5%
+  torchrun --nproc-per-node 2 -m utils.score path/to/images --out results/my-report   # 2 processes
+
+writes into --out:
+  report.html      open it first: where to start, each issue with its images, the score distributions
+  relabel.csv      label issues: file, given class, suggested class
+  duplicates.csv   groups of exact and near copies, the one to keep marked
+  outliers.csv     images far from all the others
+  keep.csv         the images left once the flagged ones are dropped
+  scores.parquet   one row per image: every score and flag, with its file and class
+  to_label.csv     with --to-label: the images to label first, in that order
+  figure_*.png     the report's figures
+  cache/           what each step computed: a run stopped or run again picks up from here
+
+Only the summary line goes to stdout; progress bars go to stderr (none with --quiet)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, its help written for users (:data:`DESCRIPTION`, :data:`EPILOG`), options in groups."""
+    from utils.scores.dataset import ScoringConfig
+    from utils.scores.registry import FAMILIES
+
+    settable = [f"{f.name}={f.default}" for f in dataclasses.fields(ScoringConfig) if f.type in ("int", "str", "float")]
+    p = argparse.ArgumentParser(prog="python -m utils.score", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    given = p.add_argument_group("input")
+    given.add_argument("path", metavar="PATH", help="a folder of images, or a dataset name (e.g. fashion-mnist:test)")
+    given.add_argument("--labels", metavar="CSV",
+                       help="labels for an image folder: a CSV with columns file,label (file paths relative to PATH; "
+                            "class names or numbers); replaces the sub-folder names")
+    written = p.add_argument_group("output")
+    written.add_argument("--out", required=True, metavar="DIR",
+                         help="folder for the report and the lists (created if missing; must not be inside PATH)")
+    written.add_argument("--quiet", action="store_true", help="no progress bars and no training lines")
+    written.add_argument("--force", action="store_true",
+                         help="recompute what DIR/cache holds from an older version of this tool (else the run "
+                              "stops and says so)")
+    work = p.add_argument_group("what to compute")
+    work.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES), metavar="FAMILY",
+                      help="which families of scores to compute (default: all): pixels (no training; includes "
+                           "CleanVision's image checks), supervised (a K-fold CNN pass: label issues), ssft "
+                           "(second-split forgetting), autoencoder and self-supervised (label-free trainings)")
+    work.add_argument("--set", nargs="*", default=[], metavar="SETTING=VALUE",
+                      help="change how much training each family gets, e.g. epochs=3 ae_epochs=0 (0 epochs skips "
+                           "a family); the settings and their defaults: " + " ".join(settable))
+    act = p.add_argument_group("flags and lists")
+    act.add_argument("--issue", nargs="*", default=[], metavar="ISSUE.SETTING=VALUE",
+                     help="change the rule of a flag, e.g. outlier.threshold=0.5 (a higher threshold flags more) "
+                          "or outlier.spaces=px_knn_distance; the issues with settings: " + ", ".join(_issue_names()))
+    act.add_argument("--keep-fraction", type=float, default=None, metavar="F",
+                     help="keep.csv keeps this fraction of all images (e.g. 0.5), chosen among the unflagged ones "
+                          "by --keep-score")
+    act.add_argument("--keep-score", default=None, metavar="SCORE",
+                     help="the score that chooses the images kept with --keep-fraction (e.g. bt_prototype_distance; "
+                          "every score is listed in docs/scores.md)")
+    act.add_argument("--keep-policy", default="keep_hard", choices=("keep_hard", "keep_easy", "random", "ccs"),
+                     help="which images --keep-score keeps: keep_hard (the hardest; default), keep_easy, random, or "
+                          "ccs (spread over the score's range, the hardest few dropped)")
+    act.add_argument("--to-label", default=None, metavar="N",
+                     help="also choose N images (a count, or a percentage such as 5%%) to label first: to_label.csv "
+                          "and a report section")
+    return p
+
+
+def _issue_names() -> list:
+    from utils.scores.flags import ISSUES
+    return [name for name, issue in ISSUES.items() if issue.settings]
+
+
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
     from utils.scores.dataset import ScoringConfig, score_dataset
-    from utils.scores.registry import FAMILIES
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", help="an image folder, or a dataset name (e.g. fashion-mnist:test)")
-    parser.add_argument("--out", required=True, help="folder for the table, the action lists and report.html")
-    parser.add_argument("--labels", help="CSV with columns file,label (for an image folder)")
-    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                        help="ScoringConfig fields, e.g. epochs=3 ae_epochs=4 (integers, or text for arch/ae_loss)")
-    parser.add_argument("--keep-fraction", type=float, default=None)
-    parser.add_argument("--keep-score", default=None, help="registered score that ranks the kept samples")
-    parser.add_argument("--keep-policy", default="keep_hard", choices=("keep_hard", "keep_easy", "random", "ccs"))
-    parser.add_argument("--to-label", default=None, metavar="N",
-                        help="also choose N images (a count, or a percentage such as 5%%) to label first")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--force", action="store_true",
-                        help="recompute the cached steps saved by another version of their code (else refused)")
-    parser.add_argument("--issue", nargs="*", default=[], metavar="ISSUE.SETTING=VALUE",
-                        help="settings of an issue type's rule, e.g. outlier.threshold=0.2 "
-                             "outlier.spaces=px_knn_distance (ScoringConfig.issue_types)")
+    parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {}
     types = {f.name: f.type for f in dataclasses.fields(ScoringConfig)}

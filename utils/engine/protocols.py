@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from utils.data.samples import Samples
 from utils.engine.cache import check_settings, writing
@@ -125,7 +127,7 @@ def run_two_split(task, recipe: Recipe, data: Samples, first, second, seed: int,
 def run_ssft(task, config: SSFTConfig, data: Samples, folder, progress: bool = False) -> list[TwoSplitRun]:
     """All (seed, order) runs of a study, trained or loaded from ``folder``; see the module docstring.
 
-    Prints one line per run it trains; ``progress`` adds per-epoch progress bars."""
+    With ``progress``, per-epoch progress bars and one line per run it trains, on stderr."""
     folder = Path(folder)
     a_ids, b_ids = split_halves(data.ids, config.split_seed)
     # refuse what the loop would refuse before the folder is claimed, so the corrected call may use it
@@ -152,8 +154,9 @@ def run_ssft(task, config: SSFTConfig, data: Samples, folder, progress: bool = F
                                 progress)
             run.save(path)
             e1, e2 = (run.history["stage"] == 1).sum(), (run.history["stage"] == 2).sum()
-            print(f"{task.name} seed {seed} {order}: {e1} + {e2} epochs, {time.perf_counter() - tic:.0f} s",
-                  flush=True)
+            if progress:   # training chatter: on stderr, above the bars (tqdm.write), never on stdout
+                tqdm.write(f"{task.name} seed {seed} {order}: {e1} + {e2} epochs, {time.perf_counter() - tic:.0f} s",
+                           file=sys.stderr)
             runs.append(run)
     return runs
 

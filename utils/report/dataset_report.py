@@ -10,9 +10,11 @@ and why, the images behind each issue, the score distributions with their thresh
   ``outliers.csv`` and ``keep.csv`` (the samples to keep: every sample minus the label issues, the outliers and all
   but one member of each duplicate group; or a fraction of those chosen by a score and a policy of
   :mod:`utils.scores.selection`);
-* ``report.html`` — one self-contained page (figures embedded): a summary per issue type (count flagged, the rule,
-  the top examples), image grids per issue, the distributions of the scores behind the flags with the thresholds
-  drawn; and the same figures as PNGs.
+* ``report.html`` — one self-contained page (figures embedded): a "start here" block (the issues with hits, in the
+  order to act on them, :attr:`utils.scores.flags.Issue.order`, each with its count and a link to its section), the
+  issues without hits in one line, then a section per issue with hits (count, the rule, what to do, a note when it
+  fires on much of the dataset, the top examples and their images), the distributions of the scores behind the
+  flags with the thresholds drawn; and the same figures as PNGs.
 """
 from __future__ import annotations
 
@@ -119,37 +121,43 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
     for key, frame in lists.items():
         frame.to_csv(out / f"{key}.csv", index=False)
 
-    figures, summary = list(sections), []
+    figures = [(caption, fig, "lead") for caption, fig in sections]   # where each goes: lead, an issue, rest
     settings = _settings(scores)
-    for issue in [i for i in ISSUES.values() if i.flag in scores]:
+    found, sections_of = [], {}
+    for issue in sorted((i for i in ISSUES.values() if i.flag in scores), key=lambda i: i.order):
         flagged = scores[issue.flag].astype(bool)
+        if not flagged.any():
+            continue
         ids = _issue_rows(scores, issue.name)[:top]
-        summary.append({"issue": issue.title, "flagged": int(flagged.sum()), "share": f"{flagged.mean():.1%}",
-                        "rule": issue.describe(settings[issue.name]), "what to do": issue.about,
-                        "examples (sample id)": ", ".join(map(str, ids[:8]))})
-        if len(ids) and issue.shown:
-            figures.append(_issue_grid(issue.name, scores, images, row, ids, name, top))
+        found.append(issue)
+        sections_of[issue.name] = {"flagged": int(flagged.sum()), "share": float(flagged.mean()),
+                                   "rule": issue.describe(settings[issue.name]), "note": issue.note(flagged.mean()),
+                                   "examples": ", ".join(map(str, ids[:8]))}
+        if issue.shown:
+            figures.append((*_issue_grid(issue.name, scores, images, row, ids, name, top), issue.name))
+    no_hits = [i for i in ISSUES.values() if i.flag in scores and not scores[i.flag].astype(bool).any()]
     hard = next((c for c in ("mean_loss", "ae_loss_mean", "px_knn_distance") if c in scores), None)
     if hard is not None:
         order = ranked(scores, hard)
         for label, ids in (("hardest", order[:top]), ("easiest", order[::-1][:top])):
             figures.append((f"The {top} {label} by {hard}", plots.image_grid(images[row.loc[ids].to_numpy()],
-                                                                             titles=[str(i) for i in ids], ncols=8)))
+                                                                             titles=[str(i) for i in ids], ncols=8),
+                            "rest"))
     if "bt_prototype_distance" in scores or "px_prototype_distance" in scores:
         rare = "bt_prototype_distance" if "bt_prototype_distance" in scores else "px_prototype_distance"
         ids = ranked(scores, rare)[:top]
         figures.append((f"The {top} rarest by {rare} (far from every prototype)", plots.image_grid(
-            images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8)))
-    figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores)))
+            images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8), "rest"))
+    figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores), "rest"))
 
     pngs = []
-    for k, (caption, fig) in enumerate(figures):
+    for k, (caption, fig, place) in enumerate(figures):
         data = _png(fig)
         path = out / f"figure_{k}.png"
         path.write_bytes(data)
-        pngs.append((caption, data, path.name))
+        pngs.append((caption, data, path.name, place))
     page = out / "report.html"
-    page.write_text(_html(scores, pd.DataFrame(summary), pngs, lists))
+    page.write_text(_html(scores, found, sections_of, no_hits, pngs, lists))
     return page
 
 
@@ -183,18 +191,56 @@ def _distributions(scores: pd.DataFrame):
     return fig
 
 
-def _html(scores: pd.DataFrame, summary: pd.DataFrame, pngs, lists) -> str:
+def anchor(issue: str) -> str:
+    """The id of the report's section on ``issue`` (the "start here" block links to it)."""
+    return f"issue-{issue}"
+
+
+def _img(data: bytes, name: str) -> str:
+    return f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+
+
+def _html(scores: pd.DataFrame, found, sections_of: dict, no_hits, pngs, lists) -> str:
+    """The page: the "start here" block (``found``: the issues with hits, in the order to act), the issues without
+    hits in one line, the action lists, the extra sections, a section per issue with hits, the other figures."""
+    esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Dataset report</title><style>"
              "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}</style></head><body>",
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}img{max-width:100%}"
+             ".start{background:#f3f6fb;border:1px solid #c9d6ea;padding:.5em 1.5em}"
+             ".note{background:#fff6dd;border-left:4px solid #e0b000;padding:.4em .8em}</style></head><body>",
              f"<h1>Dataset report</h1><p>{len(scores)} samples"
              + (f", {scores['label'].nunique()} classes" if "label" in scores else ", no labels") + ".</p>",
-             "<h2>Summary</h2>", summary.to_html(index=False, escape=True),
-             "<h2>Action lists</h2><ul>"]
+             "<section class='start' id='start-here'><h2>Start here</h2>"]
+    if found:
+        parts.append("<p>Act on the issues in this order (each links to its section):</p><ol>")
+        for issue in found:
+            sec = sections_of[issue.name]
+            widespread = (" (It fires on much of the dataset, which it describes rather than its issues: see the "
+                          "note.)") if sec["note"] else ""
+            parts.append(f"<li><a href='#{anchor(issue.name)}'>{esc(issue.title)}</a>: {sec['flagged']} "
+                         f"{'image' if sec['flagged'] == 1 else 'images'} ({sec['share']:.1%}). "
+                         f"{esc(issue.action)}.{widespread}</li>")
+        parts.append("</ol>")
+    else:
+        parts.append("<p>No issue has hits: nothing to act on.</p>")
+    if no_hits:
+        parts.append(f"<p class='no-hits'>No hits: {esc(', '.join(i.title for i in no_hits))}.</p>")
+    parts.append("</section><h2>Action lists</h2><ul>")
     parts += [f"<li><a href='{k}.csv'>{k}.csv</a>: {len(v)} rows</li>" for k, v in lists.items()]
     parts.append("</ul>")
-    for caption, data, name in pngs:
-        parts.append(f"<h2>{html.escape(caption)}</h2><img alt='{name}' src='data:image/png;base64,"
-                     f"{base64.b64encode(data).decode()}'>")
+    parts += [f"<h2>{esc(caption)}</h2>" + _img(data, name) for caption, data, name, place in pngs if place == "lead"]
+    for issue in found:
+        sec = sections_of[issue.name]
+        parts.append(f"<section id='{anchor(issue.name)}'><h2>{esc(issue.title)}: {sec['flagged']} flagged "
+                     f"({sec['share']:.1%})</h2><p><b>Rule:</b> {esc(sec['rule'])}.</p>"
+                     f"<p><b>What to do:</b> {esc(issue.about)}</p>")
+        if sec["note"]:
+            parts.append(f"<p class='note'>{esc(sec['note'])}</p>")
+        parts.append(f"<p>Most suspicious first (sample id): {esc(sec['examples'])}</p>")
+        parts += [f"<h3>{esc(caption)}</h3>" + _img(data, name) for caption, data, name, place in pngs
+                  if place == issue.name]
+        parts.append("</section>")
+    parts += [f"<h2>{esc(caption)}</h2>" + _img(data, name) for caption, data, name, place in pngs if place == "rest"]
     parts.append("</body></html>")
     return "\n".join(parts)

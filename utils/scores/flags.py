@@ -29,7 +29,13 @@ in :attr:`utils.scores.dataset.ScoringConfig.issue_types` (e.g. ``{"outlier": {"
   another dataset forms its own dense cluster: recall 0.02 on the scoreboard's far-OOD copies). The autoencoder's codes are not used: on the scoreboard's copies their kNN distances
   rank clean samples as far as injected ones.
 * CleanVision's image checks (``dark``, ``light``, ...; :mod:`utils.scores.image_checks`), flagged by their step
-  with CleanVision's own thresholds.
+  with CleanVision's own thresholds. A check that fires on more than :data:`WIDESPREAD` of the images describes the
+  dataset rather than its issues (CleanVision's low-information check flags most MNIST digits): the flags are
+  kept, and the report says so once, in the words of the issue's ``widespread``.
+
+Each issue also carries the report's ``action`` (what to do, in a few words) and its ``order`` in the report's
+"start here" block: fix the labels, drop the exact copies, then the near-duplicates, look at the outliers, then
+the image checks and the class balance.
 """
 from __future__ import annotations
 
@@ -96,6 +102,7 @@ def clean_keep(scores: pd.DataFrame) -> pd.Series:
 
 
 # ------------------------------------------------------------------------------------------ the issue types
+WIDESPREAD = 0.10   # a check that flags more than this share of the images describes the dataset, not its issues
 @dataclass(frozen=True)
 class Issue:
     """One issue type, declared once: its flag ``flag_<name>``, the rule that sets it (``find(scores, settings)``,
@@ -103,7 +110,10 @@ class Issue:
     ``score`` that ranks its rows (its ``direction``: the registry's when None), the report's ``title`` and
     ``rule`` (formatted with the settings), ``about`` (what it means and what to do), the scoreboard's injected
     ``targets`` it is meant to find, and ``fences(scores, settings)``: the (column, threshold or None) pairs the
-    report draws; ``shown``: the report shows its most suspicious images."""
+    report draws; ``shown``: the report shows its most suspicious images; ``action``: what to do, in a few words,
+    and ``order``: its place in the report's "start here" block (smaller first); ``widespread``: the note the
+    report shows when the issue fires on more than :data:`WIDESPREAD` of the dataset (formatted with ``share``;
+    empty: no note)."""
 
     name: str
     score: str
@@ -117,6 +127,9 @@ class Issue:
     direction: str | None = None
     needs_labels: bool = False
     shown: bool = False           # the report shows its most suspicious images
+    action: str = ""
+    order: int = 99
+    widespread: str = ""
 
     @property
     def flag(self) -> str:
@@ -129,6 +142,11 @@ class Issue:
     def describe(self, settings: dict | None = None) -> str:
         """The rule in one line, with ``settings`` (default: the declared ones)."""
         return self.rule.format(**(self.settings if settings is None else settings))
+
+    def note(self, share: float) -> str | None:
+        """The report's note when the issue fires on ``share`` (0..1) of the dataset, more than
+        :data:`WIDESPREAD`: the flag then describes the dataset rather than its issues; None otherwise."""
+        return self.widespread.format(share=share) if self.widespread and share > WIDESPREAD else None
 
 
 def _near_duplicate(scores: pd.DataFrame, s: dict) -> pd.DataFrame:
@@ -152,19 +170,54 @@ def _class_imbalance(scores: pd.DataFrame, s: dict) -> pd.Series:
     return (scores["label"] == rarest) & (share[rarest] < s["threshold"] / len(share))
 
 
+_CHECK_ABOUT = {
+    **{c: f"CleanVision calls the image {c.replace('_', ' ')}; look at the flagged images and drop or fix the broken "
+          "ones (its thresholds were set on photographs and may fire on clean digits)." for c in CHECKS},
+    "exact_duplicates": "The image is pixel for pixel the same as another one (CleanVision's hash): the set carries "
+                        "one image's information several times and, split across train and test, leaks. Keep one "
+                        "of each set and drop the others (exact copies are near-duplicates at distance 0, so "
+                        "duplicates.csv marks the one to keep).",
+}
+_CHECK_ACTION = {
+    **{c: f"Check the {c.replace('_', ' ')} images: drop or fix the broken ones" for c in CHECKS},
+    "exact_duplicates": "Drop the exact copies: keep one of each set",
+}
+# why a check that fires on much of a dataset describes the data (shown with the share it fires on)
+_CHECK_WIDESPREAD = {
+    "dark": "the images are dark as a whole (e.g. light strokes on a black background)",
+    "light": "the images are light as a whole (e.g. dark strokes on a white page)",
+    "low_information": "the gray levels of most images have a low entropy (strokes on a plain background: it flags "
+                       "most MNIST digits)",
+    "blurry": "the images are smooth as a whole (e.g. small images, or images upsampled from a lower resolution)",
+    "odd_size": "the images come in many sizes",
+    "odd_aspect_ratio": "the images come in many shapes",
+}
+
+
+def _widespread(check: str) -> str:
+    """The note of an image check that fires on a large share (empty for exact copies: many copies are an issue)."""
+    if check not in _CHECK_WIDESPREAD:
+        return ""
+    return (f"CleanVision's {check.replace('_', ' ')} check fires on {{share:.0%}} of the images: here it describes "
+            f"the dataset rather than its issues, as {_CHECK_WIDESPREAD[check]}. The flags are kept; look only at "
+            f"the images that stand out within it, lowest {check}_score first.")
+
+
 _DECLARED = (
     Issue("label_issue", "cl_label_quality", "Label issues",
           "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
           "The given class is probably wrong: the held-out model gives it a low probability. Check the image and "
           "relabel it to the suggested class (relabel.csv), or drop it; review from the lowest label quality up.",
           targets=("uniform_noise", "class_noise"), needs_labels=True, shown=True,
-          fences=lambda scores, s: [("cl_label_quality", None)]),
+          fences=lambda scores, s: [("cl_label_quality", None)],
+          action="Fix the labels: relabel.csv lists the given and the suggested class", order=1),
     Issue("near_duplicate", "px_nn_distance", "Near-duplicates",
           "pixel nearest-neighbour distance below {threshold} x its median (Datalab), or 0 (an exact copy)",
           "The image (nearly) repeats another one: the pair carries one image's information twice and, split "
           "across train and test, leaks. Keep one member of each group (duplicates.csv marks it) and drop the rest.",
           targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True,
-          fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))]),
+          fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))],
+          action="Drop the near-duplicates: keep the member of each group that duplicates.csv marks", order=3),
     Issue("outlier", "px_knn_distance", "Outliers",
           "mean kNN distance above Q3 + (1 / {threshold} - 1) IQR (Datalab) in the pixels (Euclidean or cosine) or "
           "the self-supervised features",
@@ -173,16 +226,18 @@ _DECLARED = (
           targets=("far_ood", "near_ood", "atypical"),
           settings={"threshold": 0.37037, "spaces": ("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance")},
           find=_outlier, shown=True,
-          fences=lambda scores, s: [(c, outlier_fence(scores[c], s["threshold"])) for c in s["spaces"] if c in scores]),
+          fences=lambda scores, s: [(c, outlier_fence(scores[c], s["threshold"])) for c in s["spaces"] if c in scores],
+          action="Look at the outliers (outliers.csv): drop the ones that do not belong", order=4),
     Issue("class_imbalance", "cl_label_quality", "Class imbalance",
           "members of the rarest class when its share is below {threshold} / K (Datalab)",
           "The class is much rarer than the others, so models learn it worst. Collect or label more of it, or "
           "reweight it; do not drop these samples.",
-          targets=("rare_class",), settings={"threshold": 0.1}, find=_class_imbalance, needs_labels=True),
+          targets=("rare_class",), settings={"threshold": 0.1}, find=_class_imbalance, needs_labels=True,
+          action="Collect or label more of the rarest class", order=6),
     *(Issue(c, f"{c}_score", c.replace("_", " ").capitalize(),
-            f"CleanVision's {c.replace('_', ' ')} check (its default threshold)",
-            f"CleanVision calls the image {c.replace('_', ' ')}; look at the flagged images and drop or fix the "
-            "broken ones (its thresholds were set on photographs and may fire on clean digits).", direction="lower")
+            f"CleanVision's {c.replace('_', ' ')} check (its default threshold)", _CHECK_ABOUT[c],
+            direction="lower", action=_CHECK_ACTION[c], order=2 if c == "exact_duplicates" else 5,
+            widespread=_widespread(c))
       for c in CHECKS),
 )
 ISSUES: dict[str, Issue] = {i.name: i for i in _DECLARED}

@@ -8,8 +8,14 @@ scores: low = more of an issue). Its grayscale check is left out (a grayscale da
 hash-based near-duplicates too (the pixel and embedding distances of :mod:`utils.scores.geometry` are the
 toolkit's near-duplicate scores). CleanVision's thresholds were chosen on natural photographs: on MNIST-like digits
 its low-information check fires on most images, which the report states as it is.
+
+CleanVision's progress bars (tqdm, which its API cannot turn off: ``verbose=False`` only stops them staying on
+screen) are shown only with ``progress=True``, and whatever it prints goes to stderr, never to stdout.
 """
 from __future__ import annotations
+
+import contextlib
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,12 +23,31 @@ import pandas as pd
 CHECKS = ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio", "exact_duplicates")
 
 
-def image_checks(images, ids=None, sizes=None) -> pd.DataFrame:
+@contextlib.contextmanager
+def cleanvision_output(progress: bool):
+    """CleanVision's printed text on stderr, and its tqdm bars (its issue managers' module-level ``tqdm``) disabled
+    unless ``progress``."""
+    import functools
+    import importlib
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        if not progress:
+            for name in ("image_property_issue_manager", "duplicate_issue_manager"):
+                module = importlib.import_module(f"cleanvision.issue_managers.{name}")
+                bar = getattr(module, "tqdm", None)
+                if bar is not None:
+                    stack.callback(setattr, module, "tqdm", bar)
+                    module.tqdm = functools.partial(bar, disable=True)
+        yield
+
+
+def image_checks(images, ids=None, sizes=None, progress: bool = False) -> pd.DataFrame:
     """CleanVision's checks of ``images`` ``[N, C, H, W]`` in [0, 1] (C = 1 or 3), one row per sample id.
 
     ``sizes``: the original ``(height, width)`` ``[N, 2]`` of images resized to one size before scoring; the
     odd-size and odd-aspect-ratio checks are then CleanVision's on images of those sizes (the others on the pixels
-    scored)."""
+    scored). ``progress``: CleanVision's own progress bars (off by default)."""
     import logging
 
     import torch
@@ -43,8 +68,9 @@ def image_checks(images, ids=None, sizes=None) -> pd.DataFrame:
             return Image.fromarray(im), 0
 
     logging.getLogger("cleanvision").setLevel(logging.ERROR)
-    lab = Imagelab(torchvision_dataset=Dataset(), verbose=False)
-    lab.find_issues({c: {} for c in CHECKS}, n_jobs=1, verbose=False)
+    with cleanvision_output(progress):
+        lab = Imagelab(torchvision_dataset=Dataset(), verbose=False)
+        lab.find_issues({c: {} for c in CHECKS}, n_jobs=1, verbose=False)
     issues = lab.issues.reset_index(drop=True)
     if sizes is not None:
         sizes = np.asarray(sizes, dtype=np.int64).reshape(len(x), 2)
@@ -57,8 +83,9 @@ def image_checks(images, ids=None, sizes=None) -> pd.DataFrame:
                 return Image.new("L", (int(sizes[i, 1]), int(sizes[i, 0]))), 0
 
         shape_checks = ("odd_size", "odd_aspect_ratio")
-        lab = Imagelab(torchvision_dataset=Sizes(), verbose=False)
-        lab.find_issues({c: {} for c in shape_checks}, n_jobs=1, verbose=False)
+        with cleanvision_output(progress):
+            lab = Imagelab(torchvision_dataset=Sizes(), verbose=False)
+            lab.find_issues({c: {} for c in shape_checks}, n_jobs=1, verbose=False)
         original = lab.issues.reset_index(drop=True)
         for c in shape_checks:
             issues[f"is_{c}_issue"], issues[f"{c}_score"] = original[f"is_{c}_issue"], original[f"{c}_score"]

@@ -154,7 +154,7 @@ def orig_sizes(data) -> np.ndarray | None:
 
 def _image_checks(i: StepInputs) -> pd.DataFrame:
     from utils.scores.image_checks import image_checks
-    return image_checks(i.data.images, i.data.ids, orig_sizes(i.data))
+    return image_checks(i.data.images, i.data.ids, orig_sizes(i.data), progress=i.progress)
 
 
 STEPS: dict[str, Step] = {s.name: s for s in _DECLARED}

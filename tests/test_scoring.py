@@ -500,11 +500,21 @@ def test_clean_keep_drops_flagged_and_all_but_one_copy():
     # group 0 = {40, 12}: 12 kept; group 1 = {25, 9}: 9 kept; 7 is an outlier, 3 a label issue
     assert duplicate_keepers(table["duplicate_group"]).to_dict() == {40: False, 7: True, 12: True, 3: True,
                                                                      25: False, 9: True}
-    assert clean_keep(table).to_dict() == {40: False, 7: False, 12: True, 3: False, 25: False, 9: True}
+    datalab = {40: False, 7: False, 12: True, 3: False, 25: False, 9: True}
+    assert clean_keep(table, policy="datalab").to_dict() == datalab
+    # keep.csv's policy: the outlier 7 is listed for a look, not dropped
+    assert clean_keep(table).to_dict() == {**datalab, 7: True}
     # the same samples in another order: the same decision per id
     assert clean_keep(table.iloc[::-1]).to_dict() == clean_keep(table).to_dict()
     # unlabeled tables have no label flag: only outliers and copies go
-    assert clean_keep(table.drop(columns="flag_label_issue"))[3]
+    assert clean_keep(table.drop(columns="flag_label_issue"), policy="datalab")[3]
+    # an image check drops what it flags, unless it fires on more than WIDESPREAD of the images
+    plain = pd.DataFrame({"flag_outlier": False, "duplicate_group": -1}, index=range(20))
+    one = np.arange(20) == 5
+    assert clean_keep(plain.assign(flag_blurry=one)).to_numpy().tolist() == (~one).tolist()
+    assert clean_keep(plain.assign(flag_low_information=np.arange(20) < 3)).all()   # 15 %: describes the dataset
+    with pytest.raises(ValueError, match="policy must be"):
+        clean_keep(table, policy="strict")
     with pytest.raises(ValueError, match="score_dataset table"):
         clean_keep(table.drop(columns="duplicate_group"))
 

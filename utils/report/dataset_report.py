@@ -7,9 +7,10 @@ and why, the images behind each issue, the score distributions with their thresh
   ``class_name`` columns when the images came from a folder;
 * ``relabel.csv`` (sample_id, file, given, suggested: the label issues with the held-out model's class),
   ``duplicates.csv`` (duplicate_group, sample_id, file, keep: one member of each group is kept),
-  ``outliers.csv`` and ``keep.csv`` (the samples to keep: every sample minus the label issues, the outliers and all
-  but one member of each duplicate group; or a fraction of those chosen by a score and a policy of
-  :mod:`utils.scores.selection`);
+  ``outliers.csv`` (to look at, not dropped) and ``keep.csv`` (the samples to keep: every sample minus the label
+  issues, all but one member of each duplicate group and the images an image check flags, unless that check fires
+  on most of the dataset — :func:`utils.scores.flags.clean_keep`; or a fraction of those chosen by a score and a
+  policy of :mod:`utils.scores.selection`);
 * ``report.html`` — one self-contained page (figures embedded): a "start here" block (the issues with hits, in the
   order to act on them, :attr:`utils.scores.flags.Issue.order`, each with its count and a link to its section), the
   issues without hits in one line, then a section per issue with hits (count, the rule, what to do, a note when it

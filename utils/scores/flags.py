@@ -88,16 +88,35 @@ def duplicate_keepers(groups: pd.Series) -> pd.Series:
     return ((groups < 0) | (first == ids)).rename("duplicate_keeper")
 
 
-def clean_keep(scores: pd.DataFrame) -> pd.Series:
-    """The samples the flags leave, Datalab's workflow (True = keep): every sample minus the label issues (when
-    the table has labels), the outliers and all but one member (:func:`duplicate_keepers`) of each duplicate group.
+def clean_keep(scores: pd.DataFrame, policy: str = "flags") -> pd.Series:
+    """The samples the flags leave (True = keep), by ``policy``:
+
+    * ``"flags"`` (``keep.csv``): drop what a flag justifies dropping — every issue declared ``drop`` in
+      :data:`ISSUES` (the label issues when the table has labels, all but one member (:func:`duplicate_keepers`) of
+      each duplicate group, the dark, light, blurry, low-information and odd-sized images) except an image check
+      that fires on more than :data:`WIDESPREAD` of the images (it describes the dataset, not its issues). Outliers
+      are listed for a look (``outliers.csv``), not dropped: the flag cannot tell a foreign image from a rare valid
+      one, and rare valid samples are what a shrunk dataset must keep.
+    * ``"datalab"``: Datalab's workflow, the pruning study's ``clean`` baseline: the label issues, the outliers and
+      all but one member of each duplicate group.
+
     ``scores``: a :func:`utils.scores.dataset.score_dataset` table (flags added by :func:`add_flags`)."""
     missing = [c for c in ("flag_outlier", "duplicate_group") if c not in scores]
     if missing:
         raise ValueError(f"scores lack {', '.join(missing)}; pass a score_dataset table (it adds the flags).")
-    drop = scores["flag_outlier"].astype(bool) | ~duplicate_keepers(scores["duplicate_group"])
-    if "flag_label_issue" in scores:
-        drop |= scores["flag_label_issue"].astype(bool)
+    if policy not in ("flags", "datalab"):
+        raise ValueError(f"policy must be 'flags' or 'datalab', got {policy!r}.")
+    drop = ~duplicate_keepers(scores["duplicate_group"])
+    if policy == "datalab":
+        drop |= scores["flag_outlier"].astype(bool)
+        if "flag_label_issue" in scores:
+            drop |= scores["flag_label_issue"].astype(bool)
+        return (~drop).rename("clean_keep")
+    for issue in ISSUES.values():
+        if issue.drop and issue.name != "near_duplicate" and issue.flag in scores:
+            flag = scores[issue.flag].astype(bool)
+            if not (issue.widespread and flag.mean() > WIDESPREAD):
+                drop |= flag
     return (~drop).rename("clean_keep")
 
 
@@ -113,7 +132,7 @@ class Issue:
     report draws; ``shown``: the report shows its most suspicious images; ``action``: what to do, in a few words,
     and ``order``: its place in the report's "start here" block (smaller first); ``widespread``: the note the
     report shows when the issue fires on more than :data:`WIDESPREAD` of the dataset (formatted with ``share``;
-    empty: no note)."""
+    empty: no note); ``drop``: ``keep.csv`` drops its flagged samples (:func:`clean_keep`)."""
 
     name: str
     score: str
@@ -130,6 +149,7 @@ class Issue:
     action: str = ""
     order: int = 99
     widespread: str = ""
+    drop: bool = False            # keep.csv drops its flagged samples (clean_keep's "flags" policy)
 
     @property
     def flag(self) -> str:
@@ -208,14 +228,14 @@ _DECLARED = (
           "cleanlab's find_label_issues on the K-fold out-of-sample probabilities",
           "The given class is probably wrong: the held-out model gives it a low probability. Check the image and "
           "relabel it to the suggested class (relabel.csv), or drop it; review from the lowest label quality up.",
-          targets=("uniform_noise", "class_noise"), needs_labels=True, shown=True,
+          targets=("uniform_noise", "class_noise"), needs_labels=True, shown=True, drop=True,
           fences=lambda scores, s: [("cl_label_quality", None)],
           action="Fix the labels: relabel.csv lists the given and the suggested class", order=1),
     Issue("near_duplicate", "px_nn_distance", "Near-duplicates",
           "pixel nearest-neighbour distance below {threshold} x its median (Datalab), or 0 (an exact copy)",
           "The image (nearly) repeats another one: the pair carries one image's information twice and, split "
           "across train and test, leaks. Keep one member of each group (duplicates.csv marks it) and drop the rest.",
-          targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True,
+          targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True, drop=True,
           fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))],
           action="Drop the near-duplicates: keep the member of each group that duplicates.csv marks", order=3),
     Issue("outlier", "px_knn_distance", "Outliers",
@@ -237,7 +257,7 @@ _DECLARED = (
     *(Issue(c, f"{c}_score", c.replace("_", " ").capitalize(),
             f"CleanVision's {c.replace('_', ' ')} check (its default threshold)", _CHECK_ABOUT[c],
             direction="lower", action=_CHECK_ACTION[c], order=2 if c == "exact_duplicates" else 5,
-            widespread=_widespread(c))
+            widespread=_widespread(c), drop=c != "exact_duplicates")   # copies: the near_duplicate keeper
       for c in CHECKS),
 )
 ISSUES: dict[str, Issue] = {i.name: i for i in _DECLARED}

@@ -490,7 +490,7 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
         second = config.series if config.second_series is None else config.second_series
         dedup = any(p.startswith("dedup_") for ps in (*config.series.values(), *second.values()) for p in ps)
         redundant = semantic_redundant(scored, config.dedup_share) if dedup and noise is None else None
-        clean = {"clean": scored.index[clean_keep(scored).to_numpy()].to_numpy()}
+        clean = {"clean": scored.index[clean_keep(scored, policy="datalab").to_numpy()].to_numpy()}
         for i, budget in enumerate(config.budgets if noise is None else config.budgets[:1]):
             wanted = config.series if i == 0 else second
             series = {k: v for k, v in wanted.items() if k in scores.columns} if noise is None else {}

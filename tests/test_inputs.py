@@ -372,3 +372,26 @@ def test_a_list_of_rgb_and_rgba_arrays_names_the_odd_ones():
     with pytest.raises(ValueError) as e:
         score_dataset(images, config=TINY, families=("pixels",))
     assert "(images [20] have 4)" in _one_sentence(e)
+
+
+def test_a_folder_from_python_keeps_files_and_class_names_and_string_labels_are_class_names(tmp_path):
+    """score_dataset(folder) puts each row's file and class name in the table (as the CLI does), and labels given
+    as class names score as their sorted-name indices with the names kept."""
+    from utils.scores.dataset import ScoringConfig, score_dataset
+    rng = np.random.default_rng(0)
+    for c in ("cat", "ant"):
+        (tmp_path / "f" / c).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "f" / c / f"{i:02d}.png")
+    config = ScoringConfig(folds=2, epochs=0, ssft_epochs=0, ae_epochs=0, ae_ssft_epochs=0, bt_epochs=0)
+    s = score_dataset(tmp_path / "f", config=config, families=("pixels",))
+    assert s["file"].tolist()[:2] == ["ant/00.png", "ant/01.png"] and s["file"].iloc[-1] == "cat/11.png"
+    assert s["class_name"].tolist() == ["ant"] * 12 + ["cat"] * 12 and s["label"].tolist() == [0] * 12 + [1] * 12
+    images = np.stack([np.asarray(Image.open(tmp_path / "f" / f)) for f in s["file"]])
+    names = np.array(["zebra", "ant", "zebra", "mole"] * 6)
+    t = score_dataset(images, names, config=config, families=("pixels",))
+    assert t["class_name"].tolist() == names.tolist()
+    assert t["label"].tolist() == [{"ant": 0, "mole": 1, "zebra": 2}[n] for n in names]
+    assert "file" not in t and "direction" in t.attrs
+    u = score_dataset(images, t["label"].to_numpy(), config=config, families=("pixels",))
+    pd.testing.assert_frame_equal(t.drop(columns="class_name"), u)

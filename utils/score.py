@@ -68,16 +68,6 @@ def load_input(path: str, labels_csv: str | None = None, root=None, with_sizes: 
     return (images, labels, files, classes, sizes) if with_sizes else (images, labels, files, classes)
 
 
-def with_names(scores, files=None, classes=None):
-    """``scores`` with the ``file`` of each row (image folders) and the ``class_name`` of its label in front, as
-    :func:`load_input` gave them (rows in input order); the CLI and the scoring notebook both use it."""
-    if files is not None:
-        scores.insert(0, "file", list(files))
-    if classes is not None and "label" in scores:
-        scores.insert(1 if files is not None else 0, "class_name", [classes[c] for c in scores["label"]])
-    return scores
-
-
 def to_label(budget, images, files, config, out: Path, progress: bool) -> list:
     """Write ``out/to_label.csv`` for ``budget`` images of the pool; returns the report's sections for it."""
     from utils.report.to_label_report import to_label_sections, to_label_table
@@ -210,7 +200,7 @@ def _issue_names() -> list:
 
 def main(argv=None) -> int:
     from utils.report.dataset_report import write_report
-    from utils.scores.dataset import ScoringConfig, score_dataset
+    from utils.scores.dataset import ScoringConfig, score_dataset, with_names
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -227,6 +227,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results/quick")
     parser.add_argument("--commit", action="store_true", help="overwrite the committed notebooks, images/ and README")
     parser.add_argument("--quiet", action="store_true", help="do not stream cell output")
+    parser.add_argument("--no-train", action="store_true",
+                        help="labeling: train no final model, report the retrains already cached (a partial study)")
     parser.add_argument("--study", choices=(*STUDIES, "all"), default="all",
                         help="seed: the autoencoder and SSFT notebooks; scoreboard: the hardness scoreboard; "
                         "pruning: the pruning curves; labeling: choosing what to label; all (default): every study")
@@ -260,7 +262,8 @@ def main(argv=None) -> int:
         print_pruning(out / outputs.PRUNING_DIR)
     if args.study in ("labeling", "all"):
         label = dict(LABELING_QUICK if args.mode == "quick" else LABELING_FULL,
-                     RESULTS=rel(out / outputs.LABELING_DIR), IMAGES=common["IMAGES"])
+                     RESULTS=rel(out / outputs.LABELING_DIR), IMAGES=common["IMAGES"],
+                     **({"TRAIN": False} if args.no_train else {}))
         execute([LABELING], label, out, args.commit, not args.quiet)
         print_labeling(out / outputs.LABELING_DIR)
     if args.study in ("scoring", "all"):

@@ -182,6 +182,35 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
     return data, info
 
 
+def _named_inputs(images, labels, sizes):
+    """``(images, labels, files, classes, sizes)``: an image folder read (its files, and its class sub-folders as
+    the labels unless ``labels`` are given), and class names as labels (strings, any order) turned into indices
+    0..C-1 in sorted name order with the names kept; ``files`` / ``classes`` None where there are none."""
+    files = classes = None
+    if isinstance(images, (str, Path)):
+        from utils.data.datasets import load_image_folder
+        images, folder_labels, files, sizes = load_image_folder(images, with_sizes=True)
+        if labels is None and folder_labels is not None:
+            labels = folder_labels
+            classes = sorted({Path(f).parts[0] for f in files if len(Path(f).parts) > 1}) or None
+    if labels is not None and not isinstance(labels, torch.Tensor):
+        values = np.asarray(labels)
+        if values.dtype.kind in "OUS" and values.ndim == 1 and all(isinstance(v, str) for v in values):
+            codes, names = pd.factorize(values, sort=True)
+            labels, classes = codes.astype(np.int64), [str(c) for c in names]
+    return images, labels, files, classes, sizes
+
+
+def with_names(scores: pd.DataFrame, files=None, classes=None) -> pd.DataFrame:
+    """``scores`` with the ``file`` of each row (image folders) and the ``class_name`` of its label in front (rows
+    in input order): :func:`score_dataset` adds them for a folder or class names, the CLI for what it loaded."""
+    if files is not None and "file" not in scores:
+        scores.insert(0, "file", list(files))
+    if classes is not None and "label" in scores and "class_name" not in scores:
+        scores.insert(1 if "file" in scores else 0, "class_name", [classes[c] for c in scores["label"]])
+    return scores
+
+
 # ------------------------------------------------------------------------------------------- entry point
 def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = None,
                   config: ScoringConfig | None = None, folder=None, encoder: torch.nn.Module | None = None,
@@ -192,8 +221,9 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     ``images``: ``[N, C, H, W]``, ``[N, H, W]`` or channels-last ``[N, H, W, 1, 3 or 4]`` (tensor or array; a shape
     whose 2nd and last axes could both be channels is refused), floats in [0, 1], uint8 (/ 255) or uint16
     (/ 65535), a list of images of any sizes, or the path of an image folder
-    (class sub-folders give the labels, :func:`utils.data.datasets.load_image_folder`). ``labels``: N class
-    indices or None (then only the label-free families run). ``ids``: N unique integers (default 0..N-1); every
+    (class sub-folders give the labels, :func:`utils.data.datasets.load_image_folder`; the table then has each
+    row's ``file`` and ``class_name``). ``labels``: N class indices, N class names (strings: indices in sorted name
+    order, the table gets ``class_name``) or None (then only the label-free families run). ``ids``: N unique integers (default 0..N-1); every
     row of the result is keyed by them. ``info``: the data description (default computed from the images).
     ``config``: :class:`ScoringConfig`. ``folder``: the cache (see the module docstring). ``encoder``: a trained
     network for the self-supervised family (default: a BarlowTwins trained on the images). ``families``: which of
@@ -228,6 +258,7 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"Unknown score families {unknown}: choose from {', '.join(FAMILIES)}.")
+    images, labels, files, classes, sizes = _named_inputs(images, labels, sizes)
     data, info = as_samples(images, labels, ids, info, sizes)
     trains = ("supervised" in families and config.epochs) or ("ssft" in families and config.ssft_epochs)
     if data.labels is not None and trains and len(torch.unique(data.labels)) < 2:
@@ -247,7 +278,7 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
         out = pd.concat([data.meta[["orig_height", "orig_width"]], out], axis=1)
     if data.labels is not None:
         out.insert(0, "label", data.labels.numpy())
-    out = add_flags(out, config.issue_types).reindex(given_order)
+    out = with_names(add_flags(out, config.issue_types).reindex(given_order), files, classes)
     out.attrs["direction"] = {c: direction(c) for c in registered(out.columns)}
     out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
     out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]

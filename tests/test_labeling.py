@@ -228,3 +228,26 @@ def test_a_partial_study_reports_only_the_cached_retrains(tmp_path):
     assert len(first) == 1 and first[0]["kept"] == 10 and first[0]["steps"] == 3
     again = _retrain_shard(jobs, train=False, **kwargs)                     # only the cached one, read back
     assert [r["budget"] for r in again] == [10] and again[0]["cached"] and again[0]["test_acc"] == first[0]["test_acc"]
+
+
+def test_select_to_label_draws_at_random_where_no_selector_beat_random():
+    z = np.random.default_rng(0).normal(size=(2000, 8))
+    assert L.regime(1200, 10) == "typiclust" and L.regime(1201, 10) == "random"
+    out = L.select_to_label(z, 1500, n_clusters=10, seed=3)          # 150 labels per cluster
+    assert out.attrs["method"] == "random" and out["cluster"].between(0, 9).all()
+    ref = L.random_draw(np.arange(2000), 1500, seed=3)
+    assert out["sample_id"].tolist() == ref["sample_id"].tolist() and out["sample_id"].is_unique
+    assert ref["sample_id"].tolist() != L.random_draw(np.arange(2000), 1500, seed=4)["sample_id"].tolist()
+
+
+def test_the_plan_runs_the_goals_cells_seed_by_seed_first():
+    from utils.studies.labeling import GOAL_BUDGETS, LabelingConfig, plan
+    runs = plan(LabelingConfig(seeds=(0, 1)), 60000)
+    assert [r[0] for r in runs[:2]] == ["full", "full"]
+    goal = [i for i, (m, b, s) in enumerate(runs) if m == "typiclust" and b in GOAL_BUDGETS]
+    other = [i for i, (m, b, s) in enumerate(runs) if m == "probcover"]
+    assert max(goal) < min(other)
+    tier1 = [r for r in runs if r[0] != "full" and r[1] in GOAL_BUDGETS and r[0] != "ccs_el2n"
+             and not r[0].startswith("ccs_aum_beta") and r[0] != "probcover"]
+    assert [r[2] for r in runs[2:2 + len(tier1)]] == sorted(r[2] for r in tier1)   # seed 0's cells, then seed 1's
+    assert len(set(runs)) == len(runs) == 2 + 2 * 47                  # the same retrains, only reordered

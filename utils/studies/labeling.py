@@ -164,15 +164,38 @@ def space_of(name: str, z: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- selections
+GOAL_BUDGETS = (60, 300, 600, 3000, 6000, 30000)       # the budgets the issue's goals name
+GOAL_METHODS = ("random", "balanced_random", "typiclust", "typiclust_pixels", "elfs", "ccs_aum")
+
+
+def _priority(run) -> tuple:
+    """Retrains in order of what the goals need, so that a study cut short has whole seeds of them: ``full``; the
+    goals' cells; TypiClust and random up to 1,200 (what select_to_label ships); the other low-budget baselines;
+    the rest — each tier seed by seed."""
+    method, budget, seed = run
+    if method == "full":
+        tier = 0
+    elif method in GOAL_METHODS and budget in GOAL_BUDGETS:
+        tier = 1
+    elif method in ("typiclust", "random") and budget <= 1200:
+        tier = 2
+    elif method in ("typiclust_pixels", "balanced_random") and budget <= 1200:
+        tier = 3
+    else:
+        tier = 4
+    return tier, seed, budget
+
+
 def plan(config: LabelingConfig, n: int) -> list[tuple[str, int, int]]:
-    """(method, budget, seed) of every retrain, most important first; budgets above the pool are skipped."""
+    """(method, budget, seed) of every retrain, most important first (:func:`_priority`); budgets above the pool
+    are skipped."""
     runs = [("full", n, s) for s in config.seeds]
     methods = dict(config.plan)
     if "ccs_aum" in methods and config.beta_grid and config.beta_budget < n:
         methods.update({f"ccs_aum_beta{b:g}": (config.beta_budget,) for b in config.beta_grid})
     for method, budgets in methods.items():
         runs += [(method, b, s) for b in budgets if b < n for s in config.seeds]
-    return runs
+    return sorted(runs, key=_priority)
 
 
 def _ccs(hardness: pd.Series, classes: pd.Series, b: int, seed: int, beta: float | None) -> np.ndarray:
@@ -205,8 +228,7 @@ def selections(config: LabelingConfig, pool: Samples, spaces: dict, dynamics: di
         if seed not in groups:
             groups[seed] = L.kmeans(L.unit(ssl), config.clusters, seed)
         if method == "random":
-            rows = L._rng(seed, "random").permutation(len(ids))[:b]
-            p = L.picks(ids[rows], groups[seed][rows], "random", "random")
+            p = L.random_draw(ids, b, seed, clusters=groups[seed])
         elif method == "balanced_random":
             p = L.balanced_random(ssl, b, ids, seed, clusters=groups[seed])
         elif method == "typiclust_pixels":

@@ -101,18 +101,9 @@ def protocol(recipe, n_kept: int, steps: int):
 
 # ---------------------------------------------------------------------------------------------- inputs
 def _load(config: LabelingConfig, root):
-    from utils.data.datasets import load_dataset
+    from utils.studies.pruning import load_pool
 
-    x, y, info = load_dataset(config.dataset, config.train_split, root)
-    ids = np.arange(len(y))
-    if config.n is not None and config.n < len(y):
-        rows = np.sort(np.random.default_rng(12345).permutation(len(y))[:config.n])
-        x, y, ids = x[rows], y[rows], ids[rows]
-    tx, ty, _ = load_dataset(config.dataset, config.test_split, root)
-    if config.n_test is not None and config.n_test < len(ty):
-        rows = np.sort(np.random.default_rng(54321).permutation(len(ty))[:config.n_test])
-        tx, ty = tx[rows], ty[rows]
-    return Samples(x, y, ids), Samples(tx, ty, np.arange(len(ty))), info
+    return load_pool(config, root)
 
 
 def embeddings(config: LabelingConfig, pool: Samples, info, results: Path, progress: bool = False) -> dict:

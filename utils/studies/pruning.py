@@ -60,6 +60,25 @@ def budget_recipe(recipe: Recipe, n_full: int, n_kept: int, budget: str = "epoch
     return replace(recipe, max_epochs=int(min(STEPS_CAP * e, max(e, epochs))))
 
 
+def load_pool(config, root=None) -> tuple[Samples, Samples, object]:
+    """``(pool, test, info)`` of a study's ``config`` (``dataset``, ``train_split``, ``test_split``, ``n``, and
+    ``n_test`` where it has one): the training split, or a seeded subset of ``n`` of it (ids are the positions in
+    the split), and the test split, or a seeded subset of ``n_test``; the pruning and labeling studies share it."""
+    from utils.data.datasets import load_dataset
+
+    x, y, info = load_dataset(config.dataset, config.train_split, root)
+    ids = np.arange(len(y))
+    if config.n is not None and config.n < len(y):
+        rows = np.sort(np.random.default_rng(12345).permutation(len(y))[:config.n])
+        x, y, ids = x[rows], y[rows], ids[rows]
+    tx, ty, _ = load_dataset(config.dataset, config.test_split, root)
+    n_test = getattr(config, "n_test", None)
+    if n_test is not None and n_test < len(ty):
+        rows = np.sort(np.random.default_rng(54321).permutation(len(ty))[:n_test])
+        tx, ty = tx[rows], ty[rows]
+    return Samples(x, y, ids), Samples(tx, ty, np.arange(len(ty))), info
+
+
 def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, seed: int, folder=None,
             budget: str = "epochs", per_epoch: int | None = None) -> dict:
     """Train a fresh ``task`` model on the samples of ``data`` whose ids are ``kept_ids``; measure ``test``.
@@ -454,7 +473,6 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
     ``uniform0.1``, ``class0.1``); a killed study resumes."""
     import torch
 
-    from utils.data.datasets import load_dataset
     from utils.data.inject import from_arrays, inject
     from utils.engine.recipes import get_recipe
     from utils.engine.tasks import make_task
@@ -463,13 +481,8 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
     from utils.scores.flags import clean_keep
 
     results = Path(results)
-    x, y, info = load_dataset(config.dataset, config.train_split, root)
-    ids = np.arange(len(y))
-    if config.n is not None and config.n < len(y):
-        rows = np.sort(np.random.default_rng(12345).permutation(len(y))[:config.n])
-        x, y, ids = x[rows], y[rows], ids[rows]
-    tx, ty, _ = load_dataset(config.dataset, config.test_split, root)
-    test = Samples(tx, ty, np.arange(len(ty)))
+    pool, test, info = load_pool(config, root)
+    x, y, ids = pool.images, pool.labels, pool.ids
     task = make_task(config.arch, info)
     recipe = get_recipe("paper", max_epochs=config.epochs, patience=None, batch_size=config.batch_size, lr=config.lr)
     encoder = None

@@ -591,8 +591,13 @@ def labeling_headline(results, readme_dir=".") -> str:
     results = Path(results)
     head = pd.read_csv(results / outputs.LABELING_HEADLINE).fillna("")
     goals = pd.read_csv(results / outputs.LABELING_GOALS)
-    full = pd.read_csv(results / outputs.LABELING_TABLE).query("method == 'full'")["test_acc"].mean()
+    table = pd.read_csv(results / outputs.LABELING_TABLE)
+    full = table.query("method == 'full'")["test_acc"].mean()
+    planned = json.loads((results / outputs.LABELING_RUN).read_text()).get("planned", len(table))
+    partial = ("" if planned == len(table) else
+               f" A partial study: {len(table)} of the {planned} planned retrains (the goals' cells first; budgets "
+               "missing here were not run yet).")
     return "\n".join([_origin(results, readme_dir, "make labeling"), "",
                       f"Test accuracy of the CNN trained on the chosen images (paired difference to random in pt); "
-                      f"every label: {full:.4f}:", "", head.to_markdown(index=False), "",
+                      f"every label: {full:.4f}.{partial}", "", head.to_markdown(index=False), "",
                       *[f"- {r.goal}: **{_met(r.met)}** ({r.detail})" for r in goals.itertuples()]])

@@ -15,7 +15,7 @@ from utils.studies.scoreboard import BoardConfig, best_per_type, goal_statement,
 
 # every registered column score_dataset writes, family by family (a change to the families shows here)
 COLUMNS = {
-    "pixels": ["px_prototype_distance", "px_knn_distance", "px_nn_distance"],
+    "pixels": ["px_prototype_distance", "px_knn_distance", "px_nn_distance", "px_cos_knn_distance"],
     "supervised": ["mean_loss", "el2n", "aum", "confidence", "variability", "forgetting_events", "learning_time",
                    "last_margin", "cl_label_quality", "cl_normalized_margin"],
     "ssft": ["ssft_forgetting_time", "ssft_second_split_area"],
@@ -266,8 +266,8 @@ def test_bad_inputs_say_what_to_fix():
         score_dataset(x, torch.zeros(39, dtype=torch.long), config=TINY)
     with pytest.raises(ValueError, match="Unknown score families"):
         score_dataset(x, config=TINY, families=("magic",))
-    with pytest.raises(ValueError, match="factorize"):
-        score_dataset(x, np.array(["cat", "dog"] * 20), config=TINY)
+    with pytest.raises(ValueError, match="factorize"):    # class names (strings) are taken; fractions are not
+        score_dataset(x, np.array([0.5, 1.5] * 20), config=TINY)
     with pytest.raises(ValueError, match="el2n_epoch"):
         ScoringConfig(epochs=3, el2n_epoch=3)
 

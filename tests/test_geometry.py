@@ -116,4 +116,6 @@ def test_cosine_knn_distance_is_datalabs_outlier_distance():
     lab.find_issues(features=x, issue_types={"outlier": {"k": 10}})
     theirs = lab.get_issues("outlier")["is_outlier_issue"].to_numpy()
     assert theirs.any() and theirs.sum() < len(x) / 4                # something to agree on
-    np.testing.assert_array_equal(ours > outlier_fence(ours), theirs)
+    fence = outlier_fence(ours)
+    clear = np.abs(ours - fence) > 1e-6          # another BLAS may order a sum differently right at the fence
+    np.testing.assert_array_equal((ours > fence)[clear], theirs[clear])

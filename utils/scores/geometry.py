@@ -66,9 +66,8 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
         n_clusters = int(num_classes) if num_classes else DEFAULT_CLUSTERS
     if not isinstance(n_clusters, (int, np.integer)) or isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters!r} is impossible with {n} samples; pass an integer in [1, {n}].")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    zero = int((norms == 0).sum())   # e.g. all-black images in pixel space: no direction; they stay at the origin,
-    unit = x / np.where(norms == 0, 1.0, norms)   # far (distance ~1) from every unit-norm prototype
+    unit, zero = _unit_rows(x)   # all-zero rows (e.g. all-black images) stay at the origin: no direction, far
+                                 # (distance ~1) from every unit-norm prototype
 
     if knn_result is None:
         dist, idx = knn(unit if normalize else x, int(k))
@@ -99,9 +98,14 @@ def cosine_knn_distance(z, k: int = DEFAULT_K) -> np.ndarray:
     n = len(x)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
         raise ValueError(f"k={k!r} neighbours is impossible with {n} samples; pass an integer in [1, {n - 1}].")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    dist, _ = knn(x / np.where(norms == 0, 1.0, norms), int(k))
+    dist, _ = knn(_unit_rows(x)[0], int(k))
     return (dist[:, :k] ** 2 / 2).mean(axis=1)
+
+
+def _unit_rows(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``x`` with every row scaled to unit L2 norm (all-zero rows left at 0), and how many rows are all zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms), int((norms == 0).sum())
 
 
 def _as_embedding(z) -> np.ndarray:

@@ -58,16 +58,17 @@ labeling: $(STAMP)
 scoring: $(STAMP)
 	$(PY) -m utils.report.run_notebooks --mode full --study scoring --out results/scoring --commit
 
-## Speed measured side by side, score_dataset's scale curve on Fashion-MNIST 5k-70k and the label-issue rules on
-## small sets (about an hour on 2 cores, DATA_ROOT for the IDX files or the Debian package); rewrites
-## benchmarks/README.md.
+## Speed measured side by side, score_dataset's scale curve on Fashion-MNIST 5k-70k, the label-issue rules on
+## small sets and the planted folder against Datalab + CleanVision (about an hour on 2 cores, DATA_ROOT for the
+## IDX files or the Debian package); rewrites benchmarks/README.md.
 benchmark: $(STAMP)
 	mkdir -p results
 	$(PY) -m benchmarks.bench_training --json results/bench_training.json
 	$(PY) -m benchmarks.bench_metrics --json results/bench_metrics.json
 	$(PY) -m benchmarks.bench_scale --json results/bench_scale.json
 	$(PY) -m benchmarks.bench_label_filter --json results/bench_label_filter.json
-	$(PY) -m utils.report --only performance scale label-filter
+	$(PY) -m benchmarks.bench_planted --json results/bench_planted.json
+	$(PY) -m utils.report --only performance scale label-filter planted
 
 clean:
 	rm -rf results .pytest_cache

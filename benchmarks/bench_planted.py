@@ -1,21 +1,23 @@
 """A real folder with planted problems, scored by this project and, side by side, by the peer a practitioner would
 use for images: cleanlab's Datalab (PCA features, 5-fold logistic-regression probabilities) plus CleanVision.
 
-    python -m benchmarks.bench_planted --json results/bench_planted.json      # 3,000 Fashion-MNIST images
+    python -m benchmarks.bench_planted --json results/bench_planted.json      # 3,000 Fashion-MNIST images (make benchmark)
     python -m benchmarks.bench_planted --n 600 --json out.json                # a smoke run
 
 The folder is built in code (:func:`build_folder`) from seeded Fashion-MNIST training images, one class sub-folder
 per given label, with planted problems of known identity: wrong labels (an image filed under another class), exact
 copies (byte-identical files), near copies (Gaussian noise sigma 0.02), blank images (black and white), digits from
 MNIST (foreign images), blurred images (Gaussian sigma 1.5) and images of another size (32x32). Each tool runs in its
-own process (``python -m utils.score`` with its defaults; the peer in :func:`peer`), timed by wall clock and CPU
-seconds; each planted type is then measured against each tool's flag (precision, recall) and, where a tool has a
-score, its AUROC. Needs Fashion-MNIST (DATA_ROOT or Debian's package) and ``cleanlab[datalab]``.
+own process (``python -m utils.score`` with its defaults, the default tier, then with ``--tier thorough``; the peer
+in :func:`peer`), timed by wall clock and CPU seconds; each planted type is then measured against each tool's flag
+(precision, recall) and, where a tool has a score, its AUROC, and ``keep.csv`` against the planted problems
+(:func:`keep_quality`). ``python -m utils.report --only planted`` writes the table into benchmarks/README.md. Needs Fashion-MNIST (DATA_ROOT or Debian's package) and ``cleanlab[datalab]``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -180,6 +182,26 @@ def compare(truth: pd.DataFrame, ours: pd.DataFrame, theirs: pd.DataFrame) -> pd
     return pd.DataFrame(rows)
 
 
+def keep_quality(truth: pd.DataFrame, keep: pd.DataFrame) -> dict:
+    """How ``keep.csv`` (the files it keeps) does against the planted problems: the files it drops, the share of them
+    that a planted problem justifies (a planted file, or the source of a copy whose copy is kept: one member of
+    each pair is meant to go), and the share of the planted problems it drops (wrong labels, blanks, blurred and
+    odd-sized images, one member of each copy pair; foreign images are listed as outliers, not dropped, by the
+    policy of :func:`utils.scores.flags.clean_keep`)."""
+    t = truth.set_index("file")
+    dropped = ~t.index.isin(keep["file"])
+    copies = t[t["planted"].isin(["exact_copy", "near_copy"])]
+    pair_dropped = np.array([(not (f in set(keep["file"]))) or (src not in set(keep["file"]))
+                             for f, src in zip(copies.index, copies["source"])])
+    justified = dropped & (t["planted"].ne("clean").to_numpy() | t.index.isin(copies["source"]))
+    singles = t["planted"].isin(["wrong_label", "blank", "blurred", "odd_size"]).to_numpy()
+    found = int((dropped & singles).sum()) + int(pair_dropped.sum())
+    return {"dropped": int(dropped.sum()), "precision": float(justified.sum() / max(dropped.sum(), 1)),
+            "recall": found / (int(singles.sum()) + len(copies)),
+            "clean_dropped": int((dropped & ~justified).sum()),
+            "foreign_dropped": int((dropped & t["planted"].eq("foreign").to_numpy()).sum())}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=3000)
@@ -198,26 +220,35 @@ def main(argv=None) -> int:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     truth = build_folder(work / "images", args.n, args.seed)
-    runs = {"ours": _timed([sys.executable, "-m", "utils.score", str(work / "images"), "--out", str(work / "ours"),
-                            "--quiet"]),
+    ours_cmd = [sys.executable, "-m", "utils.score", str(work / "images"), "--quiet", "--out"]
+    runs = {"ours": _timed([*ours_cmd, str(work / "ours")]),
             "peer": _timed([sys.executable, "-m", "benchmarks.bench_planted", "--peer", str(work / "images"),
-                            str(work / "peer")])}
+                            str(work / "peer")]),
+            "ours_thorough": _timed([*ours_cmd, str(work / "ours_thorough"), "--tier", "thorough"])}
     for name, r in runs.items():
         print(f"{name}: {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} CPU-s, exit {r['returncode']}")
         if r["returncode"]:
             print(r["stderr"])
-    ours = load_table(work / "ours" / "scores.parquet") if not runs["ours"]["returncode"] else pd.DataFrame(
-        {"file": truth["file"]})
-    theirs = pd.read_parquet(work / "peer" / "peer.parquet") if not runs["peer"]["returncode"] else pd.DataFrame(
-        {"file": truth["file"]})
-    table = compare(truth, ours, theirs)
+    blank = pd.DataFrame({"file": truth["file"]})
+    theirs = pd.read_parquet(work / "peer" / "peer.parquet") if not runs["peer"]["returncode"] else blank
+    tables, keeps = [], {}
+    for tier in ("ours", "ours_thorough"):
+        ok = not runs[tier]["returncode"]
+        ours = load_table(work / tier / "scores.parquet") if ok else blank
+        t = compare(truth, ours, theirs)
+        tables.append(t.assign(tool=t["tool"].replace("ours", tier)))
+        if ok:
+            keeps[tier] = keep_quality(truth, pd.read_csv(work / tier / "keep.csv"))
+    table = pd.concat(tables).drop_duplicates(["planted", "tool"], ignore_index=True)
     print(table.round(3).to_string(index=False))
+    print("keep.csv:", keeps)
     if args.json:
         Path(args.json).write_text(json.dumps({"n": args.n, "seed": args.seed, "planted": PLANTED,
+                                               "cores": os.cpu_count(),
                                                "runs": {k: {m: v for m, v in r.items() if m != "stderr"}
                                                         for k, r in runs.items()},
-                                               "ours_refused": runs["ours"]["stderr"] if runs["ours"]["returncode"]
-                                               else "", "table": table.to_dict("records")}, indent=1))
+                                               "refused": {k: r["stderr"] for k, r in runs.items() if r["returncode"]},
+                                               "table": table.to_dict("records"), "keep": keeps}, indent=1))
     return 0
 
 

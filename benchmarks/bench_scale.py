@@ -5,12 +5,14 @@
 
 The images are the first N of one seeded permutation of Fashion-MNIST's 70,000 (train ids 0..59,999, test ids
 60,000..69,999), so every size holds the smaller ones. Each (N, family) runs ``score_dataset(..., families=(f,))``
-with the default :class:`~utils.scores.dataset.ScoringConfig`, no cache folder, in a fresh process: its time is the
+with the thorough tier of :class:`~utils.scores.dataset.ScoringConfig` (every family trains), no cache folder, in a
+fresh process: its time is the
 sum of the family's steps (``attrs["seconds"]``; the ``pixels`` step, which every call runs, counts for the pixel
 family only) and its memory the process's peak resident set (``ru_maxrss``, data included). Per family the
 exponent ``b`` of ``time ~ N^b`` is fitted by least squares on log-log (:func:`fit_exponent`). One more process
-runs every family together at the largest N only: the wall time a user waits (the 70,000 goal: 20 min on
-2 cores). The sum over families at a size is the same work done in separate processes. Last, the pixel
+runs every family of the thorough tier together at the largest N only, and one more the default tier (what
+``python -m utils.score`` runs unless told otherwise): the wall times a user waits (the 70,000 goals: 20 min for
+every family, 10 min for the default tier, on 2 cores). The sum over families at a size is the same work done in separate processes. Last, the pixel
 family's kNN pass at every N with both exact backends side by side (:func:`knn_backends`).
 """
 from __future__ import annotations
@@ -43,18 +45,20 @@ def fashion_70k(n: int, root=None):
 
 
 def one(n: int, family: str) -> dict:
-    """Score the first ``n`` images with one family (or "all") in this process; its seconds and peak memory."""
-    from utils.scores.dataset import score_dataset
+    """Score the first ``n`` images with one family of the thorough tier, every family of it ("all") or the
+    default tier ("default") in this process; its seconds and peak memory."""
+    from utils.scores.dataset import ScoringConfig, score_dataset
     from utils.scores.registry import FAMILIES
     from utils.scores.steps import step_family
 
     x, y, ids, info = fashion_70k(n)
-    families = FAMILIES if family == "all" else (family,)
+    families = FAMILIES if family in ("all", "default") else (family,)
+    config = ScoringConfig.tier("default" if family == "default" else "thorough")
     t0 = time.perf_counter()
-    scores = score_dataset(x, y, ids, info=info, families=families)
+    scores = score_dataset(x, y, ids, info=info, families=families, config=config)
     wall = time.perf_counter() - t0
     steps = scores.attrs["seconds"]
-    own = {s: t for s, t in steps.items() if family == "all" or step_family(s) == family}
+    own = {s: t for s, t in steps.items() if family in ("all", "default") or step_family(s) == family}
     return {"n": n, "family": family, "seconds": float(sum(own.values())), "wall_s": wall,
             "steps": {s: float(t) for s, t in own.items()},
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -87,7 +91,7 @@ def fit_exponent(n, seconds) -> float:
 def run(sizes, families, log=print) -> dict:
     rows = []
     for n in sizes:
-        for family in (*families, "all") if n == max(sizes) else families:
+        for family in (*families, "all", "default") if n == max(sizes) else families:
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--one", str(n), family],
                                  capture_output=True, text=True)
             if out.returncode:

@@ -1,4 +1,6 @@
 """benchmarks/bench_planted.py: the planted folder holds exactly what it says, and the comparison counts right."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,3 +51,33 @@ def test_compare_counts_flags_and_copies():
     assert t.loc[("duplicates", "ours"), "recall"] == 1.0 and t.loc[("duplicates", "ours"), "n"] == 2  # copy + source
     assert t.loc[("foreign", "ours"), "recall"] == 0 and t.loc[("foreign", "ours"), "auroc"] == 1.0
     assert t.loc[("wrong_label", "peer"), "flagged"] == 0
+
+
+def test_keep_quality_counts_justified_drops_and_one_member_per_pair():
+    truth = pd.DataFrame({"file": list("abcdefg"),
+                          "planted": ["clean", "wrong_label", "exact_copy", "clean", "foreign", "blank", "clean"],
+                          "source": ["", "", "a", "", "", "", ""]})
+    # drops: b (wrong label), a (the source of the kept copy c: justified), d (clean: not justified); keeps the
+    # blank f (missed) and the foreign e (listed, not dropped)
+    keep = pd.DataFrame({"file": ["c", "e", "f", "g"]})
+    q = bp.keep_quality(truth, keep)
+    assert q["dropped"] == 3 and q["clean_dropped"] == 1 and q["foreign_dropped"] == 0
+    assert q["precision"] == pytest.approx(2 / 3)
+    assert q["recall"] == pytest.approx(2 / 3)   # wrong label and the pair found, the blank missed
+    assert bp.keep_quality(truth, pd.DataFrame({"file": list("abcdefg")}))["recall"] == 0
+
+
+def test_the_planted_section_states_the_ratio_to_the_peer_and_every_tool():
+    from utils.report.sections import planted_markdown
+
+    rows = [dict(planted="wrong_label", tool=t, n=90, flagged=f, precision=p, recall=r, auroc=a)
+            for t, f, p, r, a in (("ours", 100, 0.8, 0.9, 0.99), ("peer", 120, 0.7, 0.9, 0.95),
+                                  ("ours_thorough", 99, 0.81, 0.9, 0.991))]
+    bench = dict(n=3000, seed=0, cores=2, planted={"wrong_label": 90},
+                 runs={"ours": dict(wall_s=30.0, cpu_s=40.0), "peer": dict(wall_s=20.0, cpu_s=30.0),
+                       "ours_thorough": dict(wall_s=60.0, cpu_s=100.0)}, table=rows,
+                 keep={"ours": dict(dropped=10, precision=0.9, recall=0.8, clean_dropped=1, foreign_dropped=0)})
+    md = planted_markdown(bench)
+    assert re.search(r"ours \(default tier\)\s*\|\s*30\s*\|\s*40\s*\|\s*1\.5\s*\|", md)   # 30 s / 20 s
+    assert "ours_thorough auroc" in md and "peer precision" in md and "0.991" in md
+    assert "`keep.csv` against the planted problems" in md and "ours (default tier)" in md.split("`keep.csv`")[1]

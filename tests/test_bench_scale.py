@@ -30,3 +30,12 @@ def test_scale_section_states_the_goal_only_where_it_was_measured():
     assert "FAISS) grows as N^2.00" in md
     assert ": not met)" in scale_markdown(_scale(70_000, 21 * 60))
     assert "not measured: this run stopped at 20,000" in scale_markdown(_scale(20_000, 60))
+
+
+def test_scale_section_states_the_default_tier_goal_apart():
+    scale = _scale(70_000, 19 * 60)
+    scale["rows"].append(dict(n=70_000, family="default", seconds=11 * 60, wall_s=11 * 60, peak_rss_mb=3000))
+    md = scale_markdown(scale)
+    assert "The default tier on 70,000 images, one process: 11.0 min wall" in md
+    assert "<= 10 min on 2 cores: not met)" in md and "<= 20 min on 2 cores: met)" in md
+    assert "| default" not in md   # not a family column

@@ -240,3 +240,27 @@ def test_help_is_written_for_users(capsys):
     for developer in (":func:", ":mod:", ":data:", "``", "entry point", "every layer", "ScoringConfig",
                       "issue_types", "utils.scores", "utils.data", "load_dataset"):
         assert developer not in out, developer
+
+
+def test_tier_picks_what_is_trained(tmp_path, monkeypatch):
+    """The default tier trains no SSFT and no self-supervised encoder; --tier thorough trains every family; --set
+    applies on top of the tier; an unknown tier is refused by argparse."""
+    import utils.scores.dataset as dataset
+
+    seen = []
+
+    def capture(*args, config=None, **kw):
+        seen.append(config)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(dataset, "score_dataset", capture)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(flat / "a.png")
+    assert main([str(flat), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert main([str(flat), "--out", str(tmp_path / "o"), "--quiet", "--tier", "thorough", "--set", "bt_epochs=2"]) == 2
+    default, thorough = seen
+    assert (default.ssft_epochs, default.ae_ssft_epochs, default.bt_epochs) == (0, 0, 0) and default.epochs == 5
+    assert (thorough.ssft_epochs, thorough.ae_ssft_epochs, thorough.bt_epochs) == (3, 3, 2)
+    with pytest.raises(SystemExit):
+        main([str(flat), "--out", str(tmp_path / "o"), "--tier", "fast"])

@@ -8,9 +8,9 @@ from scipy.stats import mannwhitneyu
 from utils.data.datasets import load_dataset, load_image_folder
 from utils.data.inject import from_arrays, inject
 from utils.engine.cache import FolderBusyError, load_table
-from utils.scores.dataset import ScoringConfig, score_dataset
+from utils.scores.dataset import ScoringConfig, as_samples, score_dataset
 from utils.scores.evaluate import detection_table
-from utils.scores.registry import SCORES, oriented
+from utils.scores.registry import FAMILIES, SCORES, oriented
 from utils.studies.scoreboard import BoardConfig, best_per_type, goal_statement, run_board, summarize
 
 # every registered column score_dataset writes, family by family (a change to the families shows here)
@@ -24,7 +24,7 @@ COLUMNS = {
     "self-supervised": ["bt_prototype_distance", "bt_knn_distance", "bt_nn_distance", "bt_knn_disagreement"],
 }
 
-TINY = ScoringConfig(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, bt_epochs=1, batch_size=64)
+TINY = ScoringConfig(folds=3, epochs=3, el2n_epoch=1, ssft_epochs=2, ae_epochs=2, ae_ssft_epochs=3, bt_epochs=1, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -554,3 +554,28 @@ def test_pred_probs_and_features_brought_in_replace_the_families_they_stand_for(
     with pytest.raises(ValueError, match="sum to 1"):
         score_dataset(x, y, config=ScoringConfig(epochs=0, k=5), families=("pixels", "supervised"),
                       pred_probs=probs * 2)
+
+
+def test_tiers_default_is_fast_and_thorough_is_the_studies_config():
+    """The default tier runs the pixels, the checks, the K-fold pass and the autoencoder, nothing else; the thorough
+    tier is the configuration the scoreboard and the pruning study were cached with (every field written out here,
+    so a change of a default that would orphan their caches fails this test)."""
+    from utils.scores.dataset import TIERS
+    from utils.scores.steps import STEPS, StepInputs
+    from utils.studies.scoreboard import BoardConfig
+
+    x, y, _ = load_dataset("mnist-5k", "test")
+    data, info = as_samples(x[::100][:40], y[::100][:40])
+    ran = lambda config: [n for n, s in STEPS.items()  # noqa: E731
+                          if s.runs(StepInputs(data, info, config), FAMILIES)]
+    assert ran(ScoringConfig()) == ["pixels", "image_checks", "supervised", "suggested", "label_issues",
+                                    "autoencoder"]
+    assert ran(ScoringConfig.tier("thorough")) == list(STEPS)
+    old_defaults = dict(arch="cnn", folds=4, epochs=5, el2n_epoch=1, ssft_epochs=3, ae_epochs=6, ae_batch_size=64,
+                        ae_loss="mse", ae_ssft_epochs=3, bt_epochs=8, batch_size=128, k=10, clusters=10,
+                        label_filter="prune_by_noise_rate", seed=0)
+    assert ScoringConfig.tier("thorough").to_dict() == old_defaults == BoardConfig().scoring.to_dict()
+    assert BoardConfig(scoring={"epochs": 2}).scoring.bt_epochs == 8      # overrides sit on the thorough tier
+    assert set(TIERS) == {"default", "thorough"}
+    with pytest.raises(ValueError, match="Unknown tier 'fast': choose one of default, thorough"):
+        ScoringConfig.tier("fast")

@@ -13,7 +13,7 @@ scoreboard/README.md       scoreboard                      ``results/board/score
 pruning/README.md          pruning                         ``results/prune/pruning``
 labeling/README.md         labeling                        ``results/label/labeling``
 benchmarks/README.md       performance, scale,             ``results/bench_*.json`` (``make benchmark``)
-                           label-filter
+                           label-filter, planted
 docs/scores.md             registry                        ``utils.scores.registry``
 =========================  ==============================  ===============================================
 
@@ -31,7 +31,8 @@ from utils.report import sections
 from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDIES = ("seed", "scoreboard", "pruning", "labeling", "performance", "scale", "label-filter", "registry")
+STUDIES = ("seed", "scoreboard", "pruning", "labeling", "performance", "scale", "label-filter", "planted",
+           "registry")
 
 
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print,
@@ -71,6 +72,9 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
         ("label-filter", bench, "bench_label_filter.json", "make benchmark",
          [("benchmarks/README.md", "label-filter", lambda r, d: sections.label_filter_markdown(
              json.loads((r / "bench_label_filter.json").read_text())))]),
+        ("planted", bench, "bench_planted.json", "make benchmark",
+         [("benchmarks/README.md", "planted", lambda r, d: sections.planted_markdown(
+             json.loads((r / "bench_planted.json").read_text())))]),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

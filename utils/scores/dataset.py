@@ -46,20 +46,33 @@ def _is_int(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, np.integer))
 
 
+# What each tier trains, over ScoringConfig's defaults (the "default" tier). The default tier is the fast one a
+# practitioner runs on a new folder: the pixel scores and CleanVision's checks, one K-fold pass of the classifier
+# (label issues, the suggested class, the supervised training dynamics) and a short autoencoder (label-free
+# hardness); `benchmarks/bench_planted.py` measures it side by side with Datalab + CleanVision. "thorough" adds the
+# second-split forgetting of the classifier (SSFT) and of the autoencoder and a BarlowTwins encoder (the
+# self-supervised family): every score of the registry, the configuration the scoreboard and the pruning study use.
+TIERS: dict[str, dict] = {
+    "default": {},
+    "thorough": {"ssft_epochs": 3, "ae_ssft_epochs": 3, "bt_epochs": 8},
+}
+
+
 @dataclass(frozen=True)
 class ScoringConfig:
-    """How much training each family gets; 0 epochs skips a family. Defaults: the scoreboard's (10,000 images)."""
+    """How much training each family gets; 0 epochs skips a family. The defaults are the fast ``"default"`` tier;
+    :meth:`tier` gives a tier by name (``ScoringConfig.tier("thorough")``: every family, the scoreboard's)."""
 
     arch: str = "cnn"          # classifier of the supervised and SSFT families (utils.engine.models.CLASSIFIERS)
     folds: int = 4             # K of the K-fold pass: K - 1 recorded runs per sample + 1 out-of-sample prediction
     epochs: int = 5            # per fold run (paper recipe: SGD, triangle lr, no early stop)
     el2n_epoch: int = 1        # recorded epoch (0-based) EL2N is read at: early, as in Paul et al.
-    ssft_epochs: int = 3       # per SSFT stage (paper recipe with its early stop); 0 skips SSFT
+    ssft_epochs: int = 0       # per SSFT stage (paper recipe with its early stop); 0 skips SSFT (thorough: 3)
     ae_epochs: int = 6         # autoencoder (Adam 1e-3); 0 skips
     ae_batch_size: int = 64
     ae_loss: str = "mse"       # the seed's L1 sits on the blank-image plateau for tens of epochs (families docstring)
-    ae_ssft_epochs: int = 3    # per stage of the autoencoder's SSFT (label-free, MSE, Adam 1e-3); 0 skips
-    bt_epochs: int = 8         # BarlowTwins on the images when no encoder is given; 0 skips
+    ae_ssft_epochs: int = 0    # per stage of the autoencoder's SSFT (label-free, MSE, Adam 1e-3); 0 skips (thorough: 3)
+    bt_epochs: int = 0         # BarlowTwins on the images when no encoder is given; 0 skips (thorough: 8)
     batch_size: int = 128
     k: int = 10                # neighbours of the kNN scores (cleanlab Datalab's default)
     clusters: int = 10         # k-means centroids of the prototype distances (label-free: not the class count)
@@ -94,6 +107,13 @@ class ScoringConfig:
             raise ValueError(f"label_filter must be one of cleanlab's filter_by settings ({', '.join(LABEL_FILTERS)}), "
                              f"got {self.label_filter!r}.")
         issue_settings(self.issue_types)   # refuses an unknown issue, setting or value with one sentence
+
+    @classmethod
+    def tier(cls, name: str = "default", **overrides) -> "ScoringConfig":
+        """The configuration of the tier ``name`` (:data:`TIERS`), with ``overrides`` of its fields on top."""
+        if name not in TIERS:
+            raise ValueError(f"Unknown tier {name!r}: choose one of {', '.join(TIERS)}.")
+        return cls(**{**TIERS[name], **overrides})
 
     def to_dict(self) -> dict:
         """The fields as a dict; ``issue_types`` only when set, so the keys of caches written before it existed

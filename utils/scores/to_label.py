@@ -21,20 +21,20 @@ def choose_to_label(images, budget, ids=None, *, config=None, folder=None, encod
                     progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(picks, layout)`` for ``budget`` images (a count or ``"5%"``) of ``images`` ``[N, C, H, W]`` in [0, 1]
     (or a folder). ``config``: :class:`utils.scores.dataset.ScoringConfig` (``bt_epochs``, ``clusters``, ``k``,
-    ``seed`` are read); ``encoder``: a trained encoder to use instead; ``method``: see
+    ``seed`` are read; ``bt_epochs`` 0, the default tier's, trains the thorough tier's encoder); ``encoder``: a trained encoder to use instead; ``method``: see
     :func:`utils.scores.labeling.select_to_label`. ``layout``: one row per sample id with ``x``, ``y``, ``cluster``
     and ``chosen``. Labels, if any, are never read."""
     from sklearn.decomposition import PCA
 
     from utils.scores import families as fam
-    from utils.scores.dataset import ScoringConfig, as_samples
+    from utils.scores.dataset import TIERS, ScoringConfig, as_samples
 
     config = config or ScoringConfig()
     data, info = as_samples(images, None, ids)
     data = data.sorted()
     count = labeling.budget_count(budget, len(data))   # checked before any training
-    if encoder is None and not config.bt_epochs:
-        raise ValueError("choosing what to label needs the self-supervised encoder: set bt_epochs > 0 or pass one.")
+    if encoder is None and not config.bt_epochs:   # the default tier trains no encoder: the thorough tier's
+        config = replace(config, bt_epochs=TIERS["thorough"]["bt_epochs"])
     z, _ = fam.ssl_embedding(data, replace(info, num_classes=0), config, Path(folder) if folder else None, encoder,
                              progress)
     picks = labeling.select_to_label(z, count, data.ids, seed=config.seed, n_clusters=config.clusters,

@@ -496,7 +496,8 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
             data = inject(data, noise[0], noise[1], seed=0)
         folder = results / _noise_name(noise)
         families = config.families if noise is None else NOISY_FAMILIES
-        scored = score_dataset(data.images, data.labels, data.ids, info=info, config=ScoringConfig(**config.scoring),
+        scoring = ScoringConfig.tier("thorough", **config.scoring)   # every family, as the scoreboard
+        scored = score_dataset(data.images, data.labels, data.ids, info=info, config=scoring,
                                folder=folder / "scores", encoder=encoder, families=families, progress=progress)
         scores = study_scores(scored)
         free |= set(scores.attrs["label_free"])

@@ -73,7 +73,7 @@ class BoardConfig:
     claim: bool = True                 # also the uniform-noise + atypical copies of the SSFT claim
     encoder_pool_size: int = 10000     # images of ENCODER_POOL the BarlowTwins encoder trains on
     encoder_epochs: int = 15
-    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    scoring: ScoringConfig = field(default_factory=lambda: ScoringConfig.tier("thorough"))   # every family
 
     def __post_init__(self):
         unknown = [t for t in self.types if t not in HARDNESS_TYPES]
@@ -85,7 +85,7 @@ class BoardConfig:
             raise ValueError(f"fraction must lie in (0, 0.5) and rare_fraction in (0, 1), got {self.fraction} and "
                              f"{self.rare_fraction}.")
         if isinstance(self.scoring, dict):
-            object.__setattr__(self, "scoring", ScoringConfig(**self.scoring))
+            object.__setattr__(self, "scoring", ScoringConfig.tier("thorough", **self.scoring))
         object.__setattr__(self, "types", tuple(self.types))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 

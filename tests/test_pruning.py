@@ -409,6 +409,24 @@ def test_study_scores_orient_and_mark_label_free():
     assert (out["redundancy"] > 0.5).sum() == 2 and out["redundancy"].idxmax() in (5, 9)
 
 
+def test_semantic_duplicates_by_share_is_the_rule_by_distance_at_the_eps_that_share_amounts_to():
+    ids = np.arange(8) * 3 + 1
+    nearest = pd.Series([4, 1, 10, 7, 16, 13, 22, 19], index=ids)     # four mutual pairs; the keeper: smaller id
+    distance = pd.Series([0.10, 0.10, 0.20, 0.20, 0.30, 0.30, 0.05, 0.05], index=ids)
+    by_share = semantic_duplicates(nearest, distance, share=0.25)          # 2 of 8: the 0.05 and 0.10 pairs' copies
+    assert by_share[by_share].index.tolist() == [4, 22]
+    assert by_share.attrs["eps"] == pytest.approx(0.10 ** 2 / 2)
+    between = (0.10 ** 2 / 2 + 0.20 ** 2 / 2) / 2                         # an eps between the 2nd and 3rd distance
+    assert semantic_duplicates(nearest, distance, eps=between).equals(by_share)
+    assert semantic_duplicates(nearest, distance, share=0.9).sum() == 4   # at most one member of each pair
+    with pytest.raises(ValueError, match="exactly one of eps"):
+        semantic_duplicates(nearest, distance)
+    with pytest.raises(ValueError, match="exactly one of eps"):
+        semantic_duplicates(nearest, distance, eps=0.1, share=0.1)
+    with pytest.raises(ValueError, match="dedup share must be a fraction"):
+        semantic_duplicates(nearest, distance, share=1.0)
+
+
 def test_semantic_redundant_marks_the_closest_share_and_one_of_each_pair():
     from utils.studies.pruning import semantic_redundant
     ids = np.arange(8) * 3 + 1

@@ -11,6 +11,11 @@ def is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def is_number(value) -> bool:
+    """A Python or numpy real number (integer or float), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def check_seed(seed) -> int:
     """``seed`` as an int when it is an integer in 0..2**32-1 (what ``numpy.random.default_rng`` takes alongside a
     stream name), else ValueError with one sentence."""

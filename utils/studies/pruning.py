@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.data.inject import exact_count
 from utils.data.samples import Samples
 from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
 from utils.engine.workers import run_sharded
-from utils.scores.selection import POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup
+from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
+                                    semantic_duplicates)
 
 BUDGETS = ("epochs", "steps")
 STEPS_CAP = 20          # budget="steps" trains at most this many times the recipe's epochs (a 5 % subset: the full run)
@@ -367,24 +367,14 @@ def study_scores(scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def semantic_redundant(scored: pd.DataFrame, share: float) -> pd.Series:
-    """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all
-    samples that are non-keepers of their nearest-neighbour group (:func:`dedup_order`) and closest to their
-    neighbour: the rule of :func:`utils.scores.selection.semantic_duplicates` with the ``eps`` that removes that
-    share (SemDeDup picks its eps for a target removal rate the same way). ``attrs["eps"]``: the cosine distance that threshold amounts to."""
+    """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all samples
+    that :func:`utils.scores.selection.semantic_duplicates` marks on ``bt_nearest_id`` / ``bt_nn_distance``
+    (``attrs["eps"]``: the cosine distance that share amounts to)."""
     need = {"bt_nearest_id", "bt_nn_distance"}
     if not need <= set(scored.columns):
         raise ValueError("the score table lacks bt_nearest_id / bt_nn_distance (the self-supervised family); score "
                          "with it, or delete an older scores_ssl.parquet written without bt_nearest_id.")
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
-        raise ValueError(f"dedup share must be a fraction in [0, 1), got {share!r}.")
-    nearest, distance = scored["bt_nearest_id"].astype(np.int64), scored["bt_nn_distance"]
-    order = dedup_order(nearest, distance)
-    candidates = distance.reindex(order.index)[order > 0.5].sort_values(kind="stable")
-    k = min(exact_count(share, len(scored)), len(candidates))
-    out = pd.Series(False, index=scored.index, name="semantic_duplicate")
-    out.loc[candidates.index[:k]] = True
-    out.attrs["eps"] = float(candidates.iloc[k - 1]) ** 2 / 2 if k else 0.0   # unit sphere: cos = 1 - d^2 / 2
-    return out
+    return semantic_duplicates(scored["bt_nearest_id"].astype(np.int64), scored["bt_nn_distance"], share=share)
 
 
 # ---------------------------------------------------------------------------------------------- the study

@@ -268,7 +268,7 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False, trai
     "planned"}`` (every part cached under ``results``, so a second call reads them and a killed one resumes).
     ``train=False`` trains no final model: the table holds the retrains already cached (a study still running in
     another process, or one cut short), ``planned`` says how many the plan has."""
-    from utils.engine.workers import run_sharded
+    from utils.engine.workers import run_then_read
     from utils.scores.families import label_dynamics
 
     results = Path(results)
@@ -294,9 +294,7 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False, trai
     jobs = [(m, b, s, pool.ids if m == "full" else by[(m, b, s)]) for m, b, s in plan(config, len(pool))]
     tic = time.perf_counter()
     kwargs = dict(pool=pool, test=test, config=config, info=info, folder=results / "runs")
-    if config.workers > 1 and train:
-        run_sharded(_retrain_shard, config.workers, jobs, **kwargs)
-    rows = _retrain_shard(jobs, train=train, **kwargs)
+    rows = run_then_read(_retrain_shard, config.workers if train else 1, jobs, train=train, **kwargs)
     timings["retrains_s"] = time.perf_counter() - tic
     timings.update(_training_seconds(results))
     for b in (300, 6000):   # the shipped selector from features to picks, timed in every execution

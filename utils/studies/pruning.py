@@ -27,7 +27,7 @@ from utils.data.samples import Samples
 from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
-from utils.engine.workers import run_sharded
+from utils.engine.workers import run_then_read
 from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
                                     semantic_duplicates)
 
@@ -335,9 +335,7 @@ def parallel_study(data: Samples, test: Samples, scores: pd.DataFrame, *, worker
     on 2 cores two one-thread processes train about 1.8x the runs of one two-thread process per minute), then read
     back in one table. ``workers=1`` runs in this process."""
     kwargs = {k: v for k, v in kwargs.items() if k != "shard"}
-    if workers > 1:
-        run_sharded(pruning_study, workers, data, test, scores, **kwargs)
-    return pruning_study(data, test, scores, **kwargs)
+    return run_then_read(pruning_study, workers, data, test, scores, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- study scores

@@ -22,3 +22,10 @@ def check_seed(seed) -> int:
     if not is_integer(seed) or not 0 <= seed < 2 ** 32:
         raise ValueError(f"seed must be an integer in 0..2**32-1, got {seed!r}.")
     return int(seed)
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int when it is an integer >= 1, else ValueError with one sentence naming ``name``."""
+    if not is_integer(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from utils.data.inject import exact_count
-from utils.metrics.checks import check_seed, is_number
+from utils.metrics.checks import check_positive_int, check_seed, is_number
 
 POLICIES = ("keep_hard", "keep_easy", "random", "ccs", "sorscher")
 SORSCHER_SWITCH = 0.3   # sorscher: keep easy at kept fractions <= this, hard above
@@ -64,8 +64,7 @@ SORSCHER_SWITCH = 0.3   # sorscher: keep easy at kept fractions <= this, hard ab
 
 def keep_count(fraction: float, n: int) -> int:
     """Samples kept of ``n`` at ``fraction``: max(1, floor(fraction * n + 1/2)); fraction must lie in (0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
-            or not 0 < fraction <= 1:
+    if not is_number(fraction) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must be a number in (0, 1] (the share of samples kept), got {fraction!r}.")
     return max(1, exact_count(float(fraction), n))
 
@@ -167,10 +166,9 @@ def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, be
         return np.sort(ids[ascending[:k]])
 
     beta = default_beta(fraction) if beta is None else beta
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) or not 0 <= beta < 1:
+    if not is_number(beta) or not 0 <= beta < 1:
         raise ValueError(f"beta must be a number in [0, 1) (the share of hardest samples cut), got {beta!r}.")
-    if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
-        raise ValueError(f"strata must be a positive integer, got {strata!r}.")
+    check_positive_int(strata, "strata")
     cut = exact_count(float(beta), n)
     if n - cut < k:
         raise ValueError(f"ccs with beta={beta} cuts the {cut} hardest of {n} samples, leaving {n - cut}, fewer than "

@@ -38,6 +38,7 @@ from utils.engine.cache import load_table, save_table, saved_settings, step
 from utils.engine.loop import Run, is_finished, load_run, train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import AutoencoderTask
+from utils.metrics.checks import check_positive_int
 from utils.scores.autoencoder import compute_scores
 from utils.scores.evaluate import detection_table
 from utils.studies import outputs
@@ -63,9 +64,7 @@ class TrainConfig:
         if self.track not in TRACK_MODES:
             raise ValueError(f"track must be one of {', '.join(TRACK_MODES)}, got {self.track!r}.")
         for name in ("epochs", "batch_size", "snapshot_every", "checkpoint_every", "eval_batch_size", "latent"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(getattr(self, name), name)
         self.recipe()  # the recipe validates lr (one place for the rule)
 
     def recipe(self):

@@ -28,6 +28,7 @@ from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
 from utils.engine.workers import run_then_read
+from utils.metrics.checks import is_integer, is_number
 from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
                                     semantic_duplicates)
 
@@ -108,8 +109,7 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
     if (rows < 0).any():
         raise ValueError(f"{int((rows < 0).sum())} kept ids are not in data (e.g. {kept[rows < 0][0]}).")
     subset = data.subset(rows)
-    if per_epoch is not None and (isinstance(per_epoch, bool) or not isinstance(per_epoch, (int, np.integer))
-                                  or not 1 <= per_epoch <= len(subset)):
+    if per_epoch is not None and not (is_integer(per_epoch) and 1 <= per_epoch <= len(subset)):
         raise ValueError(f"per_epoch must be an integer in 1..{len(subset)} (the kept samples), got {per_epoch!r}.")
     n_epoch = int(per_epoch or len(subset))
     run_recipe = budget_recipe(recipe, len(data), n_epoch, budget)
@@ -264,7 +264,7 @@ def smallest_fraction_within(table: pd.DataFrame, tolerance: float = 0.005) -> p
     pair beats it at every fraction < 1 it was run at (mean accuracy strictly above the baseline's; NA for the
     baseline itself and where the baseline did not run at a fraction), with the smallest margin."""
     _check_table(table)
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+    if not (is_number(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a non-negative accuracy difference, got {tolerance!r}.")
     s = summary(table)
     full = s[s["policy"] == "full"]

@@ -19,7 +19,7 @@ from utils.data.inject import (
     near_duplicates,
     near_ood,
     rare_class,
-    summary,
+    type_counts,
     types,
     uniform_noise,
 )
@@ -266,7 +266,7 @@ def test_composition_keeps_flags_consistent(digits):
     noisy = flagged(data, "uniform_noise", "class_noise", "far_ood")
     assert torch.equal(data.labels != data.clean_labels, noisy & (data.labels != data.clean_labels))
     assert torch.equal((data.labels != data.clean_labels) | flagged(data, "far_ood"), noisy)
-    assert summary(data)["total"] == len(data) and list(summary(data).index[:-1]) == [s for s, _ in steps]
+    assert type_counts(data)["total"] == len(data) and list(type_counts(data).index[:-1]) == [s for s, _ in steps]
     assert len(np.unique(data.ids)) == len(data)
     # near-duplicates point at a sample that existed (or was removed by rare_class), and copy its label
     dup = data.meta["near_duplicates"].to_numpy()

@@ -16,7 +16,7 @@ from utils.engine.tasks import make_task
 from utils.scores.geometry import embedding_scores
 from utils.scores.selection import (POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select,
                                     select_after_dedup, semantic_duplicates)
-from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, summary
+from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, accuracy_summary
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -367,7 +367,7 @@ def test_summary_and_smallest_fraction():
             ("c", "ccs", 0.1, 0.81), ("c", "ccs", 0.5, 0.89)]
     table = pd.DataFrame([{"score": s, "policy": p, "fraction": f, "seed": i % 2, "kept": 100, "test_acc": a}
                           for i, (s, p, f, a) in enumerate(rows)])
-    s = summary(table)
+    s = accuracy_summary(table)
     full = s[s.policy == "full"].iloc[0]
     assert full.acc_mean == pytest.approx(0.91) and full.acc_std == pytest.approx(np.std([0.90, 0.92], ddof=1))
     assert full.runs == 2

@@ -10,7 +10,7 @@ compose::
     data = inject(data, "atypical", 0.05, seed=3)
     data = inject(data, "near_duplicates", 0.05, seed=4)
     data.meta                                             # flags and provenance, indexed by sample_id
-    summary(data)                                         # samples per type
+    type_counts(data)                                     # samples per type
 
 Conventions shared by every type (see ``HARDNESS_TYPES`` for one line on each):
 
@@ -51,7 +51,7 @@ from utils.data.mixing import make_mixed, other_class
 from utils.data.samples import Samples
 from utils.metrics.checks import check_seed, is_integer, is_number
 
-__all__ = ["from_arrays", "types", "flagged", "summary", "from_dataset", "exact_count", "inject", "mixed",
+__all__ = ["from_arrays", "types", "flagged", "type_counts", "from_dataset", "exact_count", "inject", "mixed",
            "uniform_noise", "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
            "HARDNESS_TYPES", "HardnessType"]
 
@@ -86,7 +86,7 @@ def flagged(data: Samples, *kinds: str) -> torch.Tensor:
     return data.flag(*cols) if cols else torch.zeros(len(data), dtype=torch.bool)
 
 
-def summary(data: Samples) -> pd.Series:
+def type_counts(data: Samples) -> pd.Series:
     """Number of samples flagged by each type applied, and the total sample count."""
     counts = {t: int(data.meta[t].sum()) for t in types(data)}
     return pd.Series({**counts, "total": len(data)}, name="samples")

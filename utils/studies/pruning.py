@@ -8,7 +8,7 @@ on the kept ids through the one loop (:func:`utils.engine.loop.train`, no per-sa
 set once after the last epoch, a cached step of the one cache; :func:`pruning_study` runs every (score, policy,
 fraction, seed) next to the full data and the score-free baselines (static ``random``; ``rs2``, a fresh random
 subset every epoch, Okanovic et al. 2023) and fixed subsets (``clean``: what the flags leave), each cached in its own
-folder, and returns a long table; :func:`summary`, :func:`smallest_fraction_within`, :func:`paired_tests` and
+folder, and returns a long table; :func:`accuracy_summary`, :func:`smallest_fraction_within`, :func:`paired_tests` and
 :func:`goals` condense it; :class:`PruningConfig` and :func:`run` are the whole study of
 ``pruning/pruning-curves.ipynb`` (score the training set once per label-noise study with
 :func:`utils.scores.dataset.score_dataset`, then retrain under each budget).
@@ -250,7 +250,7 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
 
 
 # ---------------------------------------------------------------------------------------------- summaries
-def summary(table: pd.DataFrame) -> pd.DataFrame:
+def accuracy_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count of test accuracy per (score, policy, fraction), and the mean number kept."""
     _check_table(table)
     g = table.groupby(["score", "policy", "fraction"])
@@ -266,7 +266,7 @@ def smallest_fraction_within(table: pd.DataFrame, tolerance: float = 0.005) -> p
     _check_table(table)
     if not (is_number(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a non-negative accuracy difference, got {tolerance!r}.")
-    s = summary(table)
+    s = accuracy_summary(table)
     full = s[s["policy"] == "full"]
     if full.empty:
         raise ValueError("The table has no full-data rows (policy 'full'); run the study with fraction 1.0.")
@@ -538,7 +538,7 @@ def goals(table: pd.DataFrame, tolerance: float = 0.005, headline: str = "steps"
                              f"({headline})", "met": bool(ok.any()),
                      "detail": ("met by " + ", ".join(f"{r.score}/{r.policy}" for r in w[ok].itertuples()))
                      if ok.any() else what})
-        s = summary(head)
+        s = accuracy_summary(head)
         at = s[np.isclose(s["fraction"], 0.1)]
         rand = at.loc[at["policy"] == "random", "acc_mean"]
         others = at[~at["policy"].isin(BASELINES)]

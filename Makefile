@@ -9,6 +9,13 @@ EPOCHS  ?= 200
 
 .PHONY: run test test-fast report reproduce scoreboard pruning labeling scoring benchmark clean
 
+# a full study: its notebook executed and committed (cached in OUT, resumable), then its README sections rewritten
+# $(call study,NAME,OUT[,more run_notebooks options])
+define study
+$(PY) -m utils.report.run_notebooks --mode full --study $(1)$(if $(3), $(3)) --out $(2) --commit
+$(PY) -m utils.report --only $(1)
+endef
+
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -36,23 +43,19 @@ report: $(STAMP)
 
 ## Full study (DATA_ROOT must hold the data): autoencoder + SSFT; rewrites the committed notebooks, images/ and their README sections.
 reproduce: $(STAMP)
-	$(PY) -m utils.report.run_notebooks --mode full --study seed --dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS) --out results/full --commit
-	$(PY) -m utils.report --only seed
+	$(call study,seed,results/full,--dataset $(DATASET) --split $(SPLIT) --epochs $(EPOCHS))
 
 ## The hardness scoreboard (MNIST test split via DATA_ROOT, Fashion-MNIST test; 3 seeds; resumable, cached in results/board).
 scoreboard: $(STAMP)
-	$(PY) -m utils.report.run_notebooks --mode full --study scoreboard --out results/board --commit
-	$(PY) -m utils.report --only scoreboard
+	$(call study,scoreboard,results/board)
 
 ## The pruning curves on Fashion-MNIST (60,000 train / 10,000 test; resumable, cached in results/prune).
 pruning: $(STAMP)
-	$(PY) -m utils.report.run_notebooks --mode full --study pruning --out results/prune --commit
-	$(PY) -m utils.report --only pruning
+	$(call study,pruning,results/prune)
 
 ## Choosing what to label on Fashion-MNIST (60,000-image pool, 10 budgets, 5 seeds; resumable, cached in results/label).
 labeling: $(STAMP)
-	$(PY) -m utils.report.run_notebooks --mode full --study labeling --out results/label --commit
-	$(PY) -m utils.report --only labeling
+	$(call study,labeling,results/label)
 
 ## Score your own data, committed run: the 10,000 Fashion-MNIST test images with the default ScoringConfig.
 scoring: $(STAMP)

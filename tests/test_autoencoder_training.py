@@ -186,7 +186,7 @@ def test_the_study_scores_are_cached_by_settings_and_refused_for_others(tmp_path
     again = study.scores_or_load(config, "seed", run, mixed)
     assert first.attrs["fresh"] and not again.attrs["fresh"]
     pd.testing.assert_frame_equal(again, first, check_exact=True)          # Parquet: bit-identical
-    pd.testing.assert_frame_equal(study.load_scores(config, "seed"), first, check_exact=True)
+    pd.testing.assert_frame_equal(study.cached_scores(config, "seed"), first, check_exact=True)
     other = make_mixed(images, labels, fraction=0.2, mode="seed", seed=config.mix_seed, info=MNIST)
     with pytest.raises(ValueError, match=r"scores.parquet was computed with other settings \(images\)"):
         study.scores_or_load(config, "seed", run, other)

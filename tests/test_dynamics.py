@@ -10,7 +10,7 @@ import torch
 
 from utils.engine.recorder import Recorder
 from utils.engine.tasks import supervised_values
-from utils.scores.dynamics import dynamics_scores, el2n, run_scores
+from utils.scores.dynamics import dynamics_run_scores, dynamics_scores, el2n
 from utils.scores.registry import SCORES, oriented
 
 C = 4
@@ -98,12 +98,11 @@ def test_each_score_matches_an_independent_computation():
     assert got.loc[ids[0], "never_learned"] == 1 and got.loc[ids[0], "forgetting_toneva"] == t
 
 
-def test_el2n_lower_bounds_and_probs_series():
+def test_el2n_from_a_probs_series_equals_el2n_from_logits():
     z, labels, ids = _case(t=3, n=40, seed=3)
     rec = _recorder(z, labels, ids)
     s = dynamics_scores(rec, labels=labels, el2n_epoch=1)  # an array is read in sample_ids order
-    assert (s["el2n"] >= s["el2n_lower"] * math.sqrt(C / (C - 1)) - 1e-6).all()
-    assert (s["el2n"] <= s["el2n_lower"] * math.sqrt(2) + 1e-6).all()
+    np.testing.assert_allclose(s.loc[ids, "el2n"], _el2n_ref(z[1], labels), rtol=1e-5)
     probs = Recorder(ids)  # a full softmax series instead of logits gives the same EL2N
     for e in range(3):
         probs.record("probs", e, ids, scipy.special.softmax(z[e].astype(np.float64), axis=1).astype(np.float32))
@@ -155,7 +154,7 @@ def test_runs_align_by_sample_id_whatever_their_order():
     y = pd.Series(labels, index=ids)
     both = dynamics_scores([a, b], labels=y, el2n_epoch=1)
     b_plain = _recorder(z2, labels, ids)
-    expected = (run_scores(a, y, 1, True) + run_scores(b_plain, y, 1, True)) / 2
+    expected = (dynamics_run_scores(a, y, 1, True) + dynamics_run_scores(b_plain, y, 1, True)) / 2
     pd.testing.assert_frame_equal(both.drop(columns="n_runs"), expected.sort_index(), check_exact=False, rtol=1e-6)
     assert (both["n_runs"] == 2).all()
     np.testing.assert_allclose(both.loc[ids, "aum"], (_by_loops(z1, labels)["aum"] + _by_loops(z2, labels)["aum"]) / 2,
@@ -260,7 +259,7 @@ def test_runs_of_overlapping_samples_average_over_the_runs_that_trained_on_each(
     assert out.index.tolist() == sorted(ids.tolist())
     assert out.loc[ids[[0, 1, 2, 6, 7, 8]], "n_runs"].tolist() == [1, 1, 1, 1, 1, 1]
     assert (out.loc[ids[3:6], "n_runs"] == 2).all()
-    ra, rb = run_scores(a, y, 1, True), run_scores(b, y, 1, True)
+    ra, rb = dynamics_run_scores(a, y, 1, True), dynamics_run_scores(b, y, 1, True)
     np.testing.assert_allclose(out.loc[ids[0], "el2n"], ra.loc[ids[0], "el2n"], rtol=1e-6)
     np.testing.assert_allclose(out.loc[ids[8], "aum"], rb.loc[ids[8], "aum"], rtol=1e-6)
     np.testing.assert_allclose(out.loc[ids[4], "mean_loss"], (ra.loc[ids[4], "mean_loss"] + rb.loc[ids[4], "mean_loss"]) / 2,
@@ -273,7 +272,7 @@ def test_learning_time_is_in_epochs_as_in_the_two_split_study():
     """One name, one unit: the same correctness history gives the same learning_time (epochs, (log + 1) / k; never:
     horizon + 1) in the supervised dynamics and in a two-split SSFT study."""
     from utils.engine.protocols import TwoSplitRun
-    from utils.scores.ssft import run_scores as ssft_run_scores
+    from utils.scores.ssft import ssft_run_scores
 
     correct = np.array([[0, 1, 0], [1, 1, 0], [1, 0, 0], [1, 1, 0]], dtype=float)   # 4 epochs, 3 samples
     ids = np.array([4, 8, 15])

@@ -7,7 +7,7 @@ import scipy.stats
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from utils.scores.evaluate import detection_table, holdout_threshold, srcc_ceiling
+from utils.scores.evaluate import baseline_scores, detection_table, holdout_threshold, score_row, srcc_ceiling
 
 
 def score_table(scores, label, **kw):
@@ -119,6 +119,31 @@ def test_describe_gives_the_class_means_and_equals_mann_whitney():
     assert t.loc["up", "mean_positive"] == 1.0 and np.isnan(t.loc["up", "rel_diff"])
     assert t.loc["shifted", "rel_diff"] == pytest.approx(abs(df["shifted"][is_mixed].mean() / df["shifted"][
         ~is_mixed].mean() - 1))
+
+
+def test_one_score_row_by_hand():
+    s, y = np.array([0.1, 0.4, 0.35, 0.8]), np.array([False, False, True, True])
+    row = score_row(s, y, "higher", describe=True)
+    # ranked 0.8 (+), 0.4 (-), 0.35 (+), 0.1 (-): 3 of 4 pairs in order; precision 1 at recall 1/2, 2/3 at recall 1
+    assert row["auroc"] == pytest.approx(0.75) and row["ap"] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert (row["mean_positive"], row["mean_negative"]) == pytest.approx((0.575, 0.25))
+    assert row["rel_diff"] == pytest.approx(0.325 / 0.25)
+    lower = score_row(s, y, "lower", srcc=True)
+    assert lower["auroc"] == pytest.approx(0.25) and lower["srcc"] == pytest.approx(spearmanr(s, y).statistic)
+    assert lower["srcc_ceiling"] == pytest.approx(srcc_ceiling(0.5)) and "mean_positive" not in lower
+
+
+def test_baselines_are_a_seeded_random_score_and_a_battery_classifier_when_there_is_one():
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 4 == 0                                  # 50 positives, 150 negatives
+    scores = pd.DataFrame({"stat_mean": rng.normal(size=200) + 3 * y, "stat_flat": 1.0}, index=np.arange(200) * 3)
+    base = baseline_scores(scores, y, seed=1)
+    assert list(base.columns) == ["random", "battery_cv"] and base.index.equals(scores.index)
+    assert roc_auc_score(y, base["battery_cv"]) > 0.9           # the statistic separates the classes
+    assert base["random"].equals(baseline_scores(scores, y, seed=1)["random"])
+    assert not base["random"].equals(baseline_scores(scores, y, seed=2)["random"])
+    assert list(baseline_scores(scores[[]], y).columns) == ["random"]             # no image statistics
+    assert list(baseline_scores(scores, np.arange(200) < 4).columns) == ["random"]  # 4 positives: too few to fold
 
 
 def test_alignment_by_index_not_position(data):

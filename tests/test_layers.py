@@ -108,3 +108,17 @@ def test_each_concept_lives_in_one_module(concept, pattern, home):
     where = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "utils").rglob("*.py")
                    if re.search(pattern, p.read_text(), re.M))
     assert where == [home], f"{concept}: {where}"
+
+
+# the studies' common protocol: the same name means the same step in each study (and `main` is each CLI's entry)
+SHARED_NAMES = {"run", "goals", "load_config", "accuracy_summary", "main"}
+
+
+def test_a_public_function_name_has_one_meaning():
+    where = {}
+    for path in sorted((ROOT / "utils").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: paths for name, paths in where.items() if len(paths) > 1 and name not in SHARED_NAMES}
+    assert twice == {}, f"public functions defined in more than one module: {twice}"

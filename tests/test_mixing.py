@@ -99,11 +99,11 @@ def test_seed_mode_confound_is_detected(mnist5k):
     assert table.loc["background", "auroc"] == 1.0 and table.loc["min", "auroc"] == 1.0
 
 
-def test_matched_mode_same_layout_and_range(mnist5k, matched):
+def test_matched_mode_same_layout(mnist5k, matched):
     s = make_mixed(*mnist5k, mode="seed")
     assert np.array_equal(s.ids, matched.ids) and torch.equal(s.labels, matched.labels)
     assert s.meta.equals(matched.meta) and torch.equal(mixed_pairs(s), mixed_pairs(matched))
-    assert matched.images.min() >= 0 and matched.images.max() <= 1 and matched.history[-1]["mode"] == "matched"
+    assert matched.history[-1]["mode"] == "matched"   # the pixels: test_matched_images_have_exactly_a_clean_histogram
 
 
 def test_matched_images_have_exactly_a_clean_histogram(mnist5k, matched):

@@ -14,7 +14,7 @@ def test_names_the_report_and_readme_read():
     assert (outputs.SUMMARY, outputs.SEPARABILITY, outputs.STUDY_CONFIG) == ("summary.csv", "separability.csv",
                                                                              "study.json")
     assert outputs.ssft_supervised_scores("cnn", 0.001) == "ssft_scores_cnn_noise0.001.parquet"
-    assert outputs.ssft_scores(outputs.ssft_supervised_study("cnn", 0.1)) == "ssft_scores_cnn_noise0.1.parquet"
+    assert outputs.ssft_scores_file(outputs.ssft_supervised_study("cnn", 0.1)) == "ssft_scores_cnn_noise0.1.parquet"
     assert outputs.ssft_unsupervised_detection("autoencoder") == "ssft_ae_detection.csv"
     assert outputs.ssft_unsupervised_detection("barlow_twins") == "ssft_bt_detection.csv"
     assert outputs.ssft_unsupervised_best("barlow_twins") == "ssft_bt_best.csv"

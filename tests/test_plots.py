@@ -176,7 +176,7 @@ def test_quadrant_grids_one_panel_per_quadrant(tmp_path):
 
 
 def test_pruning_curves_one_color_per_score_and_a_legend_per_panel(tmp_path):
-    from utils.studies.pruning import summary
+    from utils.studies.pruning import accuracy_summary
 
     rows = [dict(score="full", policy="full", fraction=1.0, seed=s, test_acc=0.9, kept=100) for s in (0, 1)]
     for score, policies in {"a": ("keep_hard", "ccs"), "b": ("ccs",), "random": ("random",)}.items():
@@ -184,7 +184,7 @@ def test_pruning_curves_one_color_per_score_and_a_legend_per_panel(tmp_path):
             for f in (0.1, 0.5):
                 rows += [dict(score=score, policy=policy, fraction=f, seed=s, test_acc=0.5 + f / 2 - s / 100,
                               kept=int(100 * f)) for s in (0, 1)]
-    fig = plots.pruning_curves(summary(pd.DataFrame(rows)), "t", path=tmp_path / "p.png")
+    fig = plots.pruning_curves(accuracy_summary(pd.DataFrame(rows)), "t", path=tmp_path / "p.png")
     assert sorted(ax.get_title() for ax in fig.axes) == ["ccs", "keep_hard"]
     color = {}
     for ax in fig.axes:

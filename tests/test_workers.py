@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from utils.engine.workers import run_sharded
+from utils.engine.workers import run_sharded, run_then_read
 
 
 def _shard_and_threads(tag, shard):
@@ -18,6 +18,27 @@ def test_results_in_shard_order_with_one_thread_each():
     out = run_sharded(_shard_and_threads, 2, "x")
     assert out == [("x", (0, 2), 1), ("x", (1, 2), 1)]
     assert run_sharded(_shard_and_threads, 1, "y")[0][:2] == ("y", (0, 1))
+
+
+def _cached_squares(folder, n, shard=(0, 1), tag="worker"):
+    """Squares of 0..n-1, each cached as a file written by the process that computed it."""
+    out = []
+    for i in range(shard[0], n, shard[1]):
+        f = Path(folder, f"{i}.txt")
+        if not f.exists():
+            f.write_text(f"{i * i} {tag} {os.getpid()}")
+        out.append(f.read_text())
+    return out
+
+
+def test_run_then_read_computes_in_the_workers_and_reads_everything_back_here(tmp_path):
+    out = run_then_read(_cached_squares, 2, tmp_path, 5, here=dict(tag="parent"))
+    assert [int(r.split()[0]) for r in out] == [0, 1, 4, 9, 16]
+    assert {r.split()[1] for r in out} == {"worker"}                     # every job ran in a worker ...
+    assert str(os.getpid()) not in {r.split()[2] for r in out}          # ... none in this process
+    (tmp_path / "one").mkdir()
+    again = run_then_read(_cached_squares, 1, tmp_path / "one", 3, here=dict(tag="parent"))
+    assert again == [f"{i * i} parent {os.getpid()}" for i in range(3)]  # workers=1: all here, with `here`
 
 
 SLEEPER = """

@@ -10,7 +10,7 @@ compose::
     data = inject(data, "atypical", 0.05, seed=3)
     data = inject(data, "near_duplicates", 0.05, seed=4)
     data.meta                                             # flags and provenance, indexed by sample_id
-    summary(data)                                         # samples per type
+    type_counts(data)                                     # samples per type
 
 Conventions shared by every type (see ``HARDNESS_TYPES`` for one line on each):
 
@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from utils.data.datasets import DATASET_INFO, DatasetInfo, check_images, load_dataset
 from utils.data.mixing import make_mixed, other_class
 from utils.data.samples import Samples
-from utils.metrics.checks import check_seed
+from utils.metrics.checks import check_seed, is_integer, is_number
 
-__all__ = ["from_arrays", "types", "flagged", "summary", "from_dataset", "exact_count", "inject", "mixed",
+__all__ = ["from_arrays", "types", "flagged", "type_counts", "from_dataset", "exact_count", "inject", "mixed",
            "uniform_noise", "class_noise", "atypical", "near_ood", "far_ood", "near_duplicates", "rare_class", "CLASS_PAIRS",
            "HARDNESS_TYPES", "HardnessType"]
 
@@ -86,7 +86,7 @@ def flagged(data: Samples, *kinds: str) -> torch.Tensor:
     return data.flag(*cols) if cols else torch.zeros(len(data), dtype=torch.bool)
 
 
-def summary(data: Samples) -> pd.Series:
+def type_counts(data: Samples) -> pd.Series:
     """Number of samples flagged by each type applied, and the total sample count."""
     counts = {t: int(data.meta[t].sum()) for t in types(data)}
     return pd.Series({**counts, "total": len(data)}, name="samples")
@@ -114,8 +114,7 @@ def from_dataset(name: str, split: str = "train", root=None) -> Samples:
 
 def exact_count(fraction: float, n: int) -> int:
     """floor(fraction * n + 1/2): round half up, exact on the decimal value of ``fraction``."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating, np.integer)) \
-            or not 0 <= fraction <= 1:
+    if not is_number(fraction) or not 0 <= fraction <= 1:
         _fail(f"fraction must be a number between 0 and 1, got {fraction!r}.")
     return int((Fraction(repr(float(fraction))) * int(n) + Fraction(1, 2)) // 1)
 
@@ -256,7 +255,7 @@ def _pair_targets(pairs, num_classes) -> np.ndarray:
             _fail(f"pairs must be a list of (a, b) class pairs (a <-> b) or a dict {{a: b}} (a -> b), got {pairs!r}.")
     target = np.full(num_classes, -1, dtype=np.int64)
     for a, b in edges:
-        if not all(isinstance(c, (int, np.integer)) and 0 <= c < num_classes for c in (a, b)) or a == b:
+        if not all(is_integer(c) and 0 <= c < num_classes for c in (a, b)) or a == b:
             _fail(f"pair ({a}, {b}) must name two different classes in 0..{num_classes - 1}.")
         if target[a] not in (-1, b):
             _fail(f"class {a} appears in two pairs ({a}->{target[a]} and {a}->{b}); each class needs one partner.")
@@ -300,9 +299,9 @@ def atypical(data: Samples, fraction: float, seed: int, *, kind: str = "both", z
     if kind not in ATYPICAL_KINDS:
         _fail(f"Unknown atypical kind {kind!r}: choose 'both', 'zoom' or 'shift'.")
     w = data.images.shape[-1]
-    if kind != "shift" and not (isinstance(zoom, (int, float)) and zoom > 1):
+    if kind != "shift" and not (is_number(zoom) and zoom > 1):
         _fail(f"zoom must be a number > 1, got {zoom!r}.")
-    if kind != "zoom" and not (isinstance(shift, (int, np.integer)) and 0 < shift < w):
+    if kind != "zoom" and not (is_integer(shift) and 0 < shift < w):
         _fail(f"shift must be an integer number of pixels in 1..{w - 1}, got {shift!r}.")
     pick = _draw(rng, _eligible(data, overlap), k, "atypical", fraction, len(data), overlap=overlap)
     pick = rng.permutation(pick)  # a random half zoomed, the other shifted
@@ -324,7 +323,7 @@ def near_ood(data: Samples, fraction: float, seed: int, *, sigma: float = 0.5, o
     """Near out-of-distribution: k images get Gaussian pixel noise of std ``sigma`` (default 0.5, H-CAT's
     0.5 x max pixel on [0, 1] images), then are clamped to [0, 1]; labels unchanged."""
     k, rng, gen = _start(data, "near_ood", fraction, seed)
-    if not (isinstance(sigma, (int, float)) and sigma > 0 and np.isfinite(sigma)):
+    if not (is_number(sigma) and sigma > 0 and np.isfinite(sigma)):
         _fail(f"sigma must be a positive number, got {sigma!r}.")
     pick = _draw(rng, _eligible(data, overlap), k, "near_ood", fraction, len(data), overlap=overlap)
     t = torch.from_numpy(pick)
@@ -380,9 +379,9 @@ def near_duplicates(data: Samples, fraction: float, seed: int, *, sigma: float =
     ``source_id`` = the source's id. Only copies are flagged; sources stay as they were."""
     k, rng, gen = _start(data, "near_duplicates", fraction, seed)
     h, w = data.images.shape[-2:]
-    if not (isinstance(shift, (int, np.integer)) and 0 <= shift < min(h, w)):
+    if not (is_integer(shift) and 0 <= shift < min(h, w)):
         _fail(f"shift must be an integer number of pixels in 0..{min(h, w) - 1}, got {shift!r}.")
-    if not (isinstance(sigma, (int, float)) and sigma >= 0 and np.isfinite(sigma)):
+    if not (is_number(sigma) and sigma >= 0 and np.isfinite(sigma)):
         _fail(f"sigma must be a non-negative number, got {sigma!r}.")
     src = _draw(rng, _eligible(data, overlap), k, "near_duplicates", fraction, len(data), overlap=overlap)
     t = torch.from_numpy(src)
@@ -416,7 +415,7 @@ def rare_class(data: Samples, fraction: float, seed: int, *, cls: int | None = N
     present = present[present >= 0]
     if cls is None:
         cls = int(rng.choice(present))
-    elif isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or cls not in present:
+    elif not is_integer(cls) or cls not in present:
         _fail(f"cls must be one of the classes present ({', '.join(map(str, present))}), got {cls!r}.")
     members = (data.clean_labels == cls).numpy()
     n_c = int(members.sum())

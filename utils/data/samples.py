@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from utils.data.datasets import DATASET_INFO, check_images
+from utils.metrics.checks import check_positive_int
 
 
 def check_ids(ids, n: int) -> np.ndarray:
@@ -91,8 +92,8 @@ class Samples:
         if c is None:
             c = DATASET_INFO[self.name].num_classes if self.name in DATASET_INFO else (
                 int(labels.max()) + 1 if labels is not None and n else None)
-        elif isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {c!r}.")
+        else:
+            check_positive_int(c, "num_classes")
         if labels is not None and n and c is not None and int(labels.max()) >= c:
             raise ValueError(f"labels go up to {int(labels.max())} but there are {c} classes; pass the right "
                              "num_classes.")

@@ -48,6 +48,7 @@ from utils.engine.cache import check_settings, writing
 from utils.engine.distributed import all_sum, rank_and_world, shard, sync_buffers
 from utils.engine.recipes import Recipe, make_optimizer
 from utils.engine.recorder import Recorder
+from utils.metrics.checks import check_positive_int, is_integer
 
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
 RECORDS, MEASURES, HISTORY = "records.npz", "measures.npz", "history.csv"
@@ -88,11 +89,9 @@ def train(task, recipe: Recipe, data: Samples, *, seed: int, model: torch.nn.Mod
     ``settings`` adds study-level settings to the folder's settings check. ``on_epoch_end(epoch)`` runs
     after the epoch's checkpoint decision (tests use it to simulate a kill). ``epoch_size``: samples per epoch
     (RS2, module docstring; None = all of them)."""
-    for name, value in (("logs_per_epoch", logs_per_epoch), ("checkpoint_every", checkpoint_every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if epoch_size is not None and (isinstance(epoch_size, bool) or not isinstance(epoch_size, (int, np.integer))
-                                   or not 1 <= epoch_size <= len(data)):
+    check_positive_int(logs_per_epoch, "logs_per_epoch")
+    check_positive_int(checkpoint_every, "checkpoint_every")
+    if epoch_size is not None and not (is_integer(epoch_size) and 1 <= epoch_size <= len(data)):
         raise ValueError(f"epoch_size must be an integer in 1..{len(data)} (the samples), got {epoch_size!r}.")
     if epoch_size == len(data):
         epoch_size = None     # every sample every epoch: the plain loop

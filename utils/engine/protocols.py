@@ -35,6 +35,7 @@ from utils.engine.loop import Run, train
 from utils.engine.recipes import Recipe
 from utils.engine.recorder import Recorder
 from utils.engine.tasks import TASKS, eval_pass
+from utils.metrics.checks import is_integer
 
 ORDERS = ("AB", "BA")
 
@@ -220,9 +221,9 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
                          f"{type(task).__name__}.")
     if data.labels is None:
         raise ValueError("K-fold probabilities train on labels; give the samples labels.")
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= len(data):
+    if not is_integer(folds) or not 2 <= folds <= len(data):
         raise ValueError(f"folds must be an integer from 2 to the number of samples ({len(data)}), got {folds!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     num_classes = task.info.num_classes
     labels = data.labels.numpy()

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from utils.metrics.checks import is_number
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -38,7 +40,7 @@ class Recipe:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
         if self.schedule not in ("triangle", "constant"):
             raise ValueError(f"schedule must be 'triangle' or 'constant', got {self.schedule!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not (is_number(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {self.lr}.")
         if self.max_epochs < 1 or self.batch_size < 1:
             raise ValueError(f"max_epochs and batch_size must be positive integers, got {self.max_epochs} and "

@@ -3,7 +3,8 @@
 On 2 cores, two one-thread processes do more work per minute than one two-thread process for the project's small
 models (measured: about 1.8x the pruning retrains, and the scoreboard's copies), and scikit-learn's OpenMP threads
 must be limited too, or two workers run four threads. The studies hand their work out in shards
-(``fn(*args, shard=(i, workers))``) and read the cached results back in the parent afterwards. A worker whose parent
+(``fn(*args, shard=(i, workers))``) and read the cached results back in the parent afterwards: one call,
+:func:`run_then_read`. (Under ``torchrun`` the ranks are the workers: :func:`utils.engine.distributed.spread`.) A worker whose parent
 dies (a killed notebook or study) exits within seconds instead of training on: its folder locks are released, so
 the study can be resumed at once.
 """
@@ -49,3 +50,12 @@ def run_sharded(fn, workers: int, *args, **kwargs) -> list:
                              initargs=(os.getpid(),)) as pool:
         jobs = [pool.submit(one_thread, fn, *args, shard=(i, workers), **kwargs) for i in range(workers)]
         return [job.result() for job in jobs]
+
+
+def run_then_read(fn, workers: int, *args, here: dict | None = None, **kwargs):
+    """The whole result of a step whose every job caches itself: ``fn``'s shards in :func:`run_sharded` when
+    ``workers`` > 1, then ``fn(*args, **kwargs, **here)`` in this process (shard ``(0, 1)``), which reads what the
+    shards cached and runs anything left. ``here``: keyword arguments for that last call only (progress bars, a log)."""
+    if workers > 1:
+        run_sharded(fn, workers, *args, **kwargs)
+    return fn(*args, **kwargs, **(here or {}))

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from utils.metrics.checks import is_integer
+
 NAN_POLICIES = ("raise", "omit")
 
 
@@ -22,13 +24,13 @@ def scaled_epochs(k_seed, epochs: int, seed_epochs: int = 600):
     Proportional and rounded half up, capped at ``epochs - 1``: for a 100-epoch run the seed's 20, 50,
     400 and 450 become 3, 8, 67 and 75. Accepts one int (returns an int) or an iterable (returns a tuple).
     """
-    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
+    if not is_integer(epochs) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}; pass the run's number of epochs.")
-    if not isinstance(seed_epochs, (int, np.integer)) or seed_epochs < 1:
+    if not is_integer(seed_epochs) or seed_epochs < 1:
         raise ValueError(f"seed_epochs must be a positive integer, got {seed_epochs!r}; the seed ran 600.")
     if isinstance(k_seed, Iterable):
         return tuple(scaled_epochs(k, epochs, seed_epochs) for k in k_seed)
-    if not isinstance(k_seed, (int, np.integer)) or not 0 <= k_seed < seed_epochs:
+    if not is_integer(k_seed) or not 0 <= k_seed < seed_epochs:
         raise ValueError(f"k_seed={k_seed!r} is not an epoch index of a {seed_epochs}-epoch run; "
                          f"pass an integer in [0, {seed_epochs - 1}].")
     return min(int(math.floor(k_seed * epochs / seed_epochs + 0.5)), epochs - 1)
@@ -108,11 +110,11 @@ def _as_series(series) -> np.ndarray:
 def _check_ks(ks, e: int, what: str) -> list[int]:
     if ks is None:
         return []
-    if isinstance(ks, (int, np.integer)):
+    if is_integer(ks):
         ks = (ks,)
     out = []
     for k in ks:
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < e:
+        if not is_integer(k) or not 0 <= k < e:
             raise ValueError(f"{what}={k!r} is outside the series of {e} epochs; pick an integer in [0, {e - 1}] "
                              "(scaled_epochs maps the seed's 600-epoch indices to shorter runs).")
         out.append(int(k))
@@ -122,7 +124,7 @@ def _check_ks(ks, e: int, what: str) -> list[int]:
 def _check_ranges(sum_range, e: int) -> list[tuple[int, int]]:
     if sum_range is None:
         return []
-    pairs = [sum_range] if len(sum_range) == 2 and all(isinstance(v, (int, np.integer)) for v in sum_range) \
+    pairs = [sum_range] if len(sum_range) == 2 and all(is_integer(v) for v in sum_range) \
         else list(sum_range)
     out = []
     for pair in pairs:
@@ -130,7 +132,7 @@ def _check_ranges(sum_range, e: int) -> list[tuple[int, int]]:
             a, b = pair
         except (TypeError, ValueError):
             raise ValueError(f"sum_range entry {pair!r} is not an (a, b) pair; pass e.g. sum_range=(0, 100).") from None
-        if not all(isinstance(v, (int, np.integer)) for v in (a, b)) or not 0 <= a < b <= e:
+        if not all(is_integer(v) for v in (a, b)) or not 0 <= a < b <= e:
             raise ValueError(f"sum_range={pair!r} is not a half-open range inside {e} epochs; "
                              f"pass integers with 0 <= a < b <= {e}.")
         out.append((int(a), int(b)))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from utils.metrics.checks import is_integer
+
 _ROWS_PER_CHUNK = 1 << 20  # codes handled at once: temporaries of ~40-80 MB
 
 
@@ -96,13 +98,13 @@ def silhouette(Z, n_clusters: int = 10, seed: int = 91, sample_size: int | None 
         raise ValueError(f"silhouette expects codes [N, D], got shape {tuple(z.shape)}; pass one snapshot at a time.")
     _check_finite(z)
     n = len(z)
-    if not isinstance(n_clusters, (int, np.integer)) or not 2 <= n_clusters < n:
+    if not is_integer(n_clusters) or not 2 <= n_clusters < n:
         raise ValueError(f"n_clusters={n_clusters!r} is impossible with {n} points; pass an integer in [2, {n - 1}].")
     z = z.double().numpy()
     labels = KMeans(n_clusters=int(n_clusters), random_state=seed, max_iter=max_iter, n_init=n_init).fit_predict(z)
     if sample_size is None or sample_size >= n:
         ref = np.arange(n)
-    elif not isinstance(sample_size, (int, np.integer)) or sample_size < n_clusters:
+    elif not is_integer(sample_size) or sample_size < n_clusters:
         raise ValueError(f"sample_size={sample_size!r} is too small; pass at least n_clusters={n_clusters} "
                          "reference points, or None for all.")
     else:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from utils.metrics.checks import is_integer
+
 ESTIMATORS = ("mle", "tle")
 
 
@@ -39,7 +41,7 @@ def knn(X, k: int, n_jobs: int | None = None, algorithm: str = "auto", backend: 
     """
     X = _as_points(X, "X")
     n = len(X)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
+    if not is_integer(k) or not 1 <= k < n:
         raise ValueError(f"k={k!r} neighbours is impossible with {n} points; pass an integer in [1, {n - 1}].")
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is unknown; pass one of {', '.join(BACKENDS)}.")
@@ -149,7 +151,7 @@ def lid_mle(X, k: int = 20, knn_result=None, estimator: str = "mle", n_jobs: int
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r} is unknown; pass 'mle' or 'tle'.")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
+    if not is_integer(k) or k < 2:
         raise ValueError(f"k={k!r} is too small for an LID estimate; pass an integer k >= 2.")
     if X is not None:
         X = _as_points(X, "X")

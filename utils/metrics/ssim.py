@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from utils.metrics.checks import is_number
+
 _PIXELS_PER_CHUNK = 1 << 19  # measured fastest on 2 cores: ~670 MNIST pairs per chunk
 
 
@@ -90,7 +92,7 @@ def _check_pair(a, b, data_range, sigma):
                          "add the batch and channel axes (x[None], x[:, None]).")
     if not (a.is_floating_point() and b.is_floating_point()):
         a, b = a.double(), b.double()
-    if not (isinstance(data_range, (int, float)) and data_range > 0):
+    if not (is_number(data_range) and data_range > 0):
         raise ValueError(f"data_range={data_range!r} must be a positive number; use 1.0 for images in [0, 1].")
     if not sigma > 0:
         raise ValueError(f"sigma={sigma!r} must be positive; Wang et al. use 1.5.")

@@ -47,34 +47,33 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
     images = root / outputs.IMAGES_DIR
     # study, its results, the file that says they are there, the command that makes them, and its sections:
     # (file, section name, markdown from (results, readme folder))
+
+    def study(folder, section, markdown, headline):   # a study README's section and its headline in README.md
+        return [(f"{folder}/README.md", section, lambda r, d: markdown(r, images, d)),
+                ("README.md", f"headline-{folder}", headline)]
+
+    def benchmark(section, markdown, *names):   # a benchmarks/README.md section from results/bench_<name>.json
+        return [("benchmarks/README.md", section,
+                 lambda r, d: markdown(*(json.loads((r / f"bench_{k}.json").read_text()) for k in names)))]
+
     plan = [
         ("seed", full, outputs.STUDY_CONFIG, "make reproduce",
-         [("ssl-ae/README.md", "results", lambda r, d: sections.results_markdown(r, images, d)),
-          ("README.md", "headline-ssl-ae", sections.ae_headline)]),
+         study("ssl-ae", "results", sections.results_markdown, sections.ae_headline)),
         ("seed", full, outputs.SSFT_DETECTION, "make reproduce",
-         [("ssft/README.md", "ssft", lambda r, d: sections.ssft_markdown(r, images, d)),
-          ("README.md", "headline-ssft", sections.ssft_headline)]),
+         study("ssft", "ssft", sections.ssft_markdown, sections.ssft_headline)),
         ("scoreboard", board, outputs.SCOREBOARD_BEST, "make scoreboard",
-         [("scoreboard/README.md", "scoreboard", lambda r, d: sections.scoreboard_markdown(r, images, d)),
-          ("README.md", "headline-scoreboard", sections.scoreboard_headline)]),
+         study("scoreboard", "scoreboard", sections.scoreboard_markdown, sections.scoreboard_headline)),
         ("pruning", prune, outputs.PRUNING_GOALS, "make pruning",
-         [("pruning/README.md", "pruning", lambda r, d: sections.pruning_markdown(r, images, d)),
-          ("README.md", "headline-pruning", sections.pruning_headline)]),
+         study("pruning", "pruning", sections.pruning_markdown, sections.pruning_headline)),
         ("labeling", label, outputs.LABELING_GOALS, "make labeling",
-         [("labeling/README.md", "labeling", lambda r, d: sections.labeling_markdown(r, images, d)),
-          ("README.md", "headline-labeling", sections.labeling_headline)]),
+         study("labeling", "labeling", sections.labeling_markdown, sections.labeling_headline)),
         ("performance", bench, "bench_metrics.json", "make benchmark",
-         [("benchmarks/README.md", "performance", lambda r, d: sections.performance_markdown(
-             *(json.loads((r / f"bench_{k}.json").read_text()) for k in ("training", "metrics"))))]),
-        ("scale", bench, "bench_scale.json", "make benchmark",
-         [("benchmarks/README.md", "scale", lambda r, d: sections.scale_markdown(
-             json.loads((r / "bench_scale.json").read_text())))]),
+         benchmark("performance", sections.performance_markdown, "training", "metrics")),
+        ("scale", bench, "bench_scale.json", "make benchmark", benchmark("scale", sections.scale_markdown, "scale")),
         ("label-filter", bench, "bench_label_filter.json", "make benchmark",
-         [("benchmarks/README.md", "label-filter", lambda r, d: sections.label_filter_markdown(
-             json.loads((r / "bench_label_filter.json").read_text())))]),
-        ("planted", bench, "bench_planted.json", "make benchmark",
-         [("benchmarks/README.md", "planted", lambda r, d: sections.planted_markdown(
-             json.loads((r / "bench_planted.json").read_text())))]),
+         benchmark("label-filter", sections.label_filter_markdown, "label_filter")),
+        ("planted", bench, "bench_planted.json", "make benchmark", benchmark("planted", sections.planted_markdown,
+                                                                             "planted")),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

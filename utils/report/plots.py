@@ -287,10 +287,10 @@ def scoreboard_heatmap(wide: pd.DataFrame, title: str = "", metric: str = "AUROC
 def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
     """Test accuracy vs kept fraction (mean ± std over seeds), one panel per policy, one line per score; the
     baselines (random, RS2), fixed subsets (e.g. clean, one point each) and the full-data accuracy in every panel.
-    ``summary``: :func:`utils.studies.pruning.summary` of one budget and noise level."""
+    ``summary``: :func:`utils.studies.pruning.accuracy_summary` of one budget and noise level."""
     need = {"score", "policy", "fraction", "acc_mean", "acc_std"}
     if not need <= set(summary.columns):
-        raise ValueError(f"summary lacks columns {sorted(need - set(summary.columns))}; pass utils.studies.pruning.summary.")
+        raise ValueError(f"summary lacks columns {sorted(need - set(summary.columns))}; pass utils.studies.pruning.accuracy_summary.")
     fixed = ("random", "rs2", "full", "subset")
     policies = [p for p in summary["policy"].unique() if p not in fixed] or ["random"]
     # own y-axis per panel: keep_hard's collapse at small fractions would flatten the other panels' differences
@@ -326,7 +326,7 @@ def pruning_curves(summary: pd.DataFrame, title: str = "", path=None):
 
 def noise_bars(summary: pd.DataFrame, title: str = "", path=None):
     """Per label-noise study: test accuracy (mean ± std over seeds) of the full noisy set and of its clean subset,
-    with the clean-label full data as a line. ``summary``: :func:`utils.studies.pruning.summary` rows with a
+    with the clean-label full data as a line. ``summary``: :func:`utils.studies.pruning.accuracy_summary` rows with a
     ``noise_kind`` column ("none" for the clean labels)."""
     noisy = summary[summary["noise_kind"] != "none"]
     kinds = list(dict.fromkeys(noisy["noise_kind"]))

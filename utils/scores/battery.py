@@ -42,6 +42,8 @@ import pandas as pd
 import scipy.ndimage
 import torch
 
+from utils.metrics.checks import is_integer
+
 INK_THRESHOLD = 0.5
 
 
@@ -170,7 +172,7 @@ def cross_validated_baseline(stats: pd.DataFrame, target, folds: int = 5, seed: 
     from threadpoolctl import threadpool_limits
 
     X, y = _check_stats_target(stats, target)
-    if not isinstance(folds, (int, np.integer)) or isinstance(folds, bool) or folds < 2:
+    if not is_integer(folds) or folds < 2:
         raise ValueError(f"folds={folds!r} is not a valid number of folds; pass an integer >= 2.")
     smaller = int(min(y.sum(), (~y).sum()))
     if smaller < folds:

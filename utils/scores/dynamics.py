@@ -182,8 +182,8 @@ def default_el2n_epoch(horizons) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- scores
-def run_scores(rec, labels=None, el2n_epoch: int | None = None, with_el2n: bool = False,
-               where: str = "this run") -> pd.DataFrame:
+def dynamics_run_scores(rec, labels=None, el2n_epoch: int | None = None, with_el2n: bool = False,
+                        where: str = "this run") -> pd.DataFrame:
     """Every score of one run (no averaging), indexed by its sample ids in the recorder's order."""
     rec = _recorder(rec)
     s = _scalars(rec, where)
@@ -259,7 +259,7 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
 
     ids = np.sort(recs[0].sample_ids)
     if not same_samples:
-        frames = [run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
+        frames = [dynamics_run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
         stacked = pd.concat(frames)
         out = stacked.groupby(level=0).mean()
         out.index.name = "sample_id"
@@ -274,7 +274,7 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
             raise ValueError(f"Run {i} covers other samples than run 0 ({len(lost)} of run 0's ids missing, e.g. "
                              f"{lost[:3].tolist()}; {len(extra)} extra, e.g. {extra[:3].tolist()}); average only runs "
                              "of the same training samples.")
-    frames = [run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
+    frames = [dynamics_run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
     out = pd.concat(frames).groupby(level=0).mean().reindex(ids)
     out.index.name = "sample_id"
     out["n_runs"] = len(recs)

@@ -112,10 +112,80 @@ def detection_table(scores: pd.DataFrame, positive: pd.Series, negative: pd.Seri
     sides have 5 samples, ``battery_cv`` (:func:`utils.scores.battery.cross_validated_baseline` trained on this
     very target: a ceiling of what image statistics reveal).
     Sorted as given (registry) or by AUROC (free). ``attrs`` holds prevalence and n_samples."""
-    from sklearn.metrics import roc_auc_score
+    from utils.scores.registry import SCORES
 
-    from utils.scores.registry import SCORES, registered
+    keep, y = _compared_samples(scores, positive, negative, orientation)
+    values = scores.loc[keep, _score_columns(scores, columns, orientation, directions)].astype(float)
+    directions = dict(directions or {})
+    if baselines:
+        for col, s in baseline_scores(scores.loc[keep], y, seed).items():
+            values[col] = s.to_numpy()
+            directions.setdefault(col, "higher")
+    rows = []
+    for col in values.columns:
+        s = values[col].to_numpy()
+        if not np.isfinite(s).all():
+            if orientation == "free" or holdout:
+                raise ValueError(f"score column {col!r} contains NaN or infinite values; drop or impute those "
+                                 "samples.")
+            continue   # a family that could not score every sample (e.g. a constant embedding) is left out
+        d = directions.get(col) or (SCORES[col].direction if orientation == "registry" else
+                                    "higher" if roc_auc_score(y, s) >= 0.5 else "lower")
+        row = score_row(s, y, d, srcc=srcc, holdout=holdout, describe=describe, free=orientation == "free",
+                        seed=seed)
+        rows.append(dict(score=col, family=SCORES[col].family if col in SCORES else "", **row))
+    p = float(y.mean())
+    table = pd.DataFrame(rows)
+    table["positives"], table["negatives"], table["prevalence"] = int(y.sum()), int((~y).sum()), p
+    if orientation == "free":
+        table = table.sort_values("auroc", ascending=False, kind="stable")
+    table = table.set_index("score")
+    table.attrs.update(prevalence=p, n_samples=int(y.size), seed=seed)
+    return table
 
+
+def score_row(s: np.ndarray, y: np.ndarray, direction: str, *, srcc: bool = False, holdout: bool = False,
+              describe: bool = False, free: bool = False, seed: int = 0) -> dict:
+    """The measures of one score ``s`` against the bool label ``y`` (aligned arrays, finite scores): ``direction``,
+    ``auroc`` and ``ap`` with ``s`` read in ``direction``; with ``srcc`` the signed Spearman of the raw score and its
+    :func:`srcc_ceiling`; with ``holdout`` :func:`holdout_threshold` on the oriented score (``free``: on the raw
+    score, which then picks its own direction on the fit half); with ``describe`` the class means and their gap."""
+    oriented = s if direction == "higher" else -s
+    row = dict(direction=direction, auroc=float(roc_auc_score(y, oriented)),
+               ap=float(average_precision_score(y, oriented)))
+    if srcc:
+        with warnings.catch_warnings():  # a constant score: SRCC is undefined -> NaN
+            warnings.simplefilter("ignore")
+            row["srcc"] = float(spearmanr(s, y).statistic)
+        row["srcc_ceiling"] = srcc_ceiling(float(y.mean()))
+    if holdout:
+        x = s if free else oriented
+        h = holdout_threshold(x, y, seed=seed)
+        row.update(threshold=h.threshold, precision=h.precision, recall=h.recall, f1=h.f1,
+                   flagged_held_out=int(h.predict(x)[~h.fit_mask].sum()))
+    if describe:
+        m1, m0 = s[y].mean(), s[~y].mean()
+        row.update(mean_positive=m1, mean_negative=m0, rel_diff=abs(m1 - m0) / abs(m0) if m0 != 0 else np.nan)
+    return row
+
+
+def baseline_scores(scores: pd.DataFrame, y: np.ndarray, seed: int = 0) -> pd.DataFrame:
+    """The reference rows of :func:`detection_table` for the label ``y`` (bool, aligned with ``scores``' rows), each
+    higher = positive: ``random`` (a seeded uniform score) and, when ``scores`` holds ``stat_*`` image statistics
+    and both classes have 5 samples, ``battery_cv`` (:func:`utils.scores.battery.cross_validated_baseline` trained
+    on this very label: a ceiling of what image statistics reveal)."""
+    rng = np.random.default_rng([seed, 0x5C0])   # a stream of its own, not the one that drew the injection
+    out = pd.DataFrame({"random": rng.random(len(scores))}, index=scores.index)
+    stats = scores[[c for c in scores.columns if c.startswith("stat_")]]
+    if stats.shape[1] and min(y.sum(), (~y).sum()) >= 5:
+        from utils.scores.battery import cross_validated_baseline
+        stats = stats.loc[:, stats.std() > 0]
+        out["battery_cv"] = cross_validated_baseline(stats, pd.Series(y, index=stats.index), folds=5, seed=seed)
+    return out
+
+
+def _compared_samples(scores, positive, negative, orientation) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of ``scores`` compared, their bool label) for :func:`detection_table`, or one sentence saying why not."""
     if orientation not in ("registry", "free"):
         raise ValueError(f"orientation must be 'registry' or 'free', got {orientation!r}.")
     if not isinstance(scores, pd.DataFrame):
@@ -138,63 +208,26 @@ def detection_table(scores: pd.DataFrame, positive: pd.Series, negative: pd.Seri
     y = pos[keep]
     if y.all() or not y.any():
         raise ValueError(f"Need positives and negatives to evaluate, got {int(y.sum())} of {len(y)} positive.")
+    return keep, y
+
+
+def _score_columns(scores, columns, orientation, directions) -> list:
+    """The columns :func:`detection_table` evaluates (default: the registered numeric ones, or every numeric one
+    with ``orientation="free"``), each with a direction, or one sentence saying why not."""
+    from utils.scores.registry import SCORES, registered
+
     if columns is None:
         numeric = [c for c in scores.columns if pd.api.types.is_numeric_dtype(scores[c])
                    and not pd.api.types.is_bool_dtype(scores[c])]
         columns = registered(numeric) if orientation == "registry" else numeric
-    directions = dict(directions or {})
-    unknown = [c for c in columns if orientation == "registry" and c not in SCORES and c not in directions]
+    unknown = [c for c in columns if orientation == "registry" and c not in SCORES and c not in (directions or {})]
     if unknown:
         raise ValueError(f"{unknown} have no registered direction; register them, pass directions=, or use "
                          "orientation='free'.")
     bad = [c for c in columns if c not in scores.columns or not pd.api.types.is_numeric_dtype(scores[c])]
     if bad:
         raise TypeError(f"score columns {bad} are missing or not numeric; drop them or convert them to numbers.")
-    values = scores.loc[keep, list(columns)].astype(float)
-    if baselines:
-        rng = np.random.default_rng([seed, 0x5C0])   # a stream of its own, not the one that drew the injection
-        values["random"] = rng.random(len(values))
-        directions.setdefault("random", "higher")
-        stats = scores.loc[keep, [c for c in scores.columns if c.startswith("stat_")]]
-        if stats.shape[1] and min(y.sum(), (~y).sum()) >= 5:
-            from utils.scores.battery import cross_validated_baseline
-            stats = stats.loc[:, stats.std() > 0]
-            values["battery_cv"] = cross_validated_baseline(stats, pd.Series(y, index=stats.index), folds=5, seed=seed)
-            directions.setdefault("battery_cv", "higher")
-    p = float(y.mean())
-    rows = []
-    for col in values.columns:
-        s = values[col].to_numpy()
-        if not np.isfinite(s).all():
-            if orientation == "free" or holdout:
-                raise ValueError(f"score column {col!r} contains NaN or infinite values; drop or impute those "
-                                 "samples.")
-            continue   # a family that could not score every sample (e.g. a constant embedding) is left out
-        d = directions.get(col) or (SCORES[col].direction if orientation == "registry" else
-                                    "higher" if roc_auc_score(y, s) >= 0.5 else "lower")
-        oriented = s if d == "higher" else -s
-        row = dict(score=col, family=SCORES[col].family if col in SCORES else "", direction=d,
-                   auroc=float(roc_auc_score(y, oriented)), ap=float(average_precision_score(y, oriented)))
-        if srcc:
-            with warnings.catch_warnings():  # a constant score: SRCC is undefined -> NaN
-                warnings.simplefilter("ignore")
-                row["srcc"] = float(spearmanr(s, y).statistic)
-            row["srcc_ceiling"] = srcc_ceiling(p)
-        if holdout:
-            h = holdout_threshold(s if orientation == "free" else oriented, y, seed=seed)
-            row.update(threshold=h.threshold, precision=h.precision, recall=h.recall, f1=h.f1,
-                       flagged_held_out=int(h.predict(s if orientation == "free" else oriented)[~h.fit_mask].sum()))
-        if describe:
-            m1, m0 = s[y].mean(), s[~y].mean()
-            row.update(mean_positive=m1, mean_negative=m0, rel_diff=abs(m1 - m0) / abs(m0) if m0 != 0 else np.nan)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table["positives"], table["negatives"], table["prevalence"] = int(y.sum()), int((~y).sum()), p
-    if orientation == "free":
-        table = table.sort_values("auroc", ascending=False, kind="stable")
-    table = table.set_index("score")
-    table.attrs.update(prevalence=p, n_samples=int(y.size), seed=seed)
-    return table
+    return list(columns)
 
 
 def _binary(y: np.ndarray, name: str) -> np.ndarray:

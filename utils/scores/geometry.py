@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from utils.metrics.checks import is_integer
 from utils.metrics.lid import knn
 
 DEFAULT_K = 10
@@ -59,12 +60,12 @@ def embedding_scores(z, ids=None, k: int = DEFAULT_K, n_clusters: int | None = N
     x = _as_embedding(z)
     n = len(x)
     index = _as_ids(ids, n)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
+    if not is_integer(k) or not 1 <= k < n:
         raise ValueError(f"k={k!r} neighbours is impossible with {n} samples; pass an integer in [1, {n - 1}] "
                          "or embed more samples.")
     if n_clusters is None:
         n_clusters = int(num_classes) if num_classes else DEFAULT_CLUSTERS
-    if not isinstance(n_clusters, (int, np.integer)) or isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
+    if not is_integer(n_clusters) or not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters!r} is impossible with {n} samples; pass an integer in [1, {n}].")
     unit, zero = _unit_rows(x)   # all-zero rows (e.g. all-black images) stay at the origin: no direction, far
                                  # (distance ~1) from every unit-norm prototype
@@ -96,7 +97,7 @@ def cosine_knn_distance(z, k: int = DEFAULT_K) -> np.ndarray:
     direction and stays at the origin (cosine distance 0.5 ... 1 to every unit row)."""
     x = _as_embedding(z).astype(np.float64, copy=False)
     n = len(x)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < n:
+    if not is_integer(k) or not 1 <= k < n:
         raise ValueError(f"k={k!r} neighbours is impossible with {n} samples; pass an integer in [1, {n - 1}].")
     dist, _ = knn(_unit_rows(x)[0], int(k))
     return (dist[:, :k] ** 2 / 2).mean(axis=1)

@@ -37,7 +37,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from utils.metrics.checks import check_seed
+from utils.metrics.checks import check_seed, is_number
 
 PICK_COLUMNS = ("order", "sample_id", "cluster", "method", "why")
 BALL_CAP = 100          # probcover: a ball holds at most this many nearest neighbours
@@ -55,7 +55,7 @@ def budget_count(budget, n: int) -> int:
         except ValueError:
             raise ValueError(f"budget {budget!r} is neither a count (e.g. 300) nor a percentage (e.g. 5%).") from None
         budget = value if text.endswith("%") or not value.is_integer() else int(value)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+    if not is_number(budget):
         raise ValueError(f"budget must be a count or a share, got {budget!r}.")
     if isinstance(budget, (float, np.floating)) and not float(budget).is_integer():
         if not 0 < budget < 1:

@@ -31,7 +31,8 @@ score, a kept fraction f and a policy into the sample ids kept:
 
 :func:`select_after_dedup` applies any policy after removing redundant samples first (SemDeDup, Abbas et al.
 2023: drop semantic near-duplicates, then prune by a score): the redundant ones are only kept when the budget
-exceeds the rest. :func:`semantic_duplicates` marks them from an embedding's nearest-neighbour pairs.
+exceeds the rest. :func:`semantic_duplicates` marks them from an embedding's nearest-neighbour pairs, cut by a
+cosine distance or by a share of the samples.
 
 Conventions:
 
@@ -55,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from utils.data.inject import exact_count
-from utils.metrics.checks import check_seed
+from utils.metrics.checks import check_positive_int, check_seed, is_number
 
 POLICIES = ("keep_hard", "keep_easy", "random", "ccs", "sorscher")
 SORSCHER_SWITCH = 0.3   # sorscher: keep easy at kept fractions <= this, hard above
@@ -63,8 +64,7 @@ SORSCHER_SWITCH = 0.3   # sorscher: keep easy at kept fractions <= this, hard ab
 
 def keep_count(fraction: float, n: int) -> int:
     """Samples kept of ``n`` at ``fraction``: max(1, floor(fraction * n + 1/2)); fraction must lie in (0, 1]."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
-            or not 0 < fraction <= 1:
+    if not is_number(fraction) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must be a number in (0, 1] (the share of samples kept), got {fraction!r}.")
     return max(1, exact_count(float(fraction), n))
 
@@ -166,10 +166,9 @@ def select(scores: pd.Series, fraction: float, policy: str, seed: int = 0, *, be
         return np.sort(ids[ascending[:k]])
 
     beta = default_beta(fraction) if beta is None else beta
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)) or not 0 <= beta < 1:
+    if not is_number(beta) or not 0 <= beta < 1:
         raise ValueError(f"beta must be a number in [0, 1) (the share of hardest samples cut), got {beta!r}.")
-    if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
-        raise ValueError(f"strata must be a positive integer, got {strata!r}.")
+    check_positive_int(strata, "strata")
     cut = exact_count(float(beta), n)
     if n - cut < k:
         raise ValueError(f"ccs with beta={beta} cuts the {cut} hardest of {n} samples, leaving {n - cut}, fewer than "
@@ -264,17 +263,35 @@ def select_after_dedup(scores: pd.Series, redundant: pd.Series, fraction: float,
     return np.sort(np.concatenate([pool.to_numpy().astype(np.int64), rest]))
 
 
-def semantic_duplicates(nearest_id: pd.Series, nn_distance: pd.Series, eps: float) -> pd.Series:
-    """SemDeDup's redundant samples from one embedding's nearest-neighbour table (unit-norm features): a sample is
-    redundant when its nearest neighbour is closer than cosine similarity ``1 - eps`` (Euclidean distance
-    ``sqrt(2 eps)`` on the unit sphere) and :func:`dedup_order` does not pick it as the keeper of its group, so
-    one member of every group of close pairs stays. Abbas et al. search neighbours within k-means clusters and
-    keep the member farthest from the centroid; here the global nearest neighbour and the smallest id keeps.
-    Returns a bool Series by sample id (``attrs["eps"]``)."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 2:
+def semantic_duplicates(nearest_id: pd.Series, nn_distance: pd.Series, eps: float | None = None,
+                        share: float | None = None) -> pd.Series:
+    """SemDeDup's redundant samples from one embedding's nearest-neighbour table (unit-norm features): the samples
+    that :func:`dedup_order` does not pick as the keeper of their group (so one member of every group of close pairs
+    stays), closest to their neighbour first, cut by exactly one of
+
+    * ``eps`` — a cosine distance: redundant when the nearest neighbour is closer than cosine similarity ``1 - eps``
+      (Euclidean distance ``sqrt(2 eps)`` on the unit sphere);
+    * ``share`` — a fraction of all samples: the ``exact_count(share, N)`` closest non-keepers (fewer if there are
+      fewer), i.e. the ``eps`` that removes that share (SemDeDup picks its eps for a target removal rate this way).
+
+    Abbas et al. search neighbours within k-means clusters and keep the member farthest from the centroid; here the
+    global nearest neighbour and the smallest id keeps. Returns a bool Series by sample id, in the order of
+    ``nn_distance``; ``attrs["eps"]`` is the given ``eps``, or for a ``share`` the cosine distance of the last sample
+    it marks (0 when none)."""
+    if (eps is None) == (share is None):
+        raise ValueError("give exactly one of eps (a cosine distance) or share (a fraction of the samples).")
+    if eps is not None and not (is_number(eps) and 0 <= eps <= 2):
         raise ValueError(f"eps must be a cosine distance in [0, 2], got {eps!r}.")
+    if share is not None and not (is_number(share) and 0 <= share < 1):
+        raise ValueError(f"dedup share must be a fraction in [0, 1), got {share!r}.")
     order = dedup_order(nearest_id, nn_distance)
-    close = nn_distance.reindex(order.index) < np.sqrt(2 * eps)
-    out = (close & (order > 0.5)).rename("semantic_duplicate")
+    candidates = nn_distance.reindex(order.index)[order > 0.5].sort_values(kind="stable")
+    if eps is not None:
+        k = int((candidates < np.sqrt(2 * eps)).sum())   # sorted: the ones closer than eps are a prefix
+    else:
+        k = min(exact_count(share, len(order)), len(candidates))
+        eps = float(candidates.iloc[k - 1]) ** 2 / 2 if k else 0.0   # unit sphere: cos = 1 - d^2 / 2
+    out = pd.Series(False, index=nn_distance.index, name="semantic_duplicate")
+    out.loc[candidates.index[:k]] = True
     out.attrs["eps"] = eps
     return out

@@ -37,7 +37,7 @@ def learned(values: np.ndarray, threshold: float, direction: str = "higher") -> 
     return values > threshold if direction == "higher" else values < threshold
 
 
-def run_scores(run, measure: str, threshold: float, direction: str = "higher") -> pd.DataFrame:
+def ssft_run_scores(run, measure: str, threshold: float, direction: str = "higher") -> pd.DataFrame:
     """The score columns of one (seed, order) run, indexed by the first half's sample ids."""
     if measure not in run.stage1:
         raise ValueError(f"Unknown measurement {measure!r}; this run recorded {', '.join(run.stage1)}.")
@@ -54,14 +54,14 @@ def run_scores(run, measure: str, threshold: float, direction: str = "higher") -
 
 
 def ssft_scores(runs, measure: str, threshold: float, direction: str = "higher") -> pd.DataFrame:
-    """Mean of :func:`run_scores` over seeds, one row per sample id; ``n_seeds`` says how many seeds gave it.
+    """Mean of :func:`ssft_run_scores` over seeds, one row per sample id; ``n_seeds`` says how many seeds gave it.
 
     Refuses runs in which a sample is scored twice for the same seed or a seed does not cover every sample."""
     if not runs:
         raise ValueError("No SSFT runs given; train them first (utils.engine.protocols.run_ssft).")
     per_seed = {}
     for run in runs:
-        per_seed.setdefault(run.seed, []).append(run_scores(run, measure, threshold, direction))
+        per_seed.setdefault(run.seed, []).append(ssft_run_scores(run, measure, threshold, direction))
     frames = {seed: pd.concat(parts) for seed, parts in per_seed.items()}
     ids = None
     for seed, frame in frames.items():

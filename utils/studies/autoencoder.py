@@ -38,6 +38,7 @@ from utils.engine.cache import load_table, save_table, saved_settings, step
 from utils.engine.loop import Run, is_finished, load_run, train
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import AutoencoderTask
+from utils.metrics.checks import check_positive_int
 from utils.scores.autoencoder import compute_scores
 from utils.scores.evaluate import detection_table
 from utils.studies import outputs
@@ -63,9 +64,7 @@ class TrainConfig:
         if self.track not in TRACK_MODES:
             raise ValueError(f"track must be one of {', '.join(TRACK_MODES)}, got {self.track!r}.")
         for name in ("epochs", "batch_size", "snapshot_every", "checkpoint_every", "eval_batch_size", "latent"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_positive_int(getattr(self, name), name)
         self.recipe()  # the recipe validates lr (one place for the rule)
 
     def recipe(self):
@@ -206,7 +205,7 @@ def scores_or_load(config: StudyConfig, mode: str, run: Run, mixed: Samples) -> 
                 lambda: compute_scores(series(run), images=mixed.images, seed=config.train.seed))
 
 
-def load_scores(config: StudyConfig, mode: str) -> pd.DataFrame:
+def cached_scores(config: StudyConfig, mode: str) -> pd.DataFrame:
     """The cached per-sample scores of one mode (written by :func:`scores_or_load`)."""
     return load_table(config.folder(mode) / f"{outputs.SCORES}.parquet")
 
@@ -217,7 +216,7 @@ def tables(config: StudyConfig, modes=("seed", "matched")) -> dict[str, pd.DataF
     no stated direction), with the signed SRCC and its ceiling and held-out precision / recall."""
     out = {}
     for mode in modes:
-        scores = load_scores(config, mode)
+        scores = cached_scores(config, mode)
         label = load_table(config.folder(mode) / outputs.MIXED_DATASET)["is_mixed"]
         out[mode] = detection_table(scores, label, orientation="free", srcc=True, holdout=True)
     return out
@@ -288,7 +287,7 @@ def ssft_correlations(config: StudyConfig, ssft_scores: pd.DataFrame, mode: str 
     Rows joined by sample id: clean (not mixed) autoencoder samples that the SSFT study scored and whose label it
     did not flip. Both studies must be on the same dataset split; mismatched labels on a shared id stop it."""
     folder = config.folder(mode)
-    scores = load_scores(config, mode)
+    scores = cached_scores(config, mode)
     data = load_table(folder / outputs.MIXED_DATASET)
     clean = data.index[~data["is_mixed"].astype(bool)]
     keep = ssft_scores.index[~ssft_scores["is_flipped"].astype(bool)] if "is_flipped" in ssft_scores else ssft_scores.index

@@ -17,7 +17,7 @@ official test split, paired by seed against a static random draw. What runs (:fu
 
 Everything is cached under ``results``: the encoders, the proxy runs, the selections and every retrain (its own
 folder), so a killed study resumes. :func:`representations` measures the embeddings with labels (evaluation only);
-:func:`summary`, :func:`paired`, :func:`headline` and :func:`goals` condense the table.
+:func:`accuracy_summary`, :func:`paired`, :func:`headline` and :func:`goals` condense the table.
 """
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False, trai
     "planned"}`` (every part cached under ``results``, so a second call reads them and a killed one resumes).
     ``train=False`` trains no final model: the table holds the retrains already cached (a study still running in
     another process, or one cut short), ``planned`` says how many the plan has."""
-    from utils.engine.workers import run_sharded
+    from utils.engine.workers import run_then_read
     from utils.scores.families import label_dynamics
 
     results = Path(results)
@@ -294,9 +294,7 @@ def run(config: LabelingConfig, results, root=None, progress: bool = False, trai
     jobs = [(m, b, s, pool.ids if m == "full" else by[(m, b, s)]) for m, b, s in plan(config, len(pool))]
     tic = time.perf_counter()
     kwargs = dict(pool=pool, test=test, config=config, info=info, folder=results / "runs")
-    if config.workers > 1 and train:
-        run_sharded(_retrain_shard, config.workers, jobs, **kwargs)
-    rows = _retrain_shard(jobs, train=train, **kwargs)
+    rows = run_then_read(_retrain_shard, config.workers if train else 1, jobs, train=train, **kwargs)
     timings["retrains_s"] = time.perf_counter() - tic
     timings.update(_training_seconds(results))
     for b in (300, 6000):   # the shipped selector from features to picks, timed in every execution
@@ -327,7 +325,7 @@ def _pseudo_accuracy(pseudo: pd.Series, pool: Samples) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- summaries
-def summary(table: pd.DataFrame) -> pd.DataFrame:
+def accuracy_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and runs of test accuracy per (method, budget)."""
     g = table.groupby(["method", "budget"])["test_acc"]
     return g.agg(acc_mean="mean", acc_std="std", runs="count").reset_index()
@@ -371,7 +369,7 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
     full = table[table["method"] == "full"]
     rest = table[table["method"] != "full"]
     both = pd.concat([rest, shipped(rest)], ignore_index=True)
-    s = summary(both).set_index(["method", "budget"])["acc_mean"]
+    s = accuracy_summary(both).set_index(["method", "budget"])["acc_mean"]
     p = paired(both).set_index(["method", "budget"])["diff_mean"]
     rows = []
     for b in sorted(rest["budget"].unique()):
@@ -398,7 +396,7 @@ def goals(table: pd.DataFrame) -> pd.DataFrame:
     """Each goal of the issue, measured on ``table``: met / not met (NA when not run) and the numbers."""
     rest = table[table["method"] != "full"]
     p = paired(pd.concat([rest, shipped(rest)], ignore_index=True))
-    s = summary(table).set_index(["method", "budget"])["acc_mean"]
+    s = accuracy_summary(table).set_index(["method", "budget"])["acc_mean"]
     full = table.loc[table["method"] == "full", "test_acc"].mean()
     rows = []
     free = p[p["method"].isin([*LABEL_FREE, "select_to_label"]) & (p["method"] != "balanced_random")]

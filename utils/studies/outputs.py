@@ -77,18 +77,18 @@ def ssft_mixed_study(model: str, mode: str) -> str:
     return f"{model}_{mode}"
 
 
-def ssft_scores(study: str) -> str:
+def ssft_scores_file(study: str) -> str:
     """Per-sample SSFT scores of a study, one row per sample id (``ssft_scores_cnn_noise0.1.parquet``)."""
     return f"ssft_scores_{study}.parquet"
 
 
 def ssft_supervised_scores(model: str, noise: float) -> str:
-    return ssft_scores(ssft_supervised_study(model, noise))
+    return ssft_scores_file(ssft_supervised_study(model, noise))
 
 
 def ssft_unsupervised_scores(model: str, mode: str, rule: str) -> str:
     """Scores of an unsupervised study under one learned rule (``rule`` = ``LearnedRule.name``, e.g. ``ssim0.5``)."""
-    return ssft_scores(f"{ssft_mixed_study(model, mode)}_{rule}")
+    return ssft_scores_file(f"{ssft_mixed_study(model, mode)}_{rule}")
 
 
 def _prefix(model: str) -> str:

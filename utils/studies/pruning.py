@@ -8,7 +8,7 @@ on the kept ids through the one loop (:func:`utils.engine.loop.train`, no per-sa
 set once after the last epoch, a cached step of the one cache; :func:`pruning_study` runs every (score, policy,
 fraction, seed) next to the full data and the score-free baselines (static ``random``; ``rs2``, a fresh random
 subset every epoch, Okanovic et al. 2023) and fixed subsets (``clean``: what the flags leave), each cached in its own
-folder, and returns a long table; :func:`summary`, :func:`smallest_fraction_within`, :func:`paired_tests` and
+folder, and returns a long table; :func:`accuracy_summary`, :func:`smallest_fraction_within`, :func:`paired_tests` and
 :func:`goals` condense it; :class:`PruningConfig` and :func:`run` are the whole study of
 ``pruning/pruning-curves.ipynb`` (score the training set once per label-noise study with
 :func:`utils.scores.dataset.score_dataset`, then retrain under each budget).
@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utils.data.inject import exact_count
 from utils.data.samples import Samples
 from utils.engine import cache
 from utils.engine.loop import is_finished, train
 from utils.engine.recipes import Recipe
-from utils.engine.workers import run_sharded
-from utils.scores.selection import POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup
+from utils.engine.workers import run_then_read
+from utils.metrics.checks import is_integer, is_number
+from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
+                                    semantic_duplicates)
 
 BUDGETS = ("epochs", "steps")
 STEPS_CAP = 20          # budget="steps" trains at most this many times the recipe's epochs (a 5 % subset: the full run)
@@ -108,8 +109,7 @@ def retrain(task, recipe: Recipe, data: Samples, kept_ids, *, test: Samples, see
     if (rows < 0).any():
         raise ValueError(f"{int((rows < 0).sum())} kept ids are not in data (e.g. {kept[rows < 0][0]}).")
     subset = data.subset(rows)
-    if per_epoch is not None and (isinstance(per_epoch, bool) or not isinstance(per_epoch, (int, np.integer))
-                                  or not 1 <= per_epoch <= len(subset)):
+    if per_epoch is not None and not (is_integer(per_epoch) and 1 <= per_epoch <= len(subset)):
         raise ValueError(f"per_epoch must be an integer in 1..{len(subset)} (the kept samples), got {per_epoch!r}.")
     n_epoch = int(per_epoch or len(subset))
     run_recipe = budget_recipe(recipe, len(data), n_epoch, budget)
@@ -250,7 +250,7 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
 
 
 # ---------------------------------------------------------------------------------------------- summaries
-def summary(table: pd.DataFrame) -> pd.DataFrame:
+def accuracy_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and count of test accuracy per (score, policy, fraction), and the mean number kept."""
     _check_table(table)
     g = table.groupby(["score", "policy", "fraction"])
@@ -264,9 +264,9 @@ def smallest_fraction_within(table: pd.DataFrame, tolerance: float = 0.005) -> p
     pair beats it at every fraction < 1 it was run at (mean accuracy strictly above the baseline's; NA for the
     baseline itself and where the baseline did not run at a fraction), with the smallest margin."""
     _check_table(table)
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+    if not (is_number(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a non-negative accuracy difference, got {tolerance!r}.")
-    s = summary(table)
+    s = accuracy_summary(table)
     full = s[s["policy"] == "full"]
     if full.empty:
         raise ValueError("The table has no full-data rows (policy 'full'); run the study with fraction 1.0.")
@@ -335,9 +335,7 @@ def parallel_study(data: Samples, test: Samples, scores: pd.DataFrame, *, worker
     on 2 cores two one-thread processes train about 1.8x the runs of one two-thread process per minute), then read
     back in one table. ``workers=1`` runs in this process."""
     kwargs = {k: v for k, v in kwargs.items() if k != "shard"}
-    if workers > 1:
-        run_sharded(pruning_study, workers, data, test, scores, **kwargs)
-    return pruning_study(data, test, scores, **kwargs)
+    return run_then_read(pruning_study, workers, data, test, scores, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- study scores
@@ -367,24 +365,14 @@ def study_scores(scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def semantic_redundant(scored: pd.DataFrame, share: float) -> pd.Series:
-    """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all
-    samples that are non-keepers of their nearest-neighbour group (:func:`dedup_order`) and closest to their
-    neighbour: the rule of :func:`utils.scores.selection.semantic_duplicates` with the ``eps`` that removes that
-    share (SemDeDup picks its eps for a target removal rate the same way). ``attrs["eps"]``: the cosine distance that threshold amounts to."""
+    """SemDeDup's redundant samples in the self-supervised features of a score table: the ``share`` of all samples
+    that :func:`utils.scores.selection.semantic_duplicates` marks on ``bt_nearest_id`` / ``bt_nn_distance``
+    (``attrs["eps"]``: the cosine distance that share amounts to)."""
     need = {"bt_nearest_id", "bt_nn_distance"}
     if not need <= set(scored.columns):
         raise ValueError("the score table lacks bt_nearest_id / bt_nn_distance (the self-supervised family); score "
                          "with it, or delete an older scores_ssl.parquet written without bt_nearest_id.")
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
-        raise ValueError(f"dedup share must be a fraction in [0, 1), got {share!r}.")
-    nearest, distance = scored["bt_nearest_id"].astype(np.int64), scored["bt_nn_distance"]
-    order = dedup_order(nearest, distance)
-    candidates = distance.reindex(order.index)[order > 0.5].sort_values(kind="stable")
-    k = min(exact_count(share, len(scored)), len(candidates))
-    out = pd.Series(False, index=scored.index, name="semantic_duplicate")
-    out.loc[candidates.index[:k]] = True
-    out.attrs["eps"] = float(candidates.iloc[k - 1]) ** 2 / 2 if k else 0.0   # unit sphere: cos = 1 - d^2 / 2
-    return out
+    return semantic_duplicates(scored["bt_nearest_id"].astype(np.int64), scored["bt_nn_distance"], share=share)
 
 
 # ---------------------------------------------------------------------------------------------- the study
@@ -551,7 +539,7 @@ def goals(table: pd.DataFrame, tolerance: float = 0.005, headline: str = "steps"
                              f"({headline})", "met": bool(ok.any()),
                      "detail": ("met by " + ", ".join(f"{r.score}/{r.policy}" for r in w[ok].itertuples()))
                      if ok.any() else what})
-        s = summary(head)
+        s = accuracy_summary(head)
         at = s[np.isclose(s["fraction"], 0.1)]
         rand = at.loc[at["policy"] == "random", "acc_mean"]
         others = at[~at["policy"].isin(BASELINES)]

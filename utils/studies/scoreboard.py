@@ -40,7 +40,7 @@ from utils.data.datasets import dataset_info, load_dataset
 from utils.data.inject import HARDNESS_TYPES, from_arrays, inject
 from utils.data.samples import Samples
 from utils.engine import cache
-from utils.engine.workers import run_sharded
+from utils.engine.workers import run_then_read
 from utils.scores.dataset import ScoringConfig, score_dataset
 from utils.scores.evaluate import detection_table
 from utils.scores.families import train_encoder
@@ -238,9 +238,9 @@ def run_board(config: BoardConfig, folder, root=None, progress: bool = False, lo
     cache.check_settings(folder, {"board": {k: v for k, v in config.to_dict().items() if k != "scoring"}})
     todo = sum(not _done(folder / name / f"seed{seed}") for _, name, seed in _copies(config))
     encoder_for(config, folder, root, progress)     # once, before any worker needs it
-    if workers > 1 and todo:
-        run_sharded(_score_copies, workers, config, folder, root)
-    out = pd.concat(_score_copies(config, folder, root, progress, log), ignore_index=True)
+    parts = run_then_read(_score_copies, workers if todo else 1, config, folder, root,
+                          here=dict(progress=progress, log=log))
+    out = pd.concat(parts, ignore_index=True)
     out.insert(0, "dataset", config.dataset)
     if todo:   # the wall time of every call that scored something, encoder pretraining included
         row = pd.DataFrame([dict(dataset=config.dataset, copies=len(_copies(config)), scored=todo, workers=workers,

@@ -71,7 +71,8 @@ benchmark: $(STAMP)
 	$(PY) -m benchmarks.bench_scale --json results/bench_scale.json
 	$(PY) -m benchmarks.bench_label_filter --json results/bench_label_filter.json
 	$(PY) -m benchmarks.bench_planted --json results/bench_planted.json
-	$(PY) -m utils.report --only performance scale label-filter planted
+	$(PY) -m benchmarks.bench_outlier --json results/bench_outlier.json
+	$(PY) -m utils.report --only performance scale label-filter planted outlier
 
 clean:
 	rm -rf results .pytest_cache

@@ -79,5 +79,18 @@ def test_the_planted_section_states_the_ratio_to_the_peer_and_every_tool():
                  keep={"ours": dict(dropped=10, precision=0.9, recall=0.8, clean_dropped=1, foreign_dropped=0)})
     md = planted_markdown(bench)
     assert re.search(r"ours \(default tier\)\s*\|\s*30\s*\|\s*40\s*\|\s*1\.5\s*\|", md)   # 30 s / 20 s
-    assert "ours_thorough auroc" in md and "peer precision" in md and "0.991" in md
+    assert re.search(r"wrong_label\s*\|\s*90\s*\|\s*ours \(thorough\)\s*\|\s*99\s*\|\s*0\.81\s*\|\s*0\.9\s*\|\s*0\.991", md)
+    assert re.search(r"wrong_label\s*\|\s*90\s*\|\s*peer\s*\|\s*120\s*\|\s*0\.7\s*\|", md)
     assert "`keep.csv` against the planted problems" in md and "ours (default tier)" in md.split("`keep.csv`")[1]
+
+
+def test_the_outlier_section_lists_every_rule_and_the_peer():
+    from utils.report.sections import outlier_markdown
+
+    rows = [dict(case="planted", rule=r, n=100, positives=8, flagged=f, precision=p, recall=q)
+            for r, f, p, q in (("declared", 20, 0.4, 1.0), ("datalab fence in every space", 50, 0.16, 1.0),
+                               ("peer (Datalab, PCA-50)", 30, 0.1, 0.375))]
+    md = outlier_markdown({"rows": rows, "rules": {"declared": {}, "datalab fence in every space":
+                                                   {"cos_threshold": 0.37037}}, "cores": 2})
+    assert "`declared`: the declared settings; `datalab fence in every space`: cos_threshold=0.37037" in md
+    assert re.search(r"planted\s*\|\s*peer \(Datalab, PCA-50\)\s*\|\s*8\s*\|\s*30\s*\|\s*0\.1\s*\|\s*0\.375", md)

@@ -371,12 +371,33 @@ def test_issue_types_set_each_rule_in_the_config_and_the_report_states_it(tmp_pa
     outliers = pd.read_csv(tmp_path / "r" / "outliers.csv")
     assert list(outliers.columns) == ["sample_id", "file", "px_knn_distance"]   # the configured spaces only
     with pytest.raises(ValueError, match=r"issue_types\['outlier'\] has no setting 'k' \(its settings: threshold, "
-                                         r"spaces\)\."):
+                                         r"cos_threshold, spaces\)\."):
         replace(TINY, issue_types={"outlier": {"k": 20}})
     with pytest.raises(ValueError, match="Unknown issue type 'outliers' in issue_types: choose from label_issue"):
         replace(TINY, issue_types={"outliers": {}})
     with pytest.raises(ValueError, match=r"must be a number in \(0, 1\], got 3"):
         replace(TINY, issue_types={"outlier": {"threshold": 3}})
+
+
+def test_the_cosine_pixel_space_has_its_own_fence():
+    """The outlier flag: Datalab's fence (threshold) in the Euclidean spaces, Tukey's far-out fence (cos_threshold,
+    3 IQR) in the pixels' cosine space; each settable, each checked."""
+    from dataclasses import replace
+
+    from utils.scores.flags import add_flags, outlier_fence
+    v = pd.Series(np.r_[np.linspace(0.85, 1.15, 200), [1.4, 1.7]])   # 1.4 beyond 1.7 IQR, not 3 IQR; 1.7 beyond both
+    lo, hi = outlier_fence(v), outlier_fence(v, 0.25)
+    assert lo < 1.4 < hi < 1.7 and hi == pytest.approx(np.percentile(v, 75) + 3 * np.subtract(*np.percentile(v, [75, 25])))
+    calm = pd.Series(np.linspace(0.99, 1.01, 202))   # evenly spread: nothing beyond any fence
+    table = pd.DataFrame({"px_nn_distance": 1.0, "px_nearest_id": 0, "px_knn_distance": calm,
+                          "px_cos_knn_distance": v})
+    assert add_flags(table)["flag_outlier"].to_numpy().nonzero()[0].tolist() == [201]       # far-out only
+    both = add_flags(table, {"outlier": {"cos_threshold": 0.37037}})["flag_outlier"]
+    assert both.to_numpy().nonzero()[0].tolist() == [200, 201]
+    swapped = table.rename(columns={"px_knn_distance": "px_cos_knn_distance", "px_cos_knn_distance": "px_knn_distance"})
+    assert add_flags(swapped)["flag_outlier"].to_numpy().nonzero()[0].tolist() == [200, 201]   # Datalab's fence
+    with pytest.raises(ValueError, match=r"\['cos_threshold'\] must be a number in \(0, 1\], got 0"):
+        replace(TINY, issue_types={"outlier": {"cos_threshold": 0}})
 
 
 def _planted_table(n: int = 40):

@@ -13,7 +13,7 @@ scoreboard/README.md       scoreboard                      ``results/board/score
 pruning/README.md          pruning                         ``results/prune/pruning``
 labeling/README.md         labeling                        ``results/label/labeling``
 benchmarks/README.md       performance, scale,             ``results/bench_*.json`` (``make benchmark``)
-                           label-filter, planted
+                           label-filter, planted, outlier
 docs/scores.md             registry                        ``utils.scores.registry``
 =========================  ==============================  ===============================================
 
@@ -32,7 +32,7 @@ from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ("seed", "scoreboard", "pruning", "labeling", "performance", "scale", "label-filter", "planted",
-           "registry")
+           "outlier", "registry")
 
 
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print,
@@ -74,6 +74,8 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
          benchmark("label-filter", sections.label_filter_markdown, "label_filter")),
         ("planted", bench, "bench_planted.json", "make benchmark", benchmark("planted", sections.planted_markdown,
                                                                              "planted")),
+        ("outlier", bench, "bench_outlier.json", "make benchmark", benchmark("outlier", sections.outlier_markdown,
+                                                                             "outlier")),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

@@ -465,6 +465,42 @@ def test_the_report_starts_here_lists_issues_without_hits_in_one_line_and_notes_
     assert "No issue has hits: nothing to act on." in plain and "<section id=" not in plain
 
 
+def test_the_report_shows_each_issue_as_datalab_does_pairs_once_and_every_tile_titled(tmp_path, monkeypatch):
+    """Per issue: a quality score (1 - the flagged share) and a table of the top rows (sample id, the ranking score,
+    given and suggested class); an image grid for every issue with hits, image checks included; copies shown as
+    pairs side by side, each pair once; every tile titled with its sample id, label issues with given -> suggested
+    under it; every tile on the pixel scale with a grey border."""
+    import re
+
+    from utils.report import dataset_report, plots
+    from utils.scores.flags import add_flags
+    grids = []
+    real = plots.image_grid
+
+    def spy(images, titles=None, **kw):
+        grids.append((np.asarray(images), list(titles), kw))
+        return real(images, titles=titles, **kw)
+
+    monkeypatch.setattr(plots, "image_grid", spy)
+    scores = add_flags(_planted_table())
+    images = np.random.default_rng(1).uniform(0, 1, (40, 1, 8, 8))
+    page = dataset_report.write_report(scores, images, tmp_path, class_names=["a", "b", "c", "d"]).read_text()
+    assert re.findall(r"<b>Quality score:</b> ([\d.]+)", page)[:2] == ["0.950", "0.950"]   # 2 of 40 flagged
+    table = page[page.index("<section id='issue-label_issue'>"):]
+    table = table[table.index("<table"):table.index("</table>")]
+    assert re.findall(r"<td>(\d+)</td>\s*<td>([\d.]+)</td>\s*<td>(\w)</td>\s*<td>(\w)</td>", table) == [
+        ("4", "0.01", "a", "b"), ("5", "0.02", "b", "c")]                      # lowest quality first
+    titles = {t[0]: t for _, t, _ in grids}
+    assert titles["4\na -> b"] == ["4\na -> b", "5\nb -> c"]                     # label issues: id, given -> suggested
+    pairs = [t for _, t, _ in grids if t[0].startswith(("0 ", "1 ", "2 ", "3 "))]
+    assert ["0 ~ 1", "1 (nearest)", "2 ~ 3", "3 (nearest)"] in pairs                # each pair once, side by side
+    assert (["0 = 1", "1 (nearest)"] in pairs) != (["1 = 0", "0 (nearest)"] in pairs)   # the exact pair once
+    assert ["10"] in [t for _, t, _ in grids]                                  # the dark check has its grid
+    assert all(kw.get("border") == dataset_report.BORDER for _, _, kw in grids)
+    shown = [g for g, t, _ in grids if t == ["10"]][0]
+    np.testing.assert_array_equal(shown, images[[10]])                       # the tile is the flagged image
+
+
 def test_the_scoreboard_and_the_readme_measure_what_each_issue_declares():
     from utils.report.sections import flag_targets
     from utils.scores.flags import ISSUES

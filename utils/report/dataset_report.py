@@ -133,7 +133,7 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
         found.append(issue)
         sections_of[issue.name] = {"flagged": int(flagged.sum()), "share": float(flagged.mean()),
                                    "rule": issue.describe(settings[issue.name]), "note": issue.note(flagged.mean()),
-                                   "examples": ", ".join(map(str, ids[:8]))}
+                                   "examples": _examples(scores, issue.name, name)}
         if issue.shown:
             figures.append((*_issue_grid(issue.name, scores, images, row, ids, name, top), issue.name))
     no_hits = [i for i in ISSUES.values() if i.flag in scores and not scores[i.flag].astype(bool).any()]
@@ -141,14 +141,13 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
     if hard is not None:
         order = ranked(scores, hard)
         for label, ids in (("hardest", order[:top]), ("easiest", order[::-1][:top])):
-            figures.append((f"The {top} {label} by {hard}", plots.image_grid(images[row.loc[ids].to_numpy()],
-                                                                             titles=[str(i) for i in ids], ncols=8),
-                            "rest"))
+            figures.append((f"The {top} {label} by {hard}", plots.image_grid(
+                images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8, border=BORDER), "rest"))
     if "bt_prototype_distance" in scores or "px_prototype_distance" in scores:
         rare = "bt_prototype_distance" if "bt_prototype_distance" in scores else "px_prototype_distance"
         ids = ranked(scores, rare)[:top]
         figures.append((f"The {top} rarest by {rare} (far from every prototype)", plots.image_grid(
-            images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8), "rest"))
+            images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8, border=BORDER), "rest"))
     figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores), "rest"))
 
     pngs = []
@@ -162,19 +161,55 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
     return page
 
 
+BORDER = "0.7"   # a grey line around every tile: a white image shows on the white page
+PAIRED = ("near_duplicate", "exact_duplicates")   # issues whose images are shown as pairs (a copy and its source)
+
+
+def _pairs(scores: pd.DataFrame, ids, count: int) -> list:
+    """Up to ``count`` pairs (sample, its pixel nearest neighbour) from the flagged ``ids`` in order, each pair once
+    (a copy and its source are each other's neighbour)."""
+    seen, out = set(), []
+    for s in ids:
+        pair = (s, int(scores.loc[s, "px_nearest_id"]))
+        if frozenset(pair) not in seen:
+            seen.add(frozenset(pair))
+            out.append(pair)
+        if len(out) == count:
+            break
+    return out
+
+
 def _issue_grid(issue: str, scores, images, row, ids, name, top: int):
-    """(caption, figure) of the most suspicious images of ``issue``: near-duplicates as pairs (a sample, then its
-    nearest neighbour), label issues titled given -> suggested class."""
+    """(caption, figure) of the most suspicious images of ``issue``, each tile titled with its sample id:
+    copies as pairs side by side (a sample, then its nearest neighbour; each pair once), label issues with the given
+    -> suggested class under the id."""
     caption = f"{ISSUES[issue].title}: the {len(ids)} most suspicious"
     titles = [str(i) for i in ids]
-    if issue == "near_duplicate":
-        ids = [i for s in ids[: top // 2] for i in (s, scores.loc[s, "px_nearest_id"])]
-        titles = [str(i) for i in ids]
+    if issue in PAIRED and "px_nearest_id" in scores:
+        pairs = _pairs(scores, issues(scores, issue).index, top // 2)
+        ids = [i for pair in pairs for i in pair]
+        sign = "=" if issue == "exact_duplicates" else "~"
+        titles = [f"{a} {sign} {b}" if k == 0 else f"{b} (nearest)" for a, b in pairs for k in (0, 1)]
+        caption = f"{ISSUES[issue].title}: the {len(pairs)} most suspicious pairs, side by side"
     elif issue == "label_issue":
-        titles = [f"{name(scores.loc[i, 'label'])}->{name(scores.loc[i, 'cl_predicted_label'])}"
-                  if "cl_predicted_label" in scores else name(scores.loc[i, "label"]) for i in ids]
-        caption += " (given -> suggested class)"
-    return caption, plots.image_grid(images[row.loc[ids].to_numpy()], titles=titles, ncols=8)
+        titles = [f"{i}\n{name(scores.loc[i, 'label'])} -> {name(scores.loc[i, 'cl_predicted_label'])}"
+                  if "cl_predicted_label" in scores else f"{i}\n{name(scores.loc[i, 'label'])}" for i in ids]
+        caption += " (sample id, given -> suggested class)"
+    return caption, plots.image_grid(images[row.loc[ids].to_numpy()], titles=titles, ncols=8, border=BORDER)
+
+
+def _examples(scores: pd.DataFrame, issue: str, name, count: int = 8) -> pd.DataFrame:
+    """The top ``count`` rows of ``issue`` (Datalab's report table): sample id, file, the ranking score, the given
+    and the suggested class where the table has them."""
+    rows = issues(scores, issue).head(count)
+    out = pd.DataFrame({"sample id": rows.index})
+    if "file" in rows:
+        out["file"] = rows["file"].to_numpy()
+    out[f"{ISSUES[issue].score} ({rows.attrs['direction']} = worse)"] = [f"{v:.3g}" for v in rows["score"]]
+    for col in ("given", "suggested"):
+        if col in rows:
+            out[col] = [name(int(c)) for c in rows[col]]
+    return out
 
 
 def _distributions(scores: pd.DataFrame):
@@ -238,7 +273,8 @@ def _html(scores: pd.DataFrame, found, sections_of: dict, no_hits, pngs, lists) 
                      f"<p><b>What to do:</b> {esc(issue.about)}</p>")
         if sec["note"]:
             parts.append(f"<p class='note'>{esc(sec['note'])}</p>")
-        parts.append(f"<p>Most suspicious first (sample id): {esc(sec['examples'])}</p>")
+        parts.append(f"<p><b>Quality score:</b> {1 - sec['share']:.3f} (1 - the flagged share). Most suspicious "
+                     f"first:</p>" + sec["examples"].to_html(index=False, classes="examples", border=0))
         parts += [f"<h3>{esc(caption)}</h3>" + _img(data, name) for caption, data, name, place in pngs
                   if place == issue.name]
         parts.append("</section>")

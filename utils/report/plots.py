@@ -36,12 +36,13 @@ def loghist(values, is_positive, title: str = "", bins: int = 100, labels=("all"
 
 
 def image_grid(images, titles=None, ncols: int = 10, cmap: str = "gray", vmin=0.0, vmax=1.0,
-               frame=None, path=None):
+               frame=None, path=None, border: str | None = None):
     """Show images [N, C, H, W] (C = 1 grey, C = 3 RGB) in a grid on one scale for every tile (no per-image
     rescaling: a blank white image shows white, a blank black one black).
 
     Grey images use `cmap` from `vmin` to `vmax` (default the pixel scale 0..1; None lets matplotlib stretch each
     tile to its own range); RGB images are mapped by `vmin`/`vmax` to [0, 1] and clipped. `frame` is an optional bool [N]: True draws a red frame around that image.
+    `border`: a colour for a thin line around every other tile (so a white image shows on a white page).
     """
     images = _numpy(images)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
@@ -65,8 +66,8 @@ def image_grid(images, titles=None, ncols: int = 10, cmap: str = "gray", vmin=0.
         ax.set_yticks([])
         framed = frame is not None and bool(frame[i])
         for spine in ax.spines.values():
-            spine.set_visible(framed)
-            spine.set(color="red", linewidth=3)
+            spine.set_visible(framed or border is not None)
+            spine.set(color="red" if framed else border, linewidth=3 if framed else 0.8)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)
     fig.tight_layout()

@@ -272,7 +272,7 @@ _DECLARED = (
     *(Issue(c, f"{c}_score", c.replace("_", " ").capitalize(),
             f"CleanVision's {c.replace('_', ' ')} check (its default threshold)", _CHECK_ABOUT[c],
             direction="lower", action=_CHECK_ACTION[c], order=2 if c == "exact_duplicates" else 5,
-            widespread=_widespread(c), drop=c != "exact_duplicates")   # copies: the near_duplicate keeper
+            widespread=_widespread(c), drop=c != "exact_duplicates", shown=True)   # copies: the near_duplicate keeper
       for c in CHECKS),
 )
 ISSUES: dict[str, Issue] = {i.name: i for i in _DECLARED}

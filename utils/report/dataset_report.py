@@ -205,7 +205,8 @@ def _examples(scores: pd.DataFrame, issue: str, name, count: int = 8) -> pd.Data
     out = pd.DataFrame({"sample id": rows.index})
     if "file" in rows:
         out["file"] = rows["file"].to_numpy()
-    out[f"{ISSUES[issue].score} ({rows.attrs['direction']} = worse)"] = [f"{v:.3g}" for v in rows["score"]]
+    score = f"{ISSUES[issue].score} ({rows.attrs['direction']} = worse)"
+    out[score] = [f"{v + 0.0:.3g}" for v in rows["score"]]   # + 0.0: no "-0"
     for col in ("given", "suggested"):
         if col in rows:
             out[col] = [name(int(c)) for c in rows[col]]

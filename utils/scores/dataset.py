@@ -37,13 +37,10 @@ from utils.data.datasets import DatasetInfo, check_images
 from utils.data.samples import Samples, check_ids, check_labels
 from utils.engine import cache
 from utils.engine.distributed import rank_and_world
+from utils.metrics.checks import is_integer
 from utils.scores.flags import add_flags, issue_settings
 from utils.scores.registry import FAMILIES, direction, registered
 from utils.scores.steps import STEP_GROUPS, STEPS, StepInputs, step_settings  # noqa: F401 (STEPS: re-exported)
-
-
-def _is_int(v) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
 
 
 # What each tier trains, over ScoringConfig's defaults (the "default" tier). The default tier is the fast one a
@@ -88,11 +85,11 @@ class ScoringConfig:
             raise ValueError(f"Unknown classifier {self.arch!r}: choose one of {', '.join(CLASSIFIERS)}.")
         for name in ("epochs", "ssft_epochs", "ae_epochs", "ae_ssft_epochs", "bt_epochs", "el2n_epoch", "seed"):
             v = getattr(self, name)
-            if not _is_int(v) or v < 0:
+            if not is_integer(v) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}.")
         for name, low in (("folds", 2), ("k", 1), ("clusters", 1), ("batch_size", 2), ("ae_batch_size", 2)):
             v = getattr(self, name)
-            if not _is_int(v) or v < low:
+            if not is_integer(v) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}"
                                  + (" (one fold to hold out, one to train on)." if name == "folds" else "."))
         if self.seed >= 2 ** 32:

@@ -51,6 +51,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from utils.metrics.checks import is_number
 from utils.scores.image_checks import CHECKS
 
 
@@ -300,7 +301,7 @@ def issue_settings(issue_types: dict | None = None) -> dict:
 
 def _checked(name: str, key: str, value):
     if key in ("threshold", "cos_threshold"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        if not is_number(value) or not 0 < value <= 1:
             raise ValueError(f"issue_types[{name!r}][{key!r}] must be a number in (0, 1], got {value!r}.")
         return float(value)
     from utils.scores.registry import SCORES

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from utils.metrics.checks import is_integer
 from utils.scores import families as fam
 from utils.scores.registry import FAMILIES
 
@@ -93,7 +94,7 @@ class Step:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"step {self.name}: unknown family {self.family!r}; choose one of {', '.join(FAMILIES)}.")
-        if not isinstance(self.version, int) or self.version < 1:
+        if not is_integer(self.version) or self.version < 1:
             raise ValueError(f"step {self.name}: version must be a positive integer, got {self.version!r}.")
 
     def runs(self, inputs: StepInputs, families) -> bool:

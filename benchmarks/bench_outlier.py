@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import write_json
 import pandas as pd
 
 # name -> outlier settings over the declared defaults (utils.scores.flags.ISSUES["outlier"])
@@ -95,9 +96,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     result = run()
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     return 0
 
 

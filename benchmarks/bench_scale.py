@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import write_json
+
 SIZES = (5_000, 10_000, 20_000, 40_000, 70_000)
 
 
@@ -138,9 +140,7 @@ def main(argv=None) -> int:
     from utils.scores.registry import FAMILIES
     result = run(args.sizes, tuple(args.families or FAMILIES))
     print(json.dumps(result["exponents"], indent=1))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     return 0
 
 

@@ -72,11 +72,11 @@ PRUNING_QUICK = dict(DATASET="mnist-5k", TRAIN_SPLIT="train", TEST_SPLIT="test",
                      ENCODER_EPOCHS=2, ENCODER_POOL_SIZE=1000,
                      SCORING=dict(folds=3, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, batch_size=128))
 PRUNING_FULL = dict(DATASET="fashion-mnist")
-# scoring your own data (scoring/): quick mode scores 300 MNIST-5k test digits with a few epochs per family
+# scoring your own data (scoring/): quick mode scores 300 MNIST-5k test digits with the default tier's families
+# (pixels, checks, K-fold pass, autoencoder) and a few epochs each
 SCORING = "score-your-data"
 SCORING_QUICK = dict(DATA="mnist-5k:test", N=300,
-                     SCORING=dict(folds=2, epochs=2, el2n_epoch=1, ssft_epochs=1, ae_epochs=2, ae_ssft_epochs=1,
-                                  bt_epochs=2, batch_size=64))
+                     SCORING=dict(folds=2, epochs=2, el2n_epoch=1, ae_epochs=2, batch_size=64))
 SCORING_FULL = dict(DATA="fashion-mnist:test")
 # choosing what to label (labeling/): quick mode on 1,000 MNIST-5k digits, three budgets, two seeds, tiny trainings
 LABELING = "choose-what-to-label"

@@ -251,3 +251,17 @@ def test_the_plan_runs_the_goals_cells_seed_by_seed_first():
              and not r[0].startswith("ccs_aum_beta") and r[0] != "probcover"]
     assert [r[2] for r in runs[2:2 + len(tier1)]] == sorted(r[2] for r in tier1)   # seed 0's cells, then seed 1's
     assert len(set(runs)) == len(runs) == 2 + 2 * 47                  # the same retrains, only reordered
+
+
+def test_the_probe_section_states_accuracy_and_paired_differences(tmp_path):
+    from utils.report.sections import label_probe_markdown
+
+    rows = [dict(method=m, budget=60, seed=s, test_acc=a + 0.01 * s)
+            for s in range(3) for m, a in (("random", 0.60), ("typiclust_hog", 0.65))]
+    pd.DataFrame(rows).to_csv(tmp_path / "probe.csv", index=False)
+    pd.DataFrame({"embedding": ["hog"], "dims": [50], "knn20_acc": [0.88], "kmeans_acc": [0.56]}).to_csv(
+        tmp_path / "representations.csv")
+    md = label_probe_markdown(tmp_path, tmp_path)
+    assert "3 paired seeds" in md and "| hog " in md
+    assert "+5.00 [+5.00, +5.00]" in md                     # every seed 5 pt above random: a zero-width interval
+    assert "0.61 " in md and "0.66 " in md                   # the means over the seeds

@@ -14,6 +14,7 @@ pruning/README.md          pruning                         ``results/prune/pruni
 labeling/README.md         labeling                        ``results/label/labeling``
 benchmarks/README.md       performance, scale,             ``results/bench_*.json`` (``make benchmark``)
                            label-filter, planted, outlier
+labeling/README.md         label-probe                     ``results/label-probe`` (``labeling/probe_features.py``)
 docs/scores.md             registry                        ``utils.scores.registry``
 =========================  ==============================  ===============================================
 
@@ -32,7 +33,7 @@ from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ("seed", "scoreboard", "pruning", "labeling", "performance", "scale", "label-filter", "planted",
-           "outlier", "registry")
+           "outlier", "label-probe", "registry")
 
 
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print,
@@ -76,6 +77,8 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
                                                                              "planted")),
         ("outlier", bench, "bench_outlier.json", "make benchmark", benchmark("outlier", sections.outlier_markdown,
                                                                              "outlier")),
+        ("label-probe", bench / "label-probe", "probe.csv", "python labeling/probe_features.py",
+         [("labeling/README.md", "label-probe", lambda r, d: sections.label_probe_markdown(r, d))]),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

@@ -14,7 +14,8 @@ pruning/README.md          pruning                         ``results/prune/pruni
 labeling/README.md         labeling                        ``results/label/labeling``
 benchmarks/README.md       performance, scale,             ``results/bench_*.json`` (``make benchmark``)
                            label-filter, planted, outlier
-labeling/README.md         label-probe                     ``results/label-probe`` (``labeling/probe_features.py``)
+labeling/README.md         label-probe, label-ccs          ``results/label-probe``, ``results/label-ccs`` (the
+                                                           probes ``labeling/probe_features.py``, ``probe_ccs.py``)
 docs/scores.md             registry                        ``utils.scores.registry``
 =========================  ==============================  ===============================================
 
@@ -33,7 +34,7 @@ from utils.studies import outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ("seed", "scoreboard", "pruning", "labeling", "performance", "scale", "label-filter", "planted",
-           "outlier", "label-probe", "registry")
+           "outlier", "label-probe", "label-ccs", "registry")
 
 
 def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=STUDIES, log=print,
@@ -79,6 +80,9 @@ def regenerate(root=ROOT, full=None, board=None, prune=None, bench=None, only=ST
                                                                              "outlier")),
         ("label-probe", bench / "label-probe", "probe.csv", "python labeling/probe_features.py",
          [("labeling/README.md", "label-probe", lambda r, d: sections.label_probe_markdown(r, d))]),
+        ("label-ccs", bench / "label-ccs", "probe.csv", "python labeling/probe_ccs.py",
+         [("labeling/README.md", "label-ccs",
+           lambda r, d: sections.label_probe_markdown(r, d, "labeling/probe_ccs.py"))]),
         ("registry", root, "", "", [("docs/scores.md", "registry", lambda r, d: sections.registry_markdown())]),
     ]
     done = []

@@ -231,7 +231,7 @@ def main(argv=None) -> int:
             print(r["stderr"])
     blank = pd.DataFrame({"file": truth["file"]})
     theirs = pd.read_parquet(work / "peer" / "peer.parquet") if not runs["peer"]["returncode"] else blank
-    tables, keeps = [], {}
+    tables, keeps, steps = [], {}, {}
     for tier in ("ours", "ours_thorough"):
         ok = not runs[tier]["returncode"]
         ours = load_table(work / tier / "scores.parquet") if ok else blank
@@ -239,6 +239,7 @@ def main(argv=None) -> int:
         tables.append(t.assign(tool=t["tool"].replace("ours", tier)))
         if ok:
             keeps[tier] = keep_quality(truth, pd.read_csv(work / tier / "keep.csv"))
+            steps[tier] = ours.attrs.get("seconds", {})
     table = pd.concat(tables).drop_duplicates(["planted", "tool"], ignore_index=True)
     print(table.round(3).to_string(index=False))
     print("keep.csv:", keeps)
@@ -248,7 +249,8 @@ def main(argv=None) -> int:
                                                "runs": {k: {m: v for m, v in r.items() if m != "stderr"}
                                                         for k, r in runs.items()},
                                                "refused": {k: r["stderr"] for k, r in runs.items() if r["returncode"]},
-                                               "table": table.to_dict("records"), "keep": keeps}, indent=1))
+                                               "table": table.to_dict("records"), "keep": keeps,
+                                               "steps": steps}, indent=1))
     return 0
 
 

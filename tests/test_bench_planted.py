@@ -76,11 +76,14 @@ def test_the_planted_section_states_the_ratio_to_the_peer_and_every_tool():
     bench = dict(n=3000, seed=0, cores=2, planted={"wrong_label": 90},
                  runs={"ours": dict(wall_s=30.0, cpu_s=40.0), "peer": dict(wall_s=20.0, cpu_s=30.0),
                        "ours_thorough": dict(wall_s=60.0, cpu_s=100.0)}, table=rows,
-                 keep={"ours": dict(dropped=10, precision=0.9, recall=0.8, clean_dropped=1, foreign_dropped=0)})
+                 keep={"ours": dict(dropped=10, precision=0.9, recall=0.8, clean_dropped=1, foreign_dropped=0)},
+                 steps={"ours": {"pixels": 3.04, "supervised": 11.0},
+                        "ours_thorough": {"pixels": 3.0, "supervised": 11.2, "ssft": 6.4}})
     md = planted_markdown(bench)
     assert re.search(r"ours \(default tier\)\s*\|\s*30\s*\|\s*40\s*\|\s*1\.5\s*\|", md)   # 30 s / 20 s
     assert re.search(r"wrong_label\s*\|\s*90\s*\|\s*ours \(thorough\)\s*\|\s*99\s*\|\s*0\.81\s*\|\s*0\.9\s*\|\s*0\.991", md)
     assert re.search(r"wrong_label\s*\|\s*90\s*\|\s*peer\s*\|\s*120\s*\|\s*0\.7\s*\|", md)
+    assert re.search(r"\| ssft\s*\| -\s*\|\s*6\.4 \|", md) and re.search(r"\| pixels\s*\|\s*3\.0\s*\|\s*3\s*\|", md)
     assert "`keep.csv` against the planted problems" in md and "ours (default tier)" in md.split("`keep.csv`")[1]
 
 

@@ -504,8 +504,13 @@ def planted_markdown(bench: dict) -> str:
              f"images (seed {bench['seed']}) and the planted problems "
              + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in bench["planted"].items())
              + "; each tool in its own process, one after the other.", "",
-             timing.round(2).to_markdown(index=False), "",
-             "Per planted type (copies count as found when the copy or its source is flagged; AUROC of each tool's "
+             timing.round(2).to_markdown(index=False), ""]
+    if bench.get("steps"):
+        steps = pd.DataFrame(bench["steps"]).rename(columns=names).round(1)
+        steps = steps.astype(object).where(steps.notna(), "-")          # a step the tier does not run
+        lines += ["Where our time goes (seconds of each cached step, `attrs[\"seconds\"]`; the rest of the wall time "
+                  "is starting Python, reading the images and writing the report):", "", steps.to_markdown(), ""]
+    lines += ["Per planted type (copies count as found when the copy or its source is flagged; AUROC of each tool's "
              "ranking score where it has one):", "", wide.round(3).to_markdown(index=False)]
     if len(keep):
         lines += ["", "`keep.csv` against the planted problems (precision: the share of the dropped files that a "

@@ -395,3 +395,59 @@ def test_a_folder_from_python_keeps_files_and_class_names_and_string_labels_are_
     assert "file" not in t and "direction" in t.attrs
     u = score_dataset(images, t["label"].to_numpy(), config=config, families=("pixels",))
     pd.testing.assert_frame_equal(t.drop(columns="class_name"), u)
+
+
+def test_negative_stride_labels_and_a_label_column_are_scored():
+    """The bug this replaces: labels given as a negative-stride numpy view were refused with torch's message."""
+    x, y = torch.rand(40, 1, 8, 8), np.arange(40) % 4
+    base = score_dataset(x, y, config=TINY, families=("pixels",))
+    reversed_ = score_dataset(x.numpy()[::-1], y[::-1], ids=np.arange(40)[::-1], config=TINY, families=("pixels",))
+    pd.testing.assert_frame_equal(reversed_.sort_index(), base)
+    pd.testing.assert_frame_equal(score_dataset(x, y[:, None], config=TINY, families=("pixels",)), base)
+
+
+def test_images_that_are_not_real_pixel_numbers_are_refused_with_one_sentence():
+    """The bugs this replaces: images=None crashed with torch's TypeError; complex images were scored silently."""
+    for bad in (None, torch.rand(40, 1, 8, 8, dtype=torch.complex64), np.zeros((40, 1, 8, 8), np.complex64)):
+        with pytest.raises(ValueError) as e:
+            score_dataset(bad, config=TINY, families=("pixels",))
+        assert _one_sentence(e).startswith(("images must be real pixel values", "images are complex"))
+
+
+def test_the_image_count_is_checked_against_the_setting_that_needs_it():
+    """The bugs this replaces: folds=20 on 40 images refused pixel-only scoring (which has no folds) as "too few
+    images" without naming folds; 8 images passed the check and crashed in k-means (clusters=10)."""
+    x, y = torch.rand(40, 1, 8, 8), np.arange(40) % 4
+    assert len(score_dataset(x, y, config=ScoringConfig(folds=20), families=("pixels",))) == 40
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, y, config=ScoringConfig(folds=20, epochs=1, el2n_epoch=0), families=("supervised",))
+    assert _one_sentence(e).startswith("40 images are too few for folds=20 (4 images per fold)")
+    with pytest.raises(ValueError) as e:
+        score_dataset(x[:8], config=ScoringConfig(folds=2), families=("pixels",))
+    assert _one_sentence(e).startswith("8 images are too few for clusters=10")
+
+
+def test_one_class_labels_give_label_free_scores_and_say_how_when_a_classifier_is_asked_for():
+    """The bugs this replaces: labels all 0 refused even pixel-only scoring (all 3 did not), and the refusal advised
+    labels=None, which a folder or the command line cannot pass."""
+    x = torch.rand(40, 1, 8, 8)
+    zero = score_dataset(x, np.zeros(40, np.int64), config=TINY, families=("pixels",))
+    assert (zero["label"] == 0).all() and len(zero) == 40
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, np.zeros(40, np.int64), config=TINY, families=("supervised",))
+    assert "the images in the folder itself" in _one_sentence(e)
+
+
+def test_a_cache_folder_that_is_a_file_and_features_with_nan_are_named(tmp_path):
+    """The bugs this replaces: a cache folder that is a file crashed with FileExistsError; features holding NaN were
+    refused with a sentence about their shape."""
+    x = torch.rand(40, 1, 8, 8)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, config=TINY, families=("pixels",), folder=tmp_path / "f")
+    assert _one_sentence(e) == f"The cache folder {tmp_path / 'f'} is a file; pass a folder (it is created when missing)."
+    z = np.zeros((40, 3))
+    z[7, 1] = np.nan
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, config=TINY, families=("self-supervised",), features=z)
+    assert _one_sentence(e).startswith("features hold 1 non-finite values (NaN or inf), in rows [7]")

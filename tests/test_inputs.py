@@ -451,3 +451,21 @@ def test_a_cache_folder_that_is_a_file_and_features_with_nan_are_named(tmp_path)
     with pytest.raises(ValueError) as e:
         score_dataset(x, config=TINY, families=("self-supervised",), features=z)
     assert _one_sentence(e).startswith("features hold 1 non-finite values (NaN or inf), in rows [7]")
+
+
+def test_float_and_32_bit_tiffs_out_of_range_or_with_nan_are_named(tmp_path):
+    """The bug this replaces: a 0..255 float TIFF, a float TIFF holding NaN and a 32-bit integer TIFF over 65535 were
+    refused by the pixel-range check without naming the file."""
+    digit = np.asarray(load_dataset("mnist-5k", "test")[0][0, 0] * 255, dtype=np.float32)
+    nan = digit / 255
+    nan[3, 3] = np.nan
+    cases = {"f255.tif": (Image.fromarray(digit, mode="F"), "holds floats 0..255, but float images are read as stored"),
+             "nan.tif": (Image.fromarray(nan, mode="F"), "holds 1 non-finite pixels (NaN or inf)"),
+             "i32.tif": (Image.fromarray(digit.astype(np.int32) * 1000, mode="I"), "holds integers 0..255000")}
+    for name, (im, what) in cases.items():
+        im.save(tmp_path / name)
+        with pytest.raises(ValueError) as e:
+            read_image(tmp_path / name)
+        assert _one_sentence(e).startswith(f"The image {tmp_path / name} {what}")
+    Image.fromarray(digit / 255, mode="F").save(tmp_path / "ok.tif")
+    assert np.array_equal(read_image(tmp_path / "ok.tif"), digit / 255)      # floats in [0, 1]: read as stored

@@ -445,7 +445,8 @@ def test_a_cache_folder_that_is_a_file_and_features_with_nan_are_named(tmp_path)
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError) as e:
         score_dataset(x, config=TINY, families=("pixels",), folder=tmp_path / "f")
-    assert _one_sentence(e) == f"The cache folder {tmp_path / 'f'} is a file; pass a folder (it is created when missing)."
+    assert _one_sentence(e) == (f"The cache folder {tmp_path / 'f'} is a file; pass a folder (it is created when "
+                                "missing).")
     z = np.zeros((40, 3))
     z[7, 1] = np.nan
     with pytest.raises(ValueError) as e:

@@ -104,7 +104,8 @@ def rows(s, n=40):
 
 
 def same_scores(a, b, cols=("px_knn_distance", "px_prototype_distance", "stat_mean"), atol=1e-6):
-    for c in cols:
+    need(set(a.columns) == set(b.columns), f"other columns: {sorted(set(a.columns) ^ set(b.columns))[:4]}")
+    for c in (c for c in cols if c in a):
         need(np.allclose(a[c].to_numpy(float), b[c].to_numpy(float), atol=atol), f"{c} differs")
 
 
@@ -320,6 +321,12 @@ def _(tmp):
     s = score((x > 0.5).numpy())
     rows(s)
     return "40 rows"
+
+
+@case("8 images (fewer than clusters=10)", "refuse", names="clusters")
+def _(tmp):
+    x, _ = digits(8)
+    return score(x)
 
 
 @case("16 constant images (min count for default folds)")
@@ -546,8 +553,9 @@ def _(tmp):
 def _(tmp):
     x, y = digits()
     s = score(x, y, families="supervised", config=tiny())
-    need("cl_label_quality" in s and "px_knn_distance" not in s, "other families ran")
-    return "supervised columns only"
+    need(list(s.columns) == list(score(x, y, families=("supervised",), config=tiny()).columns),
+         "other columns than families=('supervised',)")
+    return "the columns of ('supervised',)"
 
 
 @case("unknown family", "refuse", names="nope")
@@ -969,19 +977,23 @@ def _(tmp):
     return "name kept in keep.csv"
 
 
-@case("CLI: one class folder", "either")
-def _(tmp):
+def _one_class(tmp):
     x, _ = digits()
     for i in range(40):
         png(tmp / "imgs" / "cats" / f"{i}.png", x[i, 0].numpy())
-    try:
-        cli(tmp / "imgs", "--out", tmp / "out", *TINY)
-    except Refused as err:
-        if "labels=None" in str(err):
-            raise Refused(f"advises labels=None, which the CLI cannot pass: {err}\n") from None
-        raise
+    return tmp / "imgs"
+
+
+@case("CLI: one class folder, pixels only")
+def _(tmp):
+    cli(_one_class(tmp), "--out", tmp / "out", *TINY)
     rows(scores_of(tmp / "out"))
     return "40 rows"
+
+
+@case("CLI: one class folder, supervised", "refuse", names="folder")   # advice a folder's user can follow
+def _(tmp):
+    return cli(_one_class(tmp), "--out", tmp / "out", "--families", "pixels", "supervised")
 
 
 @case("CLI: dataset name mnist-5k:test")
@@ -1030,6 +1042,16 @@ def _(tmp):
 @case("CLI: --keep-fraction without --keep-score", "refuse", names="keep")
 def _(tmp):
     return cli(folder(tmp), "--out", tmp / "out", *TINY, "--keep-fraction", "0.5")
+
+
+@case("CLI: --keep-score without --keep-fraction", "refuse", names="--keep-fraction")
+def _(tmp):
+    return cli(folder(tmp), "--out", tmp / "out", *TINY, "--keep-score", "px_knn_distance")
+
+
+@case("CLI: --keep-score of a family the run does not compute", "refuse", names="el2n")
+def _(tmp):
+    return cli(folder(tmp), "--out", tmp / "out", *TINY, "--keep-fraction", "0.5", "--keep-score", "el2n")
 
 
 @case("CLI: --to-label 0", "refuse")
@@ -1210,8 +1232,10 @@ def _(tmp):
 
 # ================================================================================================ the runner
 def one_sentence(msg: str) -> bool:
+    """One line, no traceback, ending as a sentence (argparse's own 'argument --x: invalid choice ...' too)."""
     msg = msg.strip()
-    return bool(msg) and "\n" not in msg and "Traceback" not in msg and msg.endswith((".", ".)")) and len(msg) < 600
+    return (bool(msg) and "\n" not in msg and "Traceback" not in msg and len(msg) < 600
+            and (msg.endswith((".", ".)")) or msg.startswith("argument ")))
 
 
 def run_case(c: Case, tmp: Path) -> tuple[str, str]:
@@ -1267,7 +1291,8 @@ def probe(cases=None, keep: Path | None = None, out=sys.stdout) -> pd.DataFrame:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", nargs="*", default=None, help="run the cases whose name contains one of these")
+    p.add_argument("--only", action="append", default=None, metavar="TEXT",
+                   help="run the cases whose name contains TEXT (repeat the option for more)")
     p.add_argument("--keep", default=None, help="keep each case's files under this folder")
     args = p.parse_args(argv)
     cases = CASES if args.only is None else [c for c in CASES if any(s in c.name for s in args.only)]

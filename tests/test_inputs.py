@@ -470,3 +470,36 @@ def test_float_and_32_bit_tiffs_out_of_range_or_with_nan_are_named(tmp_path):
         assert _one_sentence(e).startswith(f"The image {tmp_path / name} {what}")
     Image.fromarray(digit / 255, mode="F").save(tmp_path / "ok.tif")
     assert np.array_equal(read_image(tmp_path / "ok.tif"), digit / 255)      # floats in [0, 1]: read as stored
+
+
+def test_the_probe_classifies_outcomes_and_a_subset_of_its_cases_finds_nothing_wrong():
+    """benchmarks/probe_inputs.py (the bad-input probe of the issue): its classification of outcomes, and a fast
+    subset of its cases (the whole probe takes about a minute: python -m benchmarks.probe_inputs)."""
+    import io
+
+    from benchmarks import probe_inputs as P
+
+    def crash(tmp):
+        raise KeyError("stat_mean")
+
+    def two_lines(tmp):
+        raise ValueError("first line.\nsecond line.")
+
+    made_up = [P.Case("scored though bad", lambda tmp: "40 rows", "refuse"), P.Case("crash", crash),
+               P.Case("unclear", two_lines, "refuse"),
+               P.Case("unnamed", lambda tmp: P.tiny(seed=-1), "refuse", "x.png"),
+               P.Case("refused, expected a result", lambda tmp: P.tiny(seed=-1)),
+               P.Case("wrong result", lambda tmp: P.need(False, "3 rows for 40 images"))]
+    table = P.probe(made_up, out=io.StringIO())
+    assert table["outcome"].tolist() == ["silent", "crash", "crash", "crash", "refused (wrong)", "silent"]
+    keys = ("uint16 array", "negative-stride", "requires_grad", "NaN pixel", "uint64 ids", "float labels",
+            "seed=2**32", "families='supervised'", "folds=20 on 40 images (pixels", "features with NaN",
+            "0..255 float TIFF", "mostly exact copies", "--labels CSV empty", "--keep-score of a family",
+            "--out is a file")
+    cases = [c for c in P.CASES if c.name.startswith(keys) or any(k in c.name for k in keys)]
+    assert len(cases) == len(keys)
+    out = io.StringIO()
+    table = P.probe(cases, out=out)
+    assert table["outcome"].isin(["ok", "refused"]).all(), out.getvalue()
+    assert (table["outcome"] == "refused").tolist() == [c.expect == "refuse" for c in cases]
+    assert f"{len(cases)} cases: " in out.getvalue()

@@ -395,3 +395,111 @@ def test_a_folder_from_python_keeps_files_and_class_names_and_string_labels_are_
     assert "file" not in t and "direction" in t.attrs
     u = score_dataset(images, t["label"].to_numpy(), config=config, families=("pixels",))
     pd.testing.assert_frame_equal(t.drop(columns="class_name"), u)
+
+
+def test_negative_stride_labels_and_a_label_column_are_scored():
+    """The bug this replaces: labels given as a negative-stride numpy view were refused with torch's message."""
+    x, y = torch.rand(40, 1, 8, 8), np.arange(40) % 4
+    base = score_dataset(x, y, config=TINY, families=("pixels",))
+    reversed_ = score_dataset(x.numpy()[::-1], y[::-1], ids=np.arange(40)[::-1], config=TINY, families=("pixels",))
+    pd.testing.assert_frame_equal(reversed_.sort_index(), base)
+    pd.testing.assert_frame_equal(score_dataset(x, y[:, None], config=TINY, families=("pixels",)), base)
+
+
+def test_images_that_are_not_real_pixel_numbers_are_refused_with_one_sentence():
+    """The bugs this replaces: images=None crashed with torch's TypeError; complex images were scored silently."""
+    for bad in (None, torch.rand(40, 1, 8, 8, dtype=torch.complex64), np.zeros((40, 1, 8, 8), np.complex64)):
+        with pytest.raises(ValueError) as e:
+            score_dataset(bad, config=TINY, families=("pixels",))
+        assert _one_sentence(e).startswith(("images must be real pixel values", "images are complex"))
+
+
+def test_the_image_count_is_checked_against_the_setting_that_needs_it():
+    """The bugs this replaces: folds=20 on 40 images refused pixel-only scoring (which has no folds) as "too few
+    images" without naming folds; 8 images passed the check and crashed in k-means (clusters=10)."""
+    x, y = torch.rand(40, 1, 8, 8), np.arange(40) % 4
+    assert len(score_dataset(x, y, config=ScoringConfig(folds=20), families=("pixels",))) == 40
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, y, config=ScoringConfig(folds=20, epochs=1, el2n_epoch=0), families=("supervised",))
+    assert _one_sentence(e).startswith("40 images are too few for folds=20 (4 images per fold)")
+    with pytest.raises(ValueError) as e:
+        score_dataset(x[:8], config=ScoringConfig(folds=2), families=("pixels",))
+    assert _one_sentence(e).startswith("8 images are too few for clusters=10")
+
+
+def test_one_class_labels_give_label_free_scores_and_say_how_when_a_classifier_is_asked_for():
+    """The bugs this replaces: labels all 0 refused even pixel-only scoring (all 3 did not), and the refusal advised
+    labels=None, which a folder or the command line cannot pass."""
+    x = torch.rand(40, 1, 8, 8)
+    zero = score_dataset(x, np.zeros(40, np.int64), config=TINY, families=("pixels",))
+    assert (zero["label"] == 0).all() and len(zero) == 40
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, np.zeros(40, np.int64), config=TINY, families=("supervised",))
+    assert "the images in the folder itself" in _one_sentence(e)
+
+
+def test_a_cache_folder_that_is_a_file_and_features_with_nan_are_named(tmp_path):
+    """The bugs this replaces: a cache folder that is a file crashed with FileExistsError; features holding NaN were
+    refused with a sentence about their shape."""
+    x = torch.rand(40, 1, 8, 8)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, config=TINY, families=("pixels",), folder=tmp_path / "f")
+    assert _one_sentence(e) == (f"The cache folder {tmp_path / 'f'} is a file; pass a folder (it is created when "
+                                "missing).")
+    z = np.zeros((40, 3))
+    z[7, 1] = np.nan
+    with pytest.raises(ValueError) as e:
+        score_dataset(x, config=TINY, families=("self-supervised",), features=z)
+    assert _one_sentence(e).startswith("features hold 1 non-finite values (NaN or inf), in rows [7]")
+
+
+def test_float_and_32_bit_tiffs_out_of_range_or_with_nan_are_named(tmp_path):
+    """The bug this replaces: a 0..255 float TIFF, a float TIFF holding NaN and a 32-bit integer TIFF over 65535 were
+    refused by the pixel-range check without naming the file."""
+    digit = np.asarray(load_dataset("mnist-5k", "test")[0][0, 0] * 255, dtype=np.float32)
+    nan = digit / 255
+    nan[3, 3] = np.nan
+    cases = {"f255.tif": (Image.fromarray(digit, mode="F"), "holds floats 0..255, but float images are read as stored"),
+             "nan.tif": (Image.fromarray(nan, mode="F"), "holds 1 non-finite pixels (NaN or inf)"),
+             "i32.tif": (Image.fromarray(digit.astype(np.int32) * 1000, mode="I"), "holds integers 0..255000")}
+    for name, (im, what) in cases.items():
+        im.save(tmp_path / name)
+        with pytest.raises(ValueError) as e:
+            read_image(tmp_path / name)
+        assert _one_sentence(e).startswith(f"The image {tmp_path / name} {what}")
+    Image.fromarray(digit / 255, mode="F").save(tmp_path / "ok.tif")
+    assert np.array_equal(read_image(tmp_path / "ok.tif"), digit / 255)      # floats in [0, 1]: read as stored
+
+
+def test_the_probe_classifies_outcomes_and_a_subset_of_its_cases_finds_nothing_wrong():
+    """benchmarks/probe_inputs.py (the bad-input probe of the issue): its classification of outcomes, and a fast
+    subset of its cases (the whole probe takes about a minute: python -m benchmarks.probe_inputs)."""
+    import io
+
+    from benchmarks import probe_inputs as P
+
+    def crash(tmp):
+        raise KeyError("stat_mean")
+
+    def two_lines(tmp):
+        raise ValueError("first line.\nsecond line.")
+
+    made_up = [P.Case("scored though bad", lambda tmp: "40 rows", "refuse"), P.Case("crash", crash),
+               P.Case("unclear", two_lines, "refuse"),
+               P.Case("unnamed", lambda tmp: P.tiny(seed=-1), "refuse", "x.png"),
+               P.Case("refused, expected a result", lambda tmp: P.tiny(seed=-1)),
+               P.Case("wrong result", lambda tmp: P.need(False, "3 rows for 40 images"))]
+    table = P.probe(made_up, out=io.StringIO())
+    assert table["outcome"].tolist() == ["silent", "crash", "crash", "crash", "refused (wrong)", "silent"]
+    keys = ("uint16 array", "negative-stride", "requires_grad", "NaN pixel", "uint64 ids", "float labels",
+            "seed=2**32", "families='supervised'", "folds=20 on 40 images (pixels", "features with NaN",
+            "0..255 float TIFF", "mostly exact copies", "--labels CSV empty", "--keep-score of a family",
+            "--out is a file")
+    cases = [c for c in P.CASES if c.name.startswith(keys) or any(k in c.name for k in keys)]
+    assert len(cases) == len(keys)
+    out = io.StringIO()
+    table = P.probe(cases, out=out)
+    assert table["outcome"].isin(["ok", "refused"]).all(), out.getvalue()
+    assert (table["outcome"] == "refused").tolist() == [c.expect == "refuse" for c in cases]
+    assert f"{len(cases)} cases: " in out.getvalue()

@@ -264,3 +264,52 @@ def test_tier_picks_what_is_trained(tmp_path, monkeypatch):
     assert (thorough.ssft_epochs, thorough.ae_ssft_epochs, thorough.bt_epochs) == (3, 3, 2)
     with pytest.raises(SystemExit):
         main([str(flat), "--out", str(tmp_path / "o"), "--tier", "fast"])
+
+
+def _error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "Traceback" not in err and err.endswith(".")
+    return err.split("error: ", 1)[1]
+
+
+def test_a_bad_labels_csv_is_named_in_one_sentence(tmp_path, capsys):
+    """The bugs this replaces: a labels CSV with a repeated row, an empty one, a missing one or one that is not a
+    CSV stopped with pandas' or the OS's message, without naming the file."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(20):
+        Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(flat / f"{i:02d}.png")
+    rows = "".join(f"{i:02d}.png,{'ab'[i % 2]}\n" for i in range(20))
+    csv, out = tmp_path / "labels.csv", ["--out", str(tmp_path / "o"), "--families", "pixels", "--quiet"]
+    cases = {"file,label\n" + rows + "00.png,b\n": "gives 1 files two or more labels (e.g. '00.png')",
+             "": "is empty", bytes(range(256)) * 4: "as a CSV"}
+    for text, what in cases.items():
+        csv.write_bytes(text if isinstance(text, bytes) else text.encode())
+        assert main([str(flat), "--labels", str(csv), *out]) == 2
+        err = _error(capsys)
+        assert str(csv) in err and what in err, err
+    assert main([str(flat), "--labels", str(tmp_path / "nope.csv"), *out]) == 2
+    assert _error(capsys).startswith(f"{tmp_path / 'nope.csv'} does not exist")
+    csv.write_text("file,label\n" + rows + "00.png,a\n")                  # the same row twice: counted once
+    assert main([str(flat), "--labels", str(csv), *out]) == 0
+    assert load_table(tmp_path / "o" / "scores.parquet")["class_name"].tolist() == ["ab"[i % 2] for i in range(20)]
+
+
+def test_keep_and_to_label_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """The bugs this replaces: --keep-score naming an unknown score (or a family not run) stopped only after the
+    whole run, with a KeyError for the latter; --to-label 200% chose 2 images and 100% chose 1."""
+    import utils.scores.dataset as dataset
+    from utils.scores.labeling import budget_count
+
+    monkeypatch.setattr(dataset, "score_dataset", lambda *a, **k: pytest.fail("scored before the refusal"))
+    args = ["mnist-5k:test", "--out", str(tmp_path / "o"), "--families", "pixels", "--quiet"]
+    for keep, what in ((["--keep-fraction", "0.5", "--keep-score", "px_knn_distanc"], "did you mean px_knn_distance"),
+                       (["--keep-fraction", "0.5", "--keep-score", "el2n"], "comes from the supervised family"),
+                       (["--keep-fraction", "1.5", "--keep-score", "px_knn_distance"], "--keep-fraction: fraction"),
+                       (["--keep-fraction", "0.5"], "go together")):
+        with pytest.raises(SystemExit):
+            main(args + keep)
+        assert what in capsys.readouterr().err
+    assert main(args + ["--to-label", "200%"]) == 2
+    assert "a budget percentage must lie in (0, 100]" in _error(capsys)
+    assert budget_count("100%", 40) == 40 and budget_count("5%", 1000) == 50

@@ -56,10 +56,7 @@ def load_input(path: str, labels_csv: str | None = None, root=None, with_sizes: 
     if labels_csv is not None:
         if files is None:
             raise ValueError("--labels maps file names to labels: it needs an image folder as PATH.")
-        table = pd.read_csv(labels_csv)
-        if not {"file", "label"} <= set(table.columns):
-            raise ValueError(f"{labels_csv} needs the columns file,label (got {', '.join(table.columns)}).")
-        given = table.set_index("file")["label"].reindex(files)
+        given = read_labels_csv(labels_csv).reindex(files)
         if given.isna().any():
             missing = [f for f, v in zip(files, given) if pd.isna(v)][:3]
             raise ValueError(f"{labels_csv} has no label for {int(given.isna().sum())} images (e.g. {missing}); "
@@ -67,6 +64,54 @@ def load_input(path: str, labels_csv: str | None = None, root=None, with_sizes: 
         codes, classes = pd.factorize(given.astype(str), sort=True)
         labels, classes = codes.astype(np.int64), list(classes)
     return (images, labels, files, classes, sizes) if with_sizes else (images, labels, files, classes)
+
+
+def read_labels_csv(path) -> pd.Series:
+    """The label of each file of a ``file,label`` CSV (rows repeated with the same label counted once), or one
+    sentence naming the CSV: missing, empty, not a CSV, without those columns, or giving a file two labels."""
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist; pass a CSV with the columns file,label.") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty; write the columns file,label and a row per image.") from None
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        why = str(getattr(err, "strerror", None) or err).strip().splitlines()[0].rstrip(".")
+        raise ValueError(f"Cannot read {path} as a CSV ({why}); pass a CSV with the columns file,label.") from None
+    if not {"file", "label"} <= set(table.columns):
+        raise ValueError(f"{path} needs the columns file,label (got {', '.join(map(str, table.columns))}).")
+    table = table.drop_duplicates(["file", "label"])
+    twice = table["file"][table["file"].duplicated()]
+    if len(twice):
+        raise ValueError(f"{path} gives {len(twice)} files two or more labels (e.g. {twice.iloc[0]!r}); keep one "
+                         "row per file.")
+    return table.set_index("file")["label"]
+
+
+def check_keep(fraction, score, families) -> str | None:
+    """Why ``--keep-fraction`` / ``--keep-score`` cannot choose the kept images (one sentence), or None: checked
+    before any training, so a run never fails after it because of them."""
+    from utils.scores.registry import SCORES
+    from utils.scores.selection import keep_count
+
+    if fraction is None and score is None:
+        return None
+    if fraction is None or score is None:
+        return "--keep-fraction and --keep-score go together: the fraction kept, and the score that ranks them."
+    try:
+        keep_count(fraction, 1)
+    except ValueError as err:
+        return f"--keep-fraction: {err}"
+    if score not in SCORES:
+        import difflib
+        close = difflib.get_close_matches(score, list(SCORES), n=3)
+        return (f"--keep-score {score!r} is not a score" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + "; every score is listed in docs/scores.md.")
+    family = SCORES[score].family
+    if family != "pixels" and family not in families:
+        return (f"--keep-score {score} comes from the {family} family, which this run does not compute; add it to "
+                "--families.")
+    return None
 
 
 def to_label(budget, images, files, config, out: Path, progress: bool) -> list:
@@ -231,6 +276,9 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(str(err))
     config = _with_issue_types(config, args.issue, parser)
+    problem = check_keep(args.keep_fraction, args.keep_score, args.families)
+    if problem:
+        parser.error(problem)
     problem = out_problem(args.out, args.path)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -299,8 +299,9 @@ def _too_large(path, err) -> ValueError:
 def read_image(path) -> np.ndarray:
     """One image file as float32 in [0, 1]: ``[H, W]`` for grayscale, ``[H, W, 3]`` for anything else (alpha
     dropped), scaled by its bit depth (8-bit /255; 16-bit /65535, so 16-bit PNGs are not clipped; float images as
-    stored). The file is closed when this returns. A file that cannot be decoded, or that is over PIL's
-    decompression-bomb limit, stops with one sentence naming it."""
+    stored). The file is closed when this returns. A file that cannot be decoded, that is over PIL's
+    decompression-bomb limit, holds NaN or inf, floats outside [0, 1] or integers beyond 16 bits stops with one
+    sentence naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -309,15 +310,26 @@ def read_image(path) -> np.ndarray:
             mode = im.mode
             if mode in ("1", "L", "LA"):
                 return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-            if mode.startswith("I"):   # 16-bit (and 32-bit integer) grayscale: PNG's 16-bit images load as I;16 or I
-                return np.asarray(im, dtype=np.float32) / 65535.0
-            if mode == "F":
-                return np.asarray(im, dtype=np.float32)
-            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+            if mode not in ("F",) and not mode.startswith("I"):
+                return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+            a = np.asarray(im, dtype=np.float64)
     except Image.DecompressionBombError as err:
         raise _too_large(path, err) from None
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise ValueError(f"Cannot read the image {path} ({err}); fix or remove that file.") from None
+    if not np.isfinite(a).all():
+        raise ValueError(f"The image {path} holds {int((~np.isfinite(a)).sum())} non-finite pixels (NaN or inf); fix "
+                         "or remove that file.")
+    if mode == "F":     # float images are read as stored
+        if a.size and (a.min() < 0 or a.max() > 1):
+            raise ValueError(f"The image {path} holds floats {a.min():.3g}..{a.max():.3g}, but float images are read "
+                             "as stored and must lie in [0, 1]; rescale that file (e.g. / 255).")
+        return a.astype(np.float32)
+    # 16-bit (and 32-bit integer) grayscale: PNG's 16-bit images load as I;16 or I
+    if a.size and (a.min() < 0 or a.max() > 65535):
+        raise ValueError(f"The image {path} holds integers {a.min():.0f}..{a.max():.0f}, beyond 16 bits; save it as "
+                         "8- or 16-bit, or as floats in [0, 1].")
+    return a.astype(np.float32) / 65535.0    # exact in float32 below 2**24: the same pixels as before this check
 
 
 def image_size(path) -> tuple[int, int]:

@@ -39,7 +39,7 @@ from utils.engine import cache
 from utils.engine.distributed import rank_and_world
 from utils.metrics.checks import is_integer
 from utils.scores.flags import add_flags, issue_settings
-from utils.scores.registry import FAMILIES, direction, registered
+from utils.scores.registry import FAMILIES, LABEL_FREE_FAMILIES, direction, registered
 from utils.scores.steps import STEP_GROUPS, STEPS, StepInputs, step_settings  # noqa: F401 (STEPS: re-exported)
 
 
@@ -143,7 +143,13 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
         x = images.detach().cpu()
     else:
         a = np.asarray(images)
-        x = torch.from_numpy(np.ascontiguousarray(a)) if a.dtype.kind in "biuf" else torch.as_tensor(a)
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"images must be real pixel values (or a folder's path), got {a.dtype} "
+                             f"{'values' if a.ndim else repr(images)}; pass a tensor or array [N, C, H, W] in [0, 1], "
+                             "a list of arrays, or the path of an image folder.")
+        x = torch.from_numpy(np.ascontiguousarray(a))
+    if x.is_complex():
+        raise ValueError(f"images are complex ({x.dtype}); pass real pixels, e.g. their magnitude .abs().")
     given_4d = x.ndim == 4
     if x.ndim == 3:
         x = x.unsqueeze(1)
@@ -176,7 +182,9 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
             raise ValueError(f"labels must be integer class indices 0..C-1, got {values.dtype} values (e.g. "
                              f"{values.reshape(-1)[:2].tolist()}); map class names to integers first, e.g. with "
                              "pandas.factorize.")
-        labels = check_labels(values.reshape(-1), len(x))
+        if values.ndim == 2 and values.shape[1] == 1:     # a column [N, 1]; a one-hot [N, C] is refused below
+            values = values[:, 0]
+        labels = check_labels(np.ascontiguousarray(values), len(x))
     ids = check_ids(ids, len(x))
     meta = None
     if sizes is not None:
@@ -193,9 +201,6 @@ def as_samples(images, labels=None, ids=None, info: DatasetInfo | None = None,
         xs = x if (order == np.arange(len(order))).all() else x[torch.from_numpy(order)]
         ls = None if labels is None else labels[torch.from_numpy(order)]
         info = DatasetInfo.from_images(xs, ls, num_classes=None if labels is None else data.num_classes)
-    if labels is not None and info.num_classes < 2:
-        raise ValueError("Labels with a single class cannot train a classifier; pass labels=None for label-free "
-                         "scores only.")
     return data, info
 
 
@@ -279,13 +284,17 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     data, info = as_samples(images, labels, ids, info, sizes)
     trains = ("supervised" in families and config.epochs) or ("ssft" in families and config.ssft_epochs)
     if data.labels is not None and trains and len(torch.unique(data.labels)) < 2:
-        raise ValueError(f"Every label is class {int(data.labels[0])}: a single class cannot train a classifier; "
-                         "pass labels=None, or only label-free families, for label-free scores.")
+        raise ValueError(f"Every label is class {int(data.labels[0])} (for a folder: every image sits in one class "
+                         "sub-folder), and a single class cannot train a classifier; score without labels "
+                         "(labels=None, or the images in the folder itself) or with the label-free families only "
+                         f"({', '.join(LABEL_FREE_FAMILIES)}).")
+    _check_count(len(data), config, kfold=bool(data.labels is not None and "supervised" in families
+                                               and config.epochs and pred_probs is None))
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+        raise ValueError(f"The cache folder {folder} is a file; pass a folder (it is created when missing).")
     given_order = data.ids
     pred_probs, features = _given(pred_probs, features, data)
     data = data.sorted()   # every family sees the samples in id order: scores do not depend on the input order
-    if len(data) < 4 * config.folds:
-        raise ValueError(f"{len(data)} images are too few to score; give at least {4 * config.folds}.")
     folder = Path(folder) if folder is not None else None
     inputs = StepInputs(data, info, config, folder, encoder, progress, pred_probs=pred_probs, features=features)
     parts = _run_steps(inputs, families, force)
@@ -300,6 +309,16 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
     out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]
     return out
+
+
+def _check_count(n: int, config: ScoringConfig, kfold: bool) -> None:
+    """Refuses, with one sentence naming the setting, ``n`` images too few for the k-means ``clusters`` of every
+    embedding or (when the K-fold pass trains, ``kfold``) for 4 images per fold of ``folds``."""
+    for name, value, least, why in (("folds", config.folds, 4 * config.folds if kfold else 0, "4 images per fold"),
+                                    ("clusters", config.clusters, config.clusters, "one image per k-means centroid")):
+        if n < least:
+            raise ValueError(f"{n} images are too few for {name}={value} ({why}); give at least {least} images, "
+                             f"or lower {name} (--set {name}=...).")
 
 
 def _given(pred_probs, features, data: Samples):
@@ -328,9 +347,12 @@ def _given(pred_probs, features, data: Samples):
                                   columns=[f"p{c}" for c in range(p.shape[1])])
     if features is not None:
         z = np.asarray(features, dtype=np.float64)
-        if z.ndim != 2 or len(z) != n or not np.isfinite(z).all():
+        if z.ndim != 2 or len(z) != n:
             raise ValueError(f"features must be a finite [N={n}, D] embedding, one row per image, got shape "
                              f"{list(z.shape)}.")
+        if not np.isfinite(z).all():
+            raise ValueError(f"features hold {int((~np.isfinite(z)).sum())} non-finite values (NaN or inf), in rows "
+                             f"{np.flatnonzero(~np.isfinite(z).all(1))[:5].tolist()}; clean or drop those samples.")
         features = z[order]
     return pred_probs, features
 

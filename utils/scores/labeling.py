@@ -54,7 +54,12 @@ def budget_count(budget, n: int) -> int:
             value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
         except ValueError:
             raise ValueError(f"budget {budget!r} is neither a count (e.g. 300) nor a percentage (e.g. 5%).") from None
-        budget = value if text.endswith("%") or not value.is_integer() else int(value)
+        if text.endswith("%"):    # a share, whatever its value: "100%" is every image (was 1), "200%" refused
+            if not 0 < value <= 1:
+                raise ValueError(f"a budget percentage must lie in (0, 100], got {budget!r}.")
+            budget = int(np.floor(value * n + 0.5))
+        else:
+            budget = value if not value.is_integer() else int(value)
     if not is_number(budget):
         raise ValueError(f"budget must be a count or a share, got {budget!r}.")
     if isinstance(budget, (float, np.floating)) and not float(budget).is_integer():

@@ -636,3 +636,13 @@ def test_tiers_default_is_fast_and_thorough_is_the_studies_config():
     assert set(TIERS) == {"default", "thorough"}
     with pytest.raises(ValueError, match="Unknown tier 'fast': choose one of default, thorough"):
         ScoringConfig.tier("fast")
+
+
+def test_action_lists_refuse_a_keep_score_the_table_lacks_in_one_sentence():
+    from utils.report.dataset_report import action_lists
+    from utils.scores.flags import add_flags
+    scores = add_flags(_planted_table())
+    kept = action_lists(scores, keep_fraction=0.5, keep_score="px_knn_distance")["keep"]
+    assert len(kept) == 20
+    with pytest.raises(ValueError, match="--keep-score bt_knn_distance is not in this run's table"):
+        action_lists(scores, keep_fraction=0.5, keep_score="bt_knn_distance")

@@ -94,6 +94,9 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
     if keep_fraction is not None:
         if keep_score is None:
             raise ValueError("keep_fraction needs keep_score: the registered score that ranks the samples kept.")
+        if keep_score not in scores:
+            raise ValueError(f"--keep-score {keep_score} is not in this run's table (its family did not run, or it "
+                             "needs labels); pick a score the table has, e.g. px_knn_distance.")
         k = keep_count(keep_fraction, len(scores))
         if k > len(kept):
             raise ValueError(f"keep_fraction {keep_fraction} asks for {k} samples but the flags leave {len(kept)}; "

@@ -165,6 +165,65 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
 
     Columns: score, policy, fraction, seed, beta (NaN unless ccs), kept, test_acc, test_loss, train_acc,
     epochs, steps, seconds, cached."""
+    fr, seeds = _check_study(data, scores, fractions, policies_by_score, seeds, baselines, subsets, redundant, shard,
+                             recipe, budget)
+    kept_subsets = _checked_subsets(subsets, data)
+    folder = Path(folder)
+    rows = []
+    for i, (name, policy, fraction, seed) in enumerate(_plan(fr, seeds, baselines, kept_subsets, policies_by_score,
+                                                             len(data))):
+        if i % shard[1] != shard[0]:
+            continue
+        kept, beta, per_epoch = _kept_ids(name, policy, fraction, seed, data, scores, kept_subsets, redundant,
+                                          ccs_beta, strata)
+        where = folder / name / policy / (_fraction_name(fraction) if policy != SUBSET else "") / f"seed{seed}"
+        out = retrain(task, recipe, data, kept, test=test, seed=seed, budget=budget, per_epoch=per_epoch,
+                      folder=where)
+        if progress and not out["cached"]:
+            print(f"{name} {policy} f={fraction:g} seed {seed}: {out['kept']} kept, acc {out['test_acc']:.4f}, "
+                  f"{out['epochs']} epochs, {out['seconds']:.0f} s", flush=True)
+        rows.append({"score": name, "policy": policy, "fraction": fraction, "seed": seed, "beta": beta, **out})
+    columns = ["score", "policy", "fraction", "seed", "beta", "kept", "test_acc", "test_loss", "train_acc", "epochs",
+               "steps", "seconds", "cached"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _plan(fr: list, seeds: list, baselines, kept_subsets: dict, policies_by_score: dict, n: int) -> list[tuple]:
+    """Every run of a study as ``(score, policy, fraction, seed)``, in the order :func:`pruning_study` runs them:
+    the full data, the baselines, the fixed subsets, then each score's policies (``random`` is the baseline's)."""
+    plan = [("full", "full", 1.0, s) for s in seeds if 1.0 in fr]
+    plan += [(b, b, f, s) for b in dict.fromkeys(baselines) for f in fr if f < 1 for s in seeds]
+    plan += [(name, SUBSET, len(ids) / n, s) for name, ids in kept_subsets.items() for s in seeds]
+    plan += [(name, p, f, s) for name, policies in policies_by_score.items() for p in dict.fromkeys(policies)
+             if p != "random" for f in fr if f < 1 for s in seeds]
+    return plan
+
+
+def _kept_ids(name: str, policy: str, fraction: float, seed: int, data: Samples, scores: pd.DataFrame,
+              kept_subsets: dict, redundant, ccs_beta, strata: int) -> tuple[np.ndarray, float, int | None]:
+    """``(kept ids, beta, per_epoch)`` of one run of the plan: what it trains on, the CCS cut (NaN unless ccs) and,
+    for ``rs2``, the samples per epoch (else None)."""
+    if name == "full":
+        return data.ids, np.nan, None
+    if name == "random":
+        return select(pd.Series(0.0, index=data.ids), fraction, "random", seed), np.nan, None
+    if name == "rs2":
+        return data.ids, np.nan, keep_count(fraction, len(data))
+    if policy == SUBSET:
+        return kept_subsets[name], np.nan, None
+    column = scores[name].reindex(data.ids)
+    base, beta = policy.removeprefix("dedup_"), np.nan
+    if base == "ccs":
+        beta = default_beta(fraction) if ccs_beta is None else ccs_beta
+    kwargs = {"beta": beta, "strata": strata} if base == "ccs" else {}
+    kept = (select_after_dedup(column, redundant.reindex(data.ids), fraction, base, seed, **kwargs)
+            if policy.startswith("dedup_") else select(column, fraction, base, seed, **kwargs))
+    return kept, beta, None
+
+
+def _check_study(data: Samples, scores, fractions, policies_by_score: dict, seeds, baselines, subsets, redundant,
+                 shard, recipe: Recipe, budget: str) -> tuple[list, list]:
+    """The sorted kept fractions and the seeds of a study, its other arguments checked, or one sentence."""
     for f in fractions:
         keep_count(f, 1)  # validates each fraction
     fr = sorted({float(f) for f in fractions})
@@ -178,7 +237,19 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
     bad = [b for b in baselines if b not in BASELINES]
     if isinstance(baselines, str) or bad:
         raise ValueError(f"baselines must be a tuple of {', '.join(BASELINES)}, got {baselines!r}.")
-    subsets = dict(subsets or {})
+    _check_names(scores, policies_by_score, dict(subsets or {}), redundant)
+    if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
+    budget_recipe(recipe, 1, 1, budget)  # validates budget before any run
+    missing = pd.Index(data.ids).difference(scores.index)
+    if len(missing):
+        raise ValueError(f"scores lack {len(missing)} of the data's sample ids (e.g. {missing[0]}); score every "
+                         "training sample.")
+    return fr, seeds
+
+
+def _check_names(scores: pd.DataFrame, policies_by_score: dict, subsets: dict, redundant) -> None:
+    """Score and subset names that can name a results folder, each score a column with known policies."""
     for name in [*policies_by_score, *subsets]:
         if name in RESERVED or not isinstance(name, str) or not name or "/" in name or name.startswith("."):
             raise ValueError(f"Score name {name!r} cannot name a results folder or is reserved "
@@ -196,57 +267,17 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
     overlap = set(subsets) & set(policies_by_score)
     if overlap:
         raise ValueError(f"{sorted(overlap)} name both a subset and a score; give the subset another name.")
-    if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
-        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
-    budget_recipe(recipe, 1, 1, budget)  # validates budget before any run
-    missing = pd.Index(data.ids).difference(scores.index)
-    if len(missing):
-        raise ValueError(f"scores lack {len(missing)} of the data's sample ids (e.g. {missing[0]}); score every "
-                         "training sample.")
+
+
+def _checked_subsets(subsets: dict | None, data: Samples) -> dict[str, np.ndarray]:
+    """``{name: sorted sample ids}`` of the fixed subsets, each checked to hold some of the data's ids."""
     kept_subsets = {}
-    for name, ids in subsets.items():
+    for name, ids in (subsets or {}).items():
         ids = np.sort(np.asarray(ids).reshape(-1))
         if len(ids) == 0 or pd.Index(ids).difference(data.ids).size:
             raise ValueError(f"subset {name!r} must hold some of the data's sample ids.")
         kept_subsets[name] = ids
-    folder = Path(folder)
-
-    plan = [("full", "full", 1.0, s) for s in seeds if 1.0 in fr]
-    plan += [(b, b, f, s) for b in dict.fromkeys(baselines) for f in fr if f < 1 for s in seeds]
-    plan += [(name, SUBSET, len(ids) / len(data), s) for name, ids in kept_subsets.items() for s in seeds]
-    plan += [(name, p, f, s) for name, policies in policies_by_score.items() for p in dict.fromkeys(policies)
-             if p != "random" for f in fr if f < 1 for s in seeds]
-    rows = []
-    for i, (name, policy, fraction, seed) in enumerate(plan):
-        if i % shard[1] != shard[0]:
-            continue
-        beta, per_epoch = np.nan, None
-        where = folder / name / policy / (_fraction_name(fraction) if policy != SUBSET else "") / f"seed{seed}"
-        if name == "full":
-            kept = data.ids
-        elif name == "random":
-            kept = select(pd.Series(0.0, index=data.ids), fraction, "random", seed)
-        elif name == "rs2":
-            kept, per_epoch = data.ids, keep_count(fraction, len(data))
-        elif policy == SUBSET:
-            kept = kept_subsets[name]
-        else:
-            column = scores[name].reindex(data.ids)
-            base = policy.removeprefix("dedup_")
-            if base == "ccs":
-                beta = default_beta(fraction) if ccs_beta is None else ccs_beta
-            kwargs = {"beta": beta, "strata": strata} if base == "ccs" else {}
-            kept = (select_after_dedup(column, redundant.reindex(data.ids), fraction, base, seed, **kwargs)
-                    if policy.startswith("dedup_") else select(column, fraction, base, seed, **kwargs))
-        out = retrain(task, recipe, data, kept, test=test, seed=seed, budget=budget, per_epoch=per_epoch,
-                      folder=where)
-        if progress and not out["cached"]:
-            print(f"{name} {policy} f={fraction:g} seed {seed}: {out['kept']} kept, acc {out['test_acc']:.4f}, "
-                  f"{out['epochs']} epochs, {out['seconds']:.0f} s", flush=True)
-        rows.append({"score": name, "policy": policy, "fraction": fraction, "seed": seed, "beta": beta, **out})
-    columns = ["score", "policy", "fraction", "seed", "beta", "kept", "test_acc", "test_loss", "train_acc", "epochs",
-               "steps", "seconds", "cached"]
-    return pd.DataFrame(rows, columns=columns)
+    return kept_subsets
 
 
 # ---------------------------------------------------------------------------------------------- summaries

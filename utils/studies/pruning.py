@@ -15,6 +15,7 @@ folder, and returns a long table; :func:`accuracy_summary`, :func:`smallest_frac
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +32,7 @@ from utils.engine.workers import run_then_read
 from utils.metrics.checks import is_integer, is_number
 from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
                                     semantic_duplicates)
+from utils.studies import outputs
 
 BUDGETS = ("epochs", "steps")
 STEPS_CAP = 20          # budget="steps" trains at most this many times the recipe's epochs (a 5 % subset: the full run)
@@ -38,6 +40,8 @@ RESULT = "result"       # <run folder>/result.parquet: a finished retrain's numb
 BASELINES = ("random", "rs2")     # score-free baselines, run at every kept fraction < 1
 RESERVED = ("full", *BASELINES)   # score names of the shared baselines in a study's table and folders
 SUBSET = "subset"                 # the policy name of a fixed subset (e.g. clean: what the flags leave)
+ENCODER_DIR = "encoder"           # <results>/encoder/: the self-supervised encoder of :func:`run` (its loop's history)
+SCORES_DIR = "scores"             # <results>/<noise>/scores/: the score_dataset cache of each label-noise study
 
 
 # ---------------------------------------------------------------------------------------------- retrain
@@ -507,7 +511,7 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
     encoder = None
     if config.encoder_epochs:
         pool = x[torch.from_numpy(np.random.default_rng(0).permutation(len(x))[:config.encoder_pool_size])]
-        encoder = train_encoder(pool, info, config.encoder_epochs, seed=0, folder=results / "encoder")
+        encoder = train_encoder(pool, info, config.encoder_epochs, seed=0, folder=results / ENCODER_DIR)
     tables, free = [], set()
     for noise in (None, *config.noise):
         data = from_arrays(x, y, ids, name=config.dataset)
@@ -517,7 +521,7 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
         families = config.families if noise is None else NOISY_FAMILIES
         scoring = ScoringConfig.tier("thorough", **config.scoring)   # every family, as the scoreboard
         scored = score_dataset(data.images, data.labels, data.ids, info=info, config=scoring,
-                               folder=folder / "scores", encoder=encoder, families=families, progress=progress)
+                               folder=folder / SCORES_DIR, encoder=encoder, families=families, progress=progress)
         scores = study_scores(scored)
         free |= set(scores.attrs["label_free"])
         second = config.series if config.second_series is None else config.second_series
@@ -538,6 +542,27 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
     table = pd.concat(tables, ignore_index=True)
     table["label_free"] = table["score"].isin(free) & ~table["policy"].eq(SUBSET)
     return table
+
+
+def load(results) -> dict:
+    """The study's published tables in ``results`` (its tables folder, e.g. ``results/prune/pruning``): ``table``,
+    ``summary``, ``within``, ``paired`` and ``goals`` (the notebook's CSVs), ``run`` (the notebook execution: its
+    wall time; {} where not written), ``settings`` (what one cached full-data retrain was keyed by: task, recipe;
+    {} where none), ``scoring_seconds`` (summed over the cached scoring steps) and ``pretrain_seconds`` (the
+    encoder's training, 0 without one)."""
+    results = Path(results)
+    table, summary, within, paired, goal_table = (pd.read_csv(results / name) for name in (
+        outputs.PRUNING_TABLE, outputs.PRUNING_SUMMARY, outputs.PRUNING_WITHIN, outputs.PRUNING_PAIRED,
+        outputs.PRUNING_GOALS))
+    run_file = results / outputs.PRUNING_RUN
+    first = next(iter(sorted(results.glob(f"*/*/full/full/{_fraction_name(1.0)}/seed*/{RESULT}.json"))), None)
+    encoder = results / ENCODER_DIR / "history.csv"   # the loop's per-epoch history of the encoder
+    return {"table": table, "summary": summary, "within": within, "paired": paired, "goals": goal_table,
+            "run": json.loads(run_file.read_text()) if run_file.is_file() else {},
+            "settings": json.loads(first.read_text())["settings"] if first is not None else {},
+            "scoring_seconds": sum(json.loads(f.read_text())["seconds"]
+                                   for f in results.glob(f"*/{SCORES_DIR}/scores_*.json")),
+            "pretrain_seconds": float(pd.read_csv(encoder)["seconds"].sum()) if encoder.is_file() else 0.0}
 
 
 def _pm(values: pd.Series) -> str:

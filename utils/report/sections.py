@@ -1,14 +1,14 @@
 """The generated sections of the READMEs, written by code from cached runs (never typed by hand).
 
-Each ``*_markdown`` function builds one section from a study's outputs (every file name from
-:mod:`utils.studies.outputs`); ``*_headline`` functions build the short table of each study that the top README
+Each ``*_markdown`` function builds one section from a study's tables, read through the study's own ``load``
+(:mod:`utils.studies.autoencoder`, ``ssft``, ``scoreboard``, ``pruning``, ``labeling``: only the study knows
+where its files lie); ``*_headline`` functions build the short table of each study that the top README
 shows; :func:`registry_markdown` lists every score of :mod:`utils.scores.registry`; :func:`replace_section` writes a
 section between ``<!-- name:start -->`` and ``<!-- name:end -->``. ``python -m utils.report`` (``make report``)
 regenerates all of them from the caches that exist; the notebooks only display them.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import date
@@ -577,13 +577,11 @@ def label_probe_markdown(results, readme_dir=".") -> str:
 def labeling_markdown(results, images="images", readme_dir=".") -> str:
     """Markdown of the labeling study in ``results`` (:mod:`utils.studies.labeling` outputs): the run, the
     representation table, accuracy and paired difference per (method, budget), the figure and the goals."""
-    results = Path(results)
-    table = pd.read_csv(results / outputs.LABELING_TABLE)
-    run = json.loads((results / outputs.LABELING_RUN).read_text())
-    reps = pd.read_csv(results / outputs.LABELING_REPS)
-    paired = pd.read_csv(results / outputs.LABELING_PAIRED)
-    goals = pd.read_csv(results / outputs.LABELING_GOALS)
-    summary = pd.read_csv(results / outputs.LABELING_SUMMARY)
+    from utils.studies import labeling
+
+    study_tables = labeling.load(results)
+    table, run, reps, paired, goals, summary = (study_tables[k] for k in (
+        "table", "run", "representations", "paired", "goals", "summary"))
     rel = os.path.relpath(Path(images), Path(readme_dir))
     dataset = run.get("dataset", "fashion-mnist")
     acc = summary.assign(cell=[f"{m:.4f} ± {s:.4f}" if s == s else f"{m:.4f}" for m, s in
@@ -619,12 +617,12 @@ def _met(value) -> str:
 def labeling_headline(results, readme_dir=".") -> str:
     """Per budget: random, balanced random, the best label-free method, what select_to_label ships and the
     supervised CCS calibration; then the goals."""
-    results = Path(results)
-    head = pd.read_csv(results / outputs.LABELING_HEADLINE).fillna("")
-    goals = pd.read_csv(results / outputs.LABELING_GOALS)
-    table = pd.read_csv(results / outputs.LABELING_TABLE)
+    from utils.studies import labeling
+
+    study_tables = labeling.load(results)
+    head, goals, table = study_tables["headline"].fillna(""), study_tables["goals"], study_tables["table"]
     full = table.query("method == 'full'")["test_acc"].mean()
-    planned = json.loads((results / outputs.LABELING_RUN).read_text()).get("planned", len(table))
+    planned = study_tables["run"].get("planned", len(table))
     partial = ("" if planned == len(table) else
                f" A partial study: {len(table)} of the {planned} planned retrains (the goals' cells first; budgets "
                "missing here were not run yet).")

@@ -359,6 +359,39 @@ def test_study_input_errors(mnist, tmp_path):
     assert not any(tmp_path.iterdir())                                   # nothing trained, no folder claimed
 
 
+def test_each_run_of_a_study_trains_on_what_its_rule_keeps_in_its_own_folder(mnist, tmp_path, monkeypatch):
+    """The study's orchestration, without training: every (score, policy, fraction, seed) of the plan, in order,
+    gets the ids its selection rule keeps (ids in reverse order of the scores' index, so alignment matters), the
+    CCS cut, the RS2 slice and its folder."""
+    x, y, info, test = mnist
+    data = Samples(x[:40], y[:40], np.arange(40) * 3 + 1)
+    rng = np.random.default_rng(2)
+    s = pd.DataFrame({"a": rng.normal(size=40)}, index=data.ids[::-1])
+    redundant = pd.Series(np.arange(40) % 4 == 0, index=data.ids)
+    calls = []
+
+    def fake(task, recipe, data_, kept, *, test, seed, folder, budget, per_epoch):
+        calls.append((np.sort(np.asarray(kept)).tolist(), per_epoch, folder.relative_to(tmp_path).as_posix()))
+        return {"kept": len(kept), "cached": True}
+
+    monkeypatch.setattr(pruning, "retrain", fake)
+    table = pruning_study(data, test, s, fractions=(0.5, 1.0), seeds=(3,), task=None, recipe=get_recipe("paper"),
+                          folder=tmp_path, baselines=("random", "rs2"), subsets={"odd": data.ids[1::2]},
+                          policies_by_score={"a": ("ccs", "random", "dedup_keep_easy")}, redundant=redundant,
+                          strata=5)
+    a, flat = s["a"].reindex(data.ids), pd.Series(0.0, index=data.ids)
+    want = [(data.ids.tolist(), None, "full/full/f1/seed3"),
+            (np.sort(select(flat, 0.5, "random", 3)).tolist(), None, "random/random/f0.5/seed3"),
+            (data.ids.tolist(), 20, "rs2/rs2/f0.5/seed3"),
+            (data.ids[1::2].tolist(), None, "odd/subset/seed3"),
+            (np.sort(select(a, 0.5, "ccs", 3, beta=default_beta(0.5), strata=5)).tolist(), None, "a/ccs/f0.5/seed3"),
+            (np.sort(select_after_dedup(a, redundant, 0.5, "keep_easy", 3)).tolist(), None,
+             "a/dedup_keep_easy/f0.5/seed3")]
+    assert calls == want
+    assert table["beta"].isna().tolist() == [True, True, True, True, False, True]
+    assert table.loc[4, "beta"] == default_beta(0.5) and table.loc[3, "fraction"] == 0.5
+
+
 def test_summary_and_smallest_fraction():
     rows = [("full", "full", 1.0, 0.90), ("full", "full", 1.0, 0.92),
             ("random", "random", 0.1, 0.80), ("random", "random", 0.5, 0.88),

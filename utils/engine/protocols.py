@@ -211,9 +211,34 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
     e.g. :func:`utils.scores.dynamics.dynamics_scores` with ``same_samples=False``) and predicted by the one that held
     it out, at the cost of K-1 full-data trainings. Each fold checkpoints every ``checkpoint_every`` epochs (default
     every epoch: a killed pass resumes within an epoch)."""
-    import torch
-    from sklearn.model_selection import StratifiedKFold
+    _check_kfold(task, data, folds, seed)
+    order, fold_of = _fold_of(data, folds, seed)
+    ids, num_classes = data.ids[order], task.info.num_classes
+    fold_seeds = [int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0]) for k in range(folds)]
+    study = {"folds": int(folds), "seed": int(seed)}   # the labels are in the data's fingerprint
+    folder = Path(folder) if folder is not None else None
+    if folder is not None:
+        check_settings(folder, {"kfold": study, "task": task.settings(), "recipe": recipe.to_dict(),
+                                **data.fingerprint()})
 
+    probs = np.empty((len(ids), num_classes))
+    records, histories = [], []
+    for k in range(folds):
+        held, trained = order[fold_of == k], order[fold_of != k]   # rows of ``data``, each in id order
+        run = train(task, recipe, data.subset(trained), seed=fold_seeds[k], record=bool(record),
+                    folder=None if folder is None else folder / f"fold{k}", settings={"kfold": {**study, "fold": k}},
+                    progress=progress, desc=f"fold {k + 1}/{folds}", checkpoint_every=checkpoint_every)
+        probs[fold_of == k] = _predict_probs(task, run.model, data.images, held)
+        histories.append(run.history)
+        if record:
+            records.append(run.records)
+    out = pd.DataFrame(probs, index=pd.Index(ids, name="sample_id"), columns=[f"p{c}" for c in range(num_classes)])
+    out.attrs.update(folds=int(folds), seed=int(seed), fold_seeds=fold_seeds)
+    return KFold(out, records, histories)
+
+
+def _check_kfold(task, data: Samples, folds, seed) -> None:
+    """A classifier task, labeled samples in its classes, enough of them for ``folds`` folds, or one sentence."""
     from utils.engine.tasks import SupervisedTask
 
     if not isinstance(task, SupervisedTask):
@@ -235,33 +260,25 @@ def kfold_runs(task, recipe: Recipe, data: Samples, *, folds: int = 5, seed: int
         raise ValueError(f"No class has {folds} samples (the largest has {counts.max()}); use fewer folds.")
     task.prepare(data.images[:1])  # the shape check, before a folder is claimed
 
-    order = np.argsort(data.ids, kind="stable")           # rows in id order: the split ignores the input order
-    ids, y = data.ids[order], labels[order]
-    fold_of = np.empty(len(ids), dtype=np.int64)
-    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
-    for k, (_, held) in enumerate(splitter.split(np.zeros(len(ids)), y)):
-        fold_of[held] = k
-    fold_seeds = [int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0]) for k in range(folds)]
-    study = {"folds": int(folds), "seed": int(seed)}   # the labels are in the data's fingerprint
-    folder = Path(folder) if folder is not None else None
-    if folder is not None:
-        check_settings(folder, {"kfold": study, "task": task.settings(), "recipe": recipe.to_dict(),
-                                **data.fingerprint()})
 
-    probs = np.empty((len(ids), num_classes))
-    records, histories = [], []
-    for k in range(folds):
-        held, trained = order[fold_of == k], order[fold_of != k]   # rows of ``data``, each in id order
-        run = train(task, recipe, data.subset(trained), seed=fold_seeds[k], record=bool(record),
-                    folder=None if folder is None else folder / f"fold{k}", settings={"kfold": {**study, "fold": k}},
-                    progress=progress, desc=f"fold {k + 1}/{folds}", checkpoint_every=checkpoint_every)
-        net = run.model
-        x = task.prepare(data.images[torch.as_tensor(held)]).to(next(net.parameters()).device)
-        logits = eval_pass(net, x, None, task.eval_batch_size, lambda xb, yb: {"logits": net(xb).float()})["logits"]
-        probs[fold_of == k] = logits.double().softmax(1).numpy()
-        histories.append(run.history)
-        if record:
-            records.append(run.records)
-    out = pd.DataFrame(probs, index=pd.Index(ids, name="sample_id"), columns=[f"p{c}" for c in range(num_classes)])
-    out.attrs.update(folds=int(folds), seed=int(seed), fold_seeds=fold_seeds)
-    return KFold(out, records, histories)
+def _fold_of(data: Samples, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, fold_of)``: the rows of ``data`` in id order and the fold of each of them, a seeded stratified
+    split (sklearn ``StratifiedKFold`` with shuffling) of the samples in id order, so it ignores the input order."""
+    from sklearn.model_selection import StratifiedKFold
+
+    order = np.argsort(data.ids, kind="stable")
+    y = data.labels.numpy()[order]
+    fold_of = np.empty(len(order), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=int(seed))
+    for k, (_, held) in enumerate(splitter.split(np.zeros(len(order)), y)):
+        fold_of[held] = k
+    return order, fold_of
+
+
+def _predict_probs(task, net, images, rows) -> np.ndarray:
+    """Softmax probabilities (float64) of a trained classifier on ``images[rows]``, in eval mode."""
+    import torch
+
+    x = task.prepare(images[torch.as_tensor(rows)]).to(next(net.parameters()).device)
+    logits = eval_pass(net, x, None, task.eval_batch_size, lambda xb, yb: {"logits": net(xb).float()})["logits"]
+    return logits.double().softmax(1).numpy()

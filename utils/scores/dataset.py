@@ -267,19 +267,7 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
 
     ``attrs``: ``direction`` maps each registered score column to its suspicious end ("higher" / "lower"),
     ``seconds`` the compute time of each step (also when loaded), ``fresh`` the steps this call computed."""
-    if isinstance(config, dict):
-        try:
-            config = ScoringConfig(**config)
-        except TypeError as err:
-            raise ValueError(f"config names a field ScoringConfig does not have ({err}); pass "
-                             "ScoringConfig(...) with its fields.") from None
-    config = ScoringConfig() if config is None else config
-    if not isinstance(config, ScoringConfig):
-        raise ValueError(f"config must be a ScoringConfig (or a dict of its fields), got {type(config).__name__}.")
-    families = (families,) if isinstance(families, str) else tuple(families)
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        raise ValueError(f"Unknown score families {unknown}: choose from {', '.join(FAMILIES)}.")
+    config, families = _checked_config(config), _checked_families(families)
     images, labels, files, classes, sizes = _named_inputs(images, labels, sizes)
     data, info = as_samples(images, labels, ids, info, sizes)
     trains = ("supervised" in families and config.epochs) or ("ssft" in families and config.ssft_epochs)
@@ -298,16 +286,44 @@ def score_dataset(images, labels=None, ids=None, *, info: DatasetInfo | None = N
     folder = Path(folder) if folder is not None else None
     inputs = StepInputs(data, info, config, folder, encoder, progress, pred_probs=pred_probs, features=features)
     parts = _run_steps(inputs, families, force)
+    out = with_names(add_flags(_joined(parts, data), config.issue_types).reindex(given_order), files, classes)
+    out.attrs["direction"] = {c: direction(c) for c in registered(out.columns)}
+    out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
+    out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]
+    return out
+
+
+def _checked_config(config) -> ScoringConfig:
+    """``config`` as a :class:`ScoringConfig` (None: the defaults; a dict: its fields), or one sentence."""
+    if isinstance(config, dict):
+        try:
+            config = ScoringConfig(**config)
+        except TypeError as err:
+            raise ValueError(f"config names a field ScoringConfig does not have ({err}); pass "
+                             "ScoringConfig(...) with its fields.") from None
+    config = ScoringConfig() if config is None else config
+    if not isinstance(config, ScoringConfig):
+        raise ValueError(f"config must be a ScoringConfig (or a dict of its fields), got {type(config).__name__}.")
+    return config
+
+
+def _checked_families(families) -> tuple[str, ...]:
+    """``families`` (one name or several) as a tuple of :data:`utils.scores.registry.FAMILIES`, or one sentence."""
+    families = (families,) if isinstance(families, str) else tuple(families)
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"Unknown score families {unknown}: choose from {', '.join(FAMILIES)}.")
+    return families
+
+
+def _joined(parts: list[pd.DataFrame], data: Samples) -> pd.DataFrame:
+    """The steps' tables side by side in id order (``data``'s), after the original image sizes and the label."""
     out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
     out.index.name = "sample_id"
     if "orig_height" in data.meta:
         out = pd.concat([data.meta[["orig_height", "orig_width"]], out], axis=1)
     if data.labels is not None:
         out.insert(0, "label", data.labels.numpy())
-    out = with_names(add_flags(out, config.issue_types).reindex(given_order), files, classes)
-    out.attrs["direction"] = {c: direction(c) for c in registered(out.columns)}
-    out.attrs["seconds"] = {p.attrs["step"].removeprefix("scores_"): p.attrs["seconds"] for p in parts}
-    out.attrs["fresh"] = [p.attrs["step"].removeprefix("scores_") for p in parts if p.attrs["fresh"]]
     return out
 
 

@@ -229,12 +229,38 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
     ``n_runs`` column says how many did; the result covers the union of the runs' samples.
 
     ``attrs`` records ``el2n_epoch``, ``horizons`` (epochs per run), ``n_runs`` and each score's direction."""
+    recs = _recorders(recorders)
+    with_el2n = _with_el2n(recs, el2n)
+    if labels is not None and not isinstance(labels, pd.Series):
+        labels = pd.Series(np.asarray(labels).reshape(-1), index=_index_of(recs[0], len(np.asarray(labels))))
+    horizons = []
+    for i, rec in enumerate(recs):
+        _scalars(rec, f"run {i}")  # clear errors before any scoring
+        horizons.append(len(rec.steps("prob")))
+    epoch = default_el2n_epoch(horizons) if el2n_epoch is None else int(el2n_epoch)
+    if same_samples:
+        _check_same_samples(recs)
+    frames = [dynamics_run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
+    out = _mean_by_id(frames, np.sort(recs[0].sample_ids) if same_samples else None)
+    out.attrs.update(el2n_epoch=epoch, horizons=horizons, n_runs=len(recs),
+                     direction={c: direction(c) for c in registered(out.columns)})
+    return out
+
+
+def _recorders(recorders) -> list:
+    """The recorders of one run (a Recorder or a Run) or of several, at least one, or one sentence."""
     if _is_recorder(recorders) or hasattr(recorders, "records"):
         recorders = [recorders]
     recs = [_recorder(r) for r in recorders]
     if not recs:
         raise ValueError("No runs given; pass the records of at least one supervised run (3 or more seeds are "
                          "recommended for EL2N and forgetting).")
+    return recs
+
+
+def _with_el2n(recs: list, el2n: bool | None) -> bool:
+    """Whether the exact ``el2n`` column is computed (``el2n`` of :func:`dynamics_scores`), or one sentence when
+    it is asked for and not every run recorded full logits, or when only some runs did."""
     if el2n not in (None, True, False):
         raise ValueError(f"el2n must be None (when recorded), True or False, got {el2n!r}.")
     has_full = [full_output(r) is not None for r in recs]
@@ -247,26 +273,12 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
         raise ValueError(f"Runs {[i for i, h in enumerate(has_full) if h]} recorded full logits and runs "
                          f"{[i for i, h in enumerate(has_full) if not h]} did not; EL2N averaged over a subset of runs "
                          "would be misleading: pass el2n=False, or score only the runs with logits.")
-    with_el2n = all(has_full) if el2n is None else el2n
-    if labels is not None and not isinstance(labels, pd.Series):
-        labels = pd.Series(np.asarray(labels).reshape(-1), index=_index_of(recs[0], len(np.asarray(labels))))
+    return all(has_full) if el2n is None else el2n
 
-    horizons = []
-    for i, rec in enumerate(recs):
-        _scalars(rec, f"run {i}")  # clear errors before any scoring
-        horizons.append(len(rec.steps("prob")))
-    epoch = default_el2n_epoch(horizons) if el2n_epoch is None else int(el2n_epoch)
 
+def _check_same_samples(recs: list) -> None:
+    """Every run covers run 0's sample ids, or one sentence."""
     ids = np.sort(recs[0].sample_ids)
-    if not same_samples:
-        frames = [dynamics_run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
-        stacked = pd.concat(frames)
-        out = stacked.groupby(level=0).mean()
-        out.index.name = "sample_id"
-        out["n_runs"] = stacked.groupby(level=0).size().reindex(out.index)
-        out.attrs.update(el2n_epoch=epoch, horizons=horizons, n_runs=len(recs),
-                         direction={c: direction(c) for c in registered(out.columns)})
-        return out
     for i, rec in enumerate(recs[1:], 1):
         other = np.sort(rec.sample_ids)
         if not np.array_equal(other, ids):
@@ -274,12 +286,17 @@ def dynamics_scores(recorders, labels=None, el2n_epoch: int | None = None, el2n:
             raise ValueError(f"Run {i} covers other samples than run 0 ({len(lost)} of run 0's ids missing, e.g. "
                              f"{lost[:3].tolist()}; {len(extra)} extra, e.g. {extra[:3].tolist()}); average only runs "
                              "of the same training samples.")
-    frames = [dynamics_run_scores(rec, labels, epoch, with_el2n, f"run {i}") for i, rec in enumerate(recs)]
-    out = pd.concat(frames).groupby(level=0).mean().reindex(ids)
+
+
+def _mean_by_id(frames: list, ids: np.ndarray | None) -> pd.DataFrame:
+    """The runs' scores averaged by sample id with an ``n_runs`` column: over every run on the sorted ``ids`` all
+    runs share, or (``ids`` None) over the runs that trained on each sample, on the union of their ids."""
+    stacked = pd.concat(frames)
+    out = stacked.groupby(level=0).mean()
+    if ids is not None:
+        out = out.reindex(ids)
     out.index.name = "sample_id"
-    out["n_runs"] = len(recs)
-    out.attrs.update(el2n_epoch=epoch, horizons=horizons, n_runs=len(recs),
-                     direction={c: direction(c) for c in registered(out.columns)})
+    out["n_runs"] = len(frames) if ids is not None else stacked.groupby(level=0).size().reindex(out.index)
     return out
 
 

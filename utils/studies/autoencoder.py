@@ -238,6 +238,21 @@ def load_summary(results) -> pd.DataFrame:
     return pd.read_csv(Path(results) / outputs.SUMMARY, index_col=0)
 
 
+def score_tables(results, modes) -> dict[str, pd.DataFrame]:
+    """The score table (:func:`tables`) the analysis notebook saved for each mixing mode in ``modes``."""
+    return {mode: pd.read_csv(Path(results) / outputs.score_table(mode), index_col=0) for mode in modes}
+
+
+def load(results) -> dict:
+    """The study's published tables in ``results``: ``config`` (:func:`load_config`), ``summary``
+    (:func:`load_summary`), ``separability`` (model-free statistics of mixed vs clean images, per mode) and
+    ``scores`` (:func:`score_tables` of the study's modes)."""
+    config = load_config(results)
+    return {"config": config, "summary": load_summary(results),
+            "separability": pd.read_csv(Path(results) / outputs.SEPARABILITY, index_col=0, header=[0, 1]),
+            "scores": score_tables(results, config.modes)}
+
+
 def save_config(config: StudyConfig) -> None:
     path = Path(config.results)
     path.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ folder), so a killed study resumes. :func:`representations` measures the embeddi
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +33,7 @@ import pandas as pd
 from utils.data.samples import Samples
 from utils.engine import cache
 from utils.scores import labeling as L
+from utils.studies import outputs
 
 BUDGETS = (60, 120, 300, 600, 1200, 3000, 6000, 12000, 18000, 30000)
 LABEL_FREE = ("random", "balanced_random", "typiclust_pixels", "typiclust", "probcover", "elfs")
@@ -429,3 +431,15 @@ def goals(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"goal": "calibration: supervised CCS >= random + 1.5 pt at 10 %", "met": bool(top.diff_mean >= 0.015),
                      "detail": f"best {top.method} {top.diff_mean * 100:+.2f} pt"})
     return pd.DataFrame(rows, columns=["goal", "met", "detail"])
+
+
+def load(results) -> dict:
+    """The study's published tables in ``results`` (its tables folder, e.g. ``results/label/labeling``): ``table``
+    (one row per retrain), ``summary``, ``paired``, ``representations``, ``headline`` and ``goals`` (the notebook's
+    CSVs) and ``run`` (the execution: planned retrains, each stage's seconds, pseudo-label accuracy)."""
+    results = Path(results)
+    names = {"table": outputs.LABELING_TABLE, "summary": outputs.LABELING_SUMMARY, "paired": outputs.LABELING_PAIRED,
+             "representations": outputs.LABELING_REPS, "headline": outputs.LABELING_HEADLINE,
+             "goals": outputs.LABELING_GOALS}
+    return {**{k: pd.read_csv(results / name) for k, name in names.items()},
+            "run": json.loads((results / outputs.LABELING_RUN).read_text())}

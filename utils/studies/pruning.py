@@ -15,6 +15,7 @@ folder, and returns a long table; :func:`accuracy_summary`, :func:`smallest_frac
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -31,6 +32,7 @@ from utils.engine.workers import run_then_read
 from utils.metrics.checks import is_integer, is_number
 from utils.scores.selection import (POLICIES, dedup_order, default_beta, keep_count, select, select_after_dedup,
                                     semantic_duplicates)
+from utils.studies import outputs
 
 BUDGETS = ("epochs", "steps")
 STEPS_CAP = 20          # budget="steps" trains at most this many times the recipe's epochs (a 5 % subset: the full run)
@@ -38,6 +40,8 @@ RESULT = "result"       # <run folder>/result.parquet: a finished retrain's numb
 BASELINES = ("random", "rs2")     # score-free baselines, run at every kept fraction < 1
 RESERVED = ("full", *BASELINES)   # score names of the shared baselines in a study's table and folders
 SUBSET = "subset"                 # the policy name of a fixed subset (e.g. clean: what the flags leave)
+ENCODER_DIR = "encoder"           # <results>/encoder/: the self-supervised encoder of :func:`run` (its loop's history)
+SCORES_DIR = "scores"             # <results>/<noise>/scores/: the score_dataset cache of each label-noise study
 
 
 # ---------------------------------------------------------------------------------------------- retrain
@@ -165,6 +169,65 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
 
     Columns: score, policy, fraction, seed, beta (NaN unless ccs), kept, test_acc, test_loss, train_acc,
     epochs, steps, seconds, cached."""
+    fr, seeds = _check_study(data, scores, fractions, policies_by_score, seeds, baselines, subsets, redundant, shard,
+                             recipe, budget)
+    kept_subsets = _checked_subsets(subsets, data)
+    folder = Path(folder)
+    rows = []
+    for i, (name, policy, fraction, seed) in enumerate(_plan(fr, seeds, baselines, kept_subsets, policies_by_score,
+                                                             len(data))):
+        if i % shard[1] != shard[0]:
+            continue
+        kept, beta, per_epoch = _kept_ids(name, policy, fraction, seed, data, scores, kept_subsets, redundant,
+                                          ccs_beta, strata)
+        where = folder / name / policy / (_fraction_name(fraction) if policy != SUBSET else "") / f"seed{seed}"
+        out = retrain(task, recipe, data, kept, test=test, seed=seed, budget=budget, per_epoch=per_epoch,
+                      folder=where)
+        if progress and not out["cached"]:
+            print(f"{name} {policy} f={fraction:g} seed {seed}: {out['kept']} kept, acc {out['test_acc']:.4f}, "
+                  f"{out['epochs']} epochs, {out['seconds']:.0f} s", flush=True)
+        rows.append({"score": name, "policy": policy, "fraction": fraction, "seed": seed, "beta": beta, **out})
+    columns = ["score", "policy", "fraction", "seed", "beta", "kept", "test_acc", "test_loss", "train_acc", "epochs",
+               "steps", "seconds", "cached"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _plan(fr: list, seeds: list, baselines, kept_subsets: dict, policies_by_score: dict, n: int) -> list[tuple]:
+    """Every run of a study as ``(score, policy, fraction, seed)``, in the order :func:`pruning_study` runs them:
+    the full data, the baselines, the fixed subsets, then each score's policies (``random`` is the baseline's)."""
+    plan = [("full", "full", 1.0, s) for s in seeds if 1.0 in fr]
+    plan += [(b, b, f, s) for b in dict.fromkeys(baselines) for f in fr if f < 1 for s in seeds]
+    plan += [(name, SUBSET, len(ids) / n, s) for name, ids in kept_subsets.items() for s in seeds]
+    plan += [(name, p, f, s) for name, policies in policies_by_score.items() for p in dict.fromkeys(policies)
+             if p != "random" for f in fr if f < 1 for s in seeds]
+    return plan
+
+
+def _kept_ids(name: str, policy: str, fraction: float, seed: int, data: Samples, scores: pd.DataFrame,
+              kept_subsets: dict, redundant, ccs_beta, strata: int) -> tuple[np.ndarray, float, int | None]:
+    """``(kept ids, beta, per_epoch)`` of one run of the plan: what it trains on, the CCS cut (NaN unless ccs) and,
+    for ``rs2``, the samples per epoch (else None)."""
+    if name == "full":
+        return data.ids, np.nan, None
+    if name == "random":
+        return select(pd.Series(0.0, index=data.ids), fraction, "random", seed), np.nan, None
+    if name == "rs2":
+        return data.ids, np.nan, keep_count(fraction, len(data))
+    if policy == SUBSET:
+        return kept_subsets[name], np.nan, None
+    column = scores[name].reindex(data.ids)
+    base, beta = policy.removeprefix("dedup_"), np.nan
+    if base == "ccs":
+        beta = default_beta(fraction) if ccs_beta is None else ccs_beta
+    kwargs = {"beta": beta, "strata": strata} if base == "ccs" else {}
+    kept = (select_after_dedup(column, redundant.reindex(data.ids), fraction, base, seed, **kwargs)
+            if policy.startswith("dedup_") else select(column, fraction, base, seed, **kwargs))
+    return kept, beta, None
+
+
+def _check_study(data: Samples, scores, fractions, policies_by_score: dict, seeds, baselines, subsets, redundant,
+                 shard, recipe: Recipe, budget: str) -> tuple[list, list]:
+    """The sorted kept fractions and the seeds of a study, its other arguments checked, or one sentence."""
     for f in fractions:
         keep_count(f, 1)  # validates each fraction
     fr = sorted({float(f) for f in fractions})
@@ -178,7 +241,19 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
     bad = [b for b in baselines if b not in BASELINES]
     if isinstance(baselines, str) or bad:
         raise ValueError(f"baselines must be a tuple of {', '.join(BASELINES)}, got {baselines!r}.")
-    subsets = dict(subsets or {})
+    _check_names(scores, policies_by_score, dict(subsets or {}), redundant)
+    if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
+    budget_recipe(recipe, 1, 1, budget)  # validates budget before any run
+    missing = pd.Index(data.ids).difference(scores.index)
+    if len(missing):
+        raise ValueError(f"scores lack {len(missing)} of the data's sample ids (e.g. {missing[0]}); score every "
+                         "training sample.")
+    return fr, seeds
+
+
+def _check_names(scores: pd.DataFrame, policies_by_score: dict, subsets: dict, redundant) -> None:
+    """Score and subset names that can name a results folder, each score a column with known policies."""
     for name in [*policies_by_score, *subsets]:
         if name in RESERVED or not isinstance(name, str) or not name or "/" in name or name.startswith("."):
             raise ValueError(f"Score name {name!r} cannot name a results folder or is reserved "
@@ -196,57 +271,17 @@ def pruning_study(data: Samples, test: Samples, scores: pd.DataFrame, *, fractio
     overlap = set(subsets) & set(policies_by_score)
     if overlap:
         raise ValueError(f"{sorted(overlap)} name both a subset and a score; give the subset another name.")
-    if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
-        raise ValueError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}.")
-    budget_recipe(recipe, 1, 1, budget)  # validates budget before any run
-    missing = pd.Index(data.ids).difference(scores.index)
-    if len(missing):
-        raise ValueError(f"scores lack {len(missing)} of the data's sample ids (e.g. {missing[0]}); score every "
-                         "training sample.")
+
+
+def _checked_subsets(subsets: dict | None, data: Samples) -> dict[str, np.ndarray]:
+    """``{name: sorted sample ids}`` of the fixed subsets, each checked to hold some of the data's ids."""
     kept_subsets = {}
-    for name, ids in subsets.items():
+    for name, ids in (subsets or {}).items():
         ids = np.sort(np.asarray(ids).reshape(-1))
         if len(ids) == 0 or pd.Index(ids).difference(data.ids).size:
             raise ValueError(f"subset {name!r} must hold some of the data's sample ids.")
         kept_subsets[name] = ids
-    folder = Path(folder)
-
-    plan = [("full", "full", 1.0, s) for s in seeds if 1.0 in fr]
-    plan += [(b, b, f, s) for b in dict.fromkeys(baselines) for f in fr if f < 1 for s in seeds]
-    plan += [(name, SUBSET, len(ids) / len(data), s) for name, ids in kept_subsets.items() for s in seeds]
-    plan += [(name, p, f, s) for name, policies in policies_by_score.items() for p in dict.fromkeys(policies)
-             if p != "random" for f in fr if f < 1 for s in seeds]
-    rows = []
-    for i, (name, policy, fraction, seed) in enumerate(plan):
-        if i % shard[1] != shard[0]:
-            continue
-        beta, per_epoch = np.nan, None
-        where = folder / name / policy / (_fraction_name(fraction) if policy != SUBSET else "") / f"seed{seed}"
-        if name == "full":
-            kept = data.ids
-        elif name == "random":
-            kept = select(pd.Series(0.0, index=data.ids), fraction, "random", seed)
-        elif name == "rs2":
-            kept, per_epoch = data.ids, keep_count(fraction, len(data))
-        elif policy == SUBSET:
-            kept = kept_subsets[name]
-        else:
-            column = scores[name].reindex(data.ids)
-            base = policy.removeprefix("dedup_")
-            if base == "ccs":
-                beta = default_beta(fraction) if ccs_beta is None else ccs_beta
-            kwargs = {"beta": beta, "strata": strata} if base == "ccs" else {}
-            kept = (select_after_dedup(column, redundant.reindex(data.ids), fraction, base, seed, **kwargs)
-                    if policy.startswith("dedup_") else select(column, fraction, base, seed, **kwargs))
-        out = retrain(task, recipe, data, kept, test=test, seed=seed, budget=budget, per_epoch=per_epoch,
-                      folder=where)
-        if progress and not out["cached"]:
-            print(f"{name} {policy} f={fraction:g} seed {seed}: {out['kept']} kept, acc {out['test_acc']:.4f}, "
-                  f"{out['epochs']} epochs, {out['seconds']:.0f} s", flush=True)
-        rows.append({"score": name, "policy": policy, "fraction": fraction, "seed": seed, "beta": beta, **out})
-    columns = ["score", "policy", "fraction", "seed", "beta", "kept", "test_acc", "test_loss", "train_acc", "epochs",
-               "steps", "seconds", "cached"]
-    return pd.DataFrame(rows, columns=columns)
+    return kept_subsets
 
 
 # ---------------------------------------------------------------------------------------------- summaries
@@ -476,7 +511,7 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
     encoder = None
     if config.encoder_epochs:
         pool = x[torch.from_numpy(np.random.default_rng(0).permutation(len(x))[:config.encoder_pool_size])]
-        encoder = train_encoder(pool, info, config.encoder_epochs, seed=0, folder=results / "encoder")
+        encoder = train_encoder(pool, info, config.encoder_epochs, seed=0, folder=results / ENCODER_DIR)
     tables, free = [], set()
     for noise in (None, *config.noise):
         data = from_arrays(x, y, ids, name=config.dataset)
@@ -486,7 +521,7 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
         families = config.families if noise is None else NOISY_FAMILIES
         scoring = ScoringConfig.tier("thorough", **config.scoring)   # every family, as the scoreboard
         scored = score_dataset(data.images, data.labels, data.ids, info=info, config=scoring,
-                               folder=folder / "scores", encoder=encoder, families=families, progress=progress)
+                               folder=folder / SCORES_DIR, encoder=encoder, families=families, progress=progress)
         scores = study_scores(scored)
         free |= set(scores.attrs["label_free"])
         second = config.series if config.second_series is None else config.second_series
@@ -507,6 +542,27 @@ def run(config: PruningConfig, results, root=None, progress: bool = False) -> pd
     table = pd.concat(tables, ignore_index=True)
     table["label_free"] = table["score"].isin(free) & ~table["policy"].eq(SUBSET)
     return table
+
+
+def load(results) -> dict:
+    """The study's published tables in ``results`` (its tables folder, e.g. ``results/prune/pruning``): ``table``,
+    ``summary``, ``within``, ``paired`` and ``goals`` (the notebook's CSVs), ``run`` (the notebook execution: its
+    wall time; {} where not written), ``settings`` (what one cached full-data retrain was keyed by: task, recipe;
+    {} where none), ``scoring_seconds`` (summed over the cached scoring steps) and ``pretrain_seconds`` (the
+    encoder's training, 0 without one)."""
+    results = Path(results)
+    table, summary, within, paired, goal_table = (pd.read_csv(results / name) for name in (
+        outputs.PRUNING_TABLE, outputs.PRUNING_SUMMARY, outputs.PRUNING_WITHIN, outputs.PRUNING_PAIRED,
+        outputs.PRUNING_GOALS))
+    run_file = results / outputs.PRUNING_RUN
+    first = next(iter(sorted(results.glob(f"*/*/full/full/{_fraction_name(1.0)}/seed*/{RESULT}.json"))), None)
+    encoder = results / ENCODER_DIR / "history.csv"   # the loop's per-epoch history of the encoder
+    return {"table": table, "summary": summary, "within": within, "paired": paired, "goals": goal_table,
+            "run": json.loads(run_file.read_text()) if run_file.is_file() else {},
+            "settings": json.loads(first.read_text())["settings"] if first is not None else {},
+            "scoring_seconds": sum(json.loads(f.read_text())["seconds"]
+                                   for f in results.glob(f"*/{SCORES_DIR}/scores_*.json")),
+            "pretrain_seconds": float(pd.read_csv(encoder)["seconds"].sum()) if encoder.is_file() else 0.0}
 
 
 def _pm(values: pd.Series) -> str:

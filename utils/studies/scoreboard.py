@@ -47,6 +47,7 @@ from utils.scores.families import train_encoder
 from utils.scores.flags import ISSUES
 from utils.metrics.detection import precision_recall
 from utils.scores.registry import label_free
+from utils.studies import outputs
 
 # far-OOD images come from the other dataset (a garment in MNIST, a digit in Fashion-MNIST)
 OOD_POOL = {"mnist": ("fashion-mnist", "train"), "mnist-5k": ("fashion-mnist", "test"),
@@ -315,6 +316,24 @@ def save(table: pd.DataFrame, path) -> None:
 def load_config(folder) -> BoardConfig:
     settings = json.loads((Path(folder) / "settings.json").read_text())
     return BoardConfig(**settings["board"])
+
+
+def load(results) -> dict:
+    """The scoreboard's published tables in ``results`` (its tables folder, e.g. ``results/board/scoreboard``):
+    ``table``, ``summary`` and ``best`` (the notebook's CSVs), ``claim`` (:func:`claim_table` of the summary; None
+    unless the notebook ran the claim copies), ``flags`` (per dataset, type, seed and flag: flagged, precision,
+    recall; None where not written) and ``walls`` (``{dataset: its run_board calls' wall-time log}`` in dataset
+    order; None unless every dataset has one)."""
+    results = Path(results)
+    table, summary, best = (pd.read_csv(results / name) for name in (
+        outputs.SCOREBOARD_TABLE, outputs.SCOREBOARD_SUMMARY, outputs.SCOREBOARD_BEST))
+    flags = results / outputs.SCOREBOARD_FLAGS
+    walls = {d: results / d / WALL_LOG for d in sorted(table["dataset"].unique())}
+    return {"table": table, "summary": summary, "best": best,
+            "claim": claim_table(summary) if (results / outputs.SCOREBOARD_CLAIM).is_file() else None,
+            "flags": pd.read_csv(flags) if flags.is_file() else None,
+            "walls": {d: pd.read_csv(p) for d, p in walls.items()} if all(p.is_file() for p in walls.values())
+            else None}
 
 
 # ------------------------------------------------------------------------------------------------ flags

@@ -10,6 +10,7 @@ what :data:`UNSUPERVISED` holds per model: the recipe, the mixing modes, the tas
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from utils.data.datasets import load_dataset
 from utils.data.mixing import flip_labels, make_mixed
 from utils.data.samples import Samples
+from utils.engine.cache import SETTINGS
 from utils.engine.protocols import SSFTConfig, run_ssft
 from utils.engine.recipes import get_recipe
 from utils.engine.tasks import make_task
@@ -31,7 +33,7 @@ NOISE_SEED = 0
 
 
 def study_folder(results, name: str) -> Path:
-    return Path(results) / outputs.SSFT_RUNS / name
+    return runs_folder(results) / name
 
 
 def noisy_labels(dataset: str, split: str, noise: float, root=None, seed: int = NOISE_SEED):
@@ -221,3 +223,51 @@ def best_vs_baseline(detection: pd.DataFrame, images: dict, data: dict) -> pd.Da
     baseline = {mode: model_free_auroc(images[mode], data[mode]["is_mixed"].to_numpy()) for mode in images}
     studies = detection.index.get_level_values(0).unique()
     return best_per_study(detection, {study: baseline[study.split(" ", 1)[0]] for study in studies})
+
+
+# ---------------------------------------------------------------------------------------------- published tables
+def runs_folder(results) -> Path:
+    """The folder that holds every SSFT study's cached runs, one sub-folder per study (:func:`study_folder`)."""
+    return Path(results) / outputs.SSFT_RUNS
+
+
+def runs_table(results) -> pd.DataFrame:
+    """One row per SSFT study folder in ``results``: model, recipe, seeds, horizon, epochs actually run and CPU
+    time (from each study's settings and its runs' per-epoch histories; folders without them are skipped)."""
+    rows = {}
+    for folder in sorted(runs_folder(results).glob("*/")):
+        if not (folder / SETTINGS).is_file():
+            continue
+        config = json.loads((folder / SETTINGS).read_text())
+        histories = [pd.read_csv(p) for p in sorted(folder.glob(outputs.SSFT_RUN_HISTORIES))]
+        if not histories:
+            continue
+        epochs = pd.concat([h.groupby("stage")["epoch"].max() for h in histories], axis=1)
+        r = config["recipe"]
+        rows[folder.name] = {
+            "samples": config["n_samples"], "model seeds": len(config["model_seeds"]), "runs": len(histories),
+            "recipe": f"{r['name']}: {r['optimizer']} lr {r['lr']:g} {r['schedule']}, batch {r['batch_size']}",
+            "max epochs / stage": r["max_epochs"], "logs / stage-2 epoch": config["logs_per_epoch"],
+            "mean epochs stage 1": float(epochs.loc[1].mean()), "mean epochs stage 2": float(epochs.loc[2].mean()),
+            "CPU minutes": sum(h["seconds"].sum() for h in histories) / 60}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def load(results) -> dict:
+    """The tables the SSFT notebooks published in ``results``, None where a notebook did not write one:
+    ``runs`` (:func:`runs_table`), ``detection`` (supervised, flipped labels), ``unsupervised_detection`` and
+    ``unsupervised_best`` (``{model: table}`` per model of :data:`UNSUPERVISED`: mixed-image detection, the best
+    score per study beside the best model-free statistic), ``quadrants`` (columns study, quadrant, counts) and
+    ``correlations`` (autoencoder scores vs SSFT times, indexed by score)."""
+    results = Path(results)
+
+    def read(name, **kwargs):
+        return pd.read_csv(results / name, **kwargs) if (results / name).is_file() else None
+
+    quadrants = read(outputs.SSFT_QUADRANTS)
+    if quadrants is not None:
+        quadrants = quadrants.rename(columns={"Unnamed: 0": "study", "Unnamed: 1": "quadrant"})
+    return {"runs": runs_table(results), "detection": read(outputs.SSFT_DETECTION),
+            "unsupervised_detection": {m: read(outputs.ssft_unsupervised_detection(m)) for m in UNSUPERVISED},
+            "unsupervised_best": {m: read(outputs.ssft_unsupervised_best(m), index_col=0) for m in UNSUPERVISED},
+            "quadrants": quadrants, "correlations": read(outputs.SSFT_CORRELATIONS, index_col=0)}

@@ -218,20 +218,27 @@ def _(tmp):
     return "same scores as channels-first"
 
 
-@case("ambiguous shape [N, 3, 28, 3]", "refuse")
-def _(tmp):
-    return score(torch.rand(40, 3, 28, 3))
+# cases whose whole body is one call: (name, what to expect, the setting a refusal must name, the call)
+_ONE_CALL = [
+    ("ambiguous shape [N, 3, 28, 3]", "refuse", None, lambda: score(torch.rand(40, 3, 28, 3))),
+    ("5-d array", "refuse", None, lambda: score(torch.rand(40, 1, 1, 28, 28))),
+    ("empty tensor", "refuse", None, lambda: score(torch.zeros(0, 1, 28, 28))),
+    ("empty list", "refuse", None, lambda: score([])),
+    ("images=None", "refuse", None, lambda: score(None)),
+    ("seed=2**32", "refuse", "seed", lambda: tiny(seed=2 ** 32)),
+    ("seed=-1", "refuse", "seed", lambda: tiny(seed=-1)),
+    ("batch_size=1", "refuse", "batch_size", lambda: tiny(batch_size=1)),
+    ("issue_types outlier threshold 2", "refuse", "threshold",
+     lambda: tiny(issue_types={"outlier": {"threshold": 2}})),
+]
+for _name, _expect, _names, _call in _ONE_CALL:
+    case(_name, _expect, _names)(lambda tmp, call=_call: call())
 
 
 @case("flattened images [N, 784]", "refuse")
 def _(tmp):
     x, _ = digits()
     return score(x.reshape(40, -1))
-
-
-@case("5-d array", "refuse")
-def _(tmp):
-    return score(torch.rand(40, 1, 1, 28, 28))
 
 
 @case("negative-stride numpy view")
@@ -265,21 +272,6 @@ def _(tmp):
     imgs = [x[i, 0].numpy() if i % 2 else np.repeat(x[i, 0].numpy()[..., None], 3, 2) for i in range(40)]
     rows(score(imgs))
     return "40 rows"
-
-
-@case("empty tensor", "refuse")
-def _(tmp):
-    return score(torch.zeros(0, 1, 28, 28))
-
-
-@case("empty list", "refuse")
-def _(tmp):
-    return score([])
-
-
-@case("images=None", "refuse")
-def _(tmp):
-    return score(None)
 
 
 @case("1x1 images", "either")
@@ -526,16 +518,6 @@ def _(tmp):
     return score(x, y, config="fast")
 
 
-@case("seed=2**32", "refuse", names="seed")
-def _(tmp):
-    return tiny(seed=2 ** 32)
-
-
-@case("seed=-1", "refuse", names="seed")
-def _(tmp):
-    return tiny(seed=-1)
-
-
 @case("folds=20 on 40 images (supervised)", "refuse", names="folds")
 def _(tmp):
     x, y = digits()
@@ -586,16 +568,6 @@ def _(tmp):
     s = score(x, y, config=tiny(clusters=100))
     rows(s)
     return "40 rows"
-
-
-@case("batch_size=1", "refuse", names="batch_size")
-def _(tmp):
-    return tiny(batch_size=1)
-
-
-@case("issue_types outlier threshold 2", "refuse", names="threshold")
-def _(tmp):
-    return tiny(issue_types={"outlier": {"threshold": 2}})
 
 
 # -------------------------------------------------------------------------------------- pred_probs, features
@@ -784,35 +756,45 @@ def _(tmp):
     return "both read"
 
 
-@case("upper-case .PNG and a JPEG named .png")
-def _(tmp):
+def _forty_rows_after(tmp, *edits):
+    """Score a flat folder of the 40 digits after each ``edit(root)``; a result must keep all 40 rows."""
     root = folder(tmp, classes=False)
-    (root / "000.png").rename(root / "000.PNG")
-    Image.open(root / "001.png").save(root / "001.png", format="JPEG")
+    for edit in edits:
+        edit(root)
     rows(score(root))
     return "40 rows"
+
+
+def _gif(root):
+    frames = [Image.open(root / "003.png"), Image.open(root / "004.png")]
+    frames[0].save(root / "003.gif", save_all=True, append_images=frames[1:])
+    (root / "003.png").unlink()
+
+
+def _convert(name, mode, to=None, fmt=None):
+    """An edit: ``name`` converted to ``mode`` and saved as ``to`` (default: in place), in ``fmt``."""
+    def edit(root):
+        Image.open(root / name).convert(mode).save(root / (to or name), format=fmt)
+        if to:
+            (root / name).unlink()
+    return edit
+
+
+@case("upper-case .PNG and a JPEG named .png")
+def _(tmp):
+    return _forty_rows_after(tmp, lambda root: (root / "000.png").rename(root / "000.PNG"),
+                             _convert("001.png", "L", fmt="JPEG"))
 
 
 @case("palette, LA and RGBA PNGs, an animated GIF")
 def _(tmp):
-    root = folder(tmp, classes=False)
-    Image.open(root / "000.png").convert("P").save(root / "000.png")
-    Image.open(root / "001.png").convert("LA").save(root / "001.png")
-    Image.open(root / "002.png").convert("RGBA").save(root / "002.png")
-    frames = [Image.open(root / "003.png"), Image.open(root / "004.png")]
-    frames[0].save(root / "003.gif", save_all=True, append_images=frames[1:])
-    (root / "003.png").unlink()
-    rows(score(root))
-    return "40 rows"
+    return _forty_rows_after(tmp, _convert("000.png", "P"), _convert("001.png", "LA"), _convert("002.png", "RGBA"),
+                             _gif)
 
 
 @case("CMYK JPEG")
 def _(tmp):
-    root = folder(tmp, classes=False)
-    Image.open(root / "000.png").convert("CMYK").save(root / "000.jpg")
-    (root / "000.png").unlink()
-    rows(score(root))
-    return "40 rows"
+    return _forty_rows_after(tmp, _convert("000.png", "CMYK", to="000.jpg"))
 
 
 @case("16-bit PNG")
@@ -1141,12 +1123,21 @@ def _all_files(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.png"))
 
 
+def _cli_with_csv(tmp, text):
+    """The CLI on a flat folder of the 40 digits with the labels CSV ``text(files)``."""
+    root = folder(tmp, classes=False)
+    return cli(root, "--out", tmp / "out", *TINY, "--labels", _labels_csv(tmp, root, text(_all_files(root))))
+
+
+def _cli_with_labels(tmp, extra: str = ""):
+    """:func:`_cli_with_csv` with classes a, b alternating, plus ``extra`` rows (``{first}``: the first file)."""
+    return _cli_with_csv(tmp, lambda files: "file,label\n" + "".join(f"{f},{'ab'[i % 2]}\n" for i, f in
+                                                                   enumerate(files)) + extra.format(first=files[0]))
+
+
 @case("CLI: --labels CSV")
 def _(tmp):
-    root = folder(tmp, classes=False)
-    files = _all_files(root)
-    p = _labels_csv(tmp, root, "file,label\n" + "".join(f"{f},{'ab'[i % 2]}\n" for i, f in enumerate(files)))
-    cli(root, "--out", tmp / "out", *TINY, "--labels", p)
+    _cli_with_labels(tmp)
     s = scores_of(tmp / "out")
     need(s["class_name"].tolist() == ["ab"[i % 2] for i in range(40)], "class names wrong")
     return "class names from the CSV"
@@ -1154,48 +1145,24 @@ def _(tmp):
 
 @case("CLI: --labels CSV with a repeated identical row", "either", names="labels.csv")
 def _(tmp):
-    root = folder(tmp, classes=False)
-    files = _all_files(root)
-    body = "".join(f"{f},{'ab'[i % 2]}\n" for i, f in enumerate(files))
-    p = _labels_csv(tmp, root, "file,label\n" + body + f"{files[0]},a\n")
-    cli(root, "--out", tmp / "out", *TINY, "--labels", p)
+    _cli_with_labels(tmp, "{first},a\n")
     rows(scores_of(tmp / "out"))
     return "40 rows"
 
 
 @case("CLI: --labels CSV with conflicting rows for one file", "refuse", names="labels.csv")
 def _(tmp):
-    root = folder(tmp, classes=False)
-    files = _all_files(root)
-    body = "".join(f"{f},{'ab'[i % 2]}\n" for i, f in enumerate(files))
-    p = _labels_csv(tmp, root, "file,label\n" + body + f"{files[0]},b\n")
-    return cli(root, "--out", tmp / "out", *TINY, "--labels", p)
+    return _cli_with_labels(tmp, "{first},b\n")
 
 
-@case("CLI: --labels CSV empty", "refuse", names="labels.csv")
-def _(tmp):
-    root = folder(tmp, classes=False)
-    return cli(root, "--out", tmp / "out", *TINY, "--labels", _labels_csv(tmp, root, ""))
-
-
-@case("CLI: --labels CSV header only", "refuse", names="labels.csv")
-def _(tmp):
-    root = folder(tmp, classes=False)
-    return cli(root, "--out", tmp / "out", *TINY, "--labels", _labels_csv(tmp, root, "file,label\n"))
-
-
-@case("CLI: --labels CSV without the columns", "refuse", names="labels.csv")
-def _(tmp):
-    root = folder(tmp, classes=False)
-    return cli(root, "--out", tmp / "out", *TINY, "--labels", _labels_csv(tmp, root, "a,b\n1,2\n"))
-
-
-@case("CLI: --labels CSV missing an image", "refuse", names="labels.csv")
-def _(tmp):
-    root = folder(tmp, classes=False)
-    files = _all_files(root)
-    p = _labels_csv(tmp, root, "file,label\n" + "".join(f"{f},{i % 2}\n" for i, f in enumerate(files[1:])))
-    return cli(root, "--out", tmp / "out", *TINY, "--labels", p)
+_BAD_CSV = {"empty": lambda files: "",
+            "header only": lambda files: "file,label\n",
+            "without the columns": lambda files: "a,b\n1,2\n",
+            "missing an image": lambda files: "file,label\n" + "".join(f"{f},{i % 2}\n" for i, f in
+                                                                       enumerate(files[1:]))}
+for _what, _text in _BAD_CSV.items():
+    case(f"CLI: --labels CSV {_what}", "refuse", names="labels.csv")(
+        lambda tmp, text=_text: _cli_with_csv(tmp, text))
 
 
 @case("CLI: --labels CSV that does not exist", "refuse", names="nope.csv")

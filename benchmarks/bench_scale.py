@@ -7,8 +7,7 @@ The images are the first N of one seeded permutation of Fashion-MNIST's 70,000 (
 60,000..69,999), so every size holds the smaller ones. Each (N, family) runs ``score_dataset(..., families=(f,))``
 with the thorough tier of :class:`~utils.scores.dataset.ScoringConfig` (every family trains), no cache folder, in a
 fresh process: its time is the
-sum of the family's steps (``attrs["seconds"]``; the ``pixels`` step, which every call runs, counts for the pixel
-family only) and its memory the process's peak resident set (``ru_maxrss``, data included). Per family the
+sum of the family's steps (``attrs["seconds"]``) and its memory the process's peak resident set (``ru_maxrss``, data included). Per family the
 exponent ``b`` of ``time ~ N^b`` is fitted by least squares on log-log (:func:`fit_exponent`). One more process
 runs every family of the thorough tier together at the largest N only, and one more the default tier (what
 ``python -m utils.score`` runs unless told otherwise): the wall times a user waits (the 70,000 goals: 20 min for

@@ -573,7 +573,10 @@ def test_clean_keep_drops_flagged_and_all_but_one_copy():
     with pytest.raises(ValueError, match="policy must be"):
         clean_keep(table, policy="strict")
     with pytest.raises(ValueError, match="score_dataset table"):
-        clean_keep(table.drop(columns="duplicate_group"))
+        clean_keep(table[["duplicate_group"]])                                  # no flag at all
+    # without the pixel family there are no duplicate groups: nothing goes as a copy
+    assert clean_keep(table.drop(columns="duplicate_group"), policy="datalab").to_dict() == {
+        40: True, 7: False, 12: True, 3: False, 25: True, 9: True}
 
 
 def test_pred_probs_and_features_brought_in_replace_the_families_they_stand_for(tmp_path):
@@ -646,3 +649,24 @@ def test_action_lists_refuse_a_keep_score_the_table_lacks_in_one_sentence():
     assert len(kept) == 20
     with pytest.raises(ValueError, match="--keep-score bt_knn_distance is not in this run's table"):
         action_lists(scores, keep_fraction=0.5, keep_score="bt_knn_distance")
+
+
+def test_the_pixel_family_can_be_switched_off(tmp_path):
+    """families without "pixels": no pixel step, no pixel columns, no near-duplicate or outlier flag (their rules
+    read pixel scores), and keep.csv, the action lists and the report still follow from what was scored."""
+    from utils.report.dataset_report import action_lists, write_report
+    from utils.scores.flags import add_flags, clean_keep
+    x, y, info = load_dataset("mnist-5k", "test")
+    x, y = x[:200], y[:200]
+    scores = score_dataset(x, y, info=info, config=TINY, families=("supervised",))
+    assert not [c for c in scores.columns if c.startswith(("px_", "stat_"))] and "cl_label_quality" in scores
+    assert "flag_near_duplicate" not in scores and "flag_outlier" not in scores and "flag_label_issue" in scores
+    assert "pixels" not in scores.attrs["seconds"]
+    assert clean_keep(scores).equals(~scores["flag_label_issue"].rename("clean_keep"))
+    assert set(action_lists(scores)) == {"relabel", "keep"}
+    page = write_report(scores, x.numpy(), tmp_path).read_text()
+    assert "Label issues" in page and "Near-duplicates" not in page
+    table = add_flags(_planted_table().drop(columns=["px_nn_distance", "px_nearest_id", "px_knn_distance"]))
+    assert "flag_outlier" not in table and "duplicate_group" not in table and "flag_label_issue" in table
+    empty = score_dataset(x, y, info=info, config=TINY, families=())
+    assert list(empty.columns) == ["label", "flag_class_imbalance"] and empty.index.tolist() == list(range(200))

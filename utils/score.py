@@ -108,7 +108,7 @@ def check_keep(fraction, score, families) -> str | None:
         return (f"--keep-score {score!r} is not a score" + (f" (did you mean {', '.join(close)}?)" if close else "")
                 + "; every score is listed in docs/scores.md.")
     family = SCORES[score].family
-    if family != "pixels" and family not in families:
+    if family not in families:
         return (f"--keep-score {score} comes from the {family} family, which this run does not compute; add it to "
                 "--families.")
     return None

@@ -79,17 +79,18 @@ def action_lists(scores: pd.DataFrame, class_names=None, keep_fraction: float | 
             "suggested": r.get("cl_predicted_label", pd.Series(-1, index=rows)).to_numpy(),
             "suggested_name": [name(c) for c in r.get("cl_predicted_label", pd.Series(-1, index=rows))],
             "label_quality": r["cl_label_quality"].to_numpy()})
-    groups = scores[scores["duplicate_group"] >= 0]
-    keeper = duplicate_keepers(scores["duplicate_group"]).loc[groups.index]
-    out["duplicates"] = pd.DataFrame({"duplicate_group": groups["duplicate_group"].to_numpy(), "sample_id": groups.index,
-                                      "file": file.loc[groups.index].to_numpy(),
-                                      "nn_distance": groups["px_nn_distance"].to_numpy(),
-                                      "keep": keeper.to_numpy()}).sort_values(
-        ["duplicate_group", "sample_id"])
-    rows = _issue_rows(scores, "outlier")
-    spaces = _settings(scores)["outlier"]["spaces"]
-    out["outliers"] = pd.DataFrame({"sample_id": rows, "file": file.loc[rows].to_numpy(),
-                                    **{c: scores.loc[rows, c].to_numpy() for c in spaces if c in scores}})
+    if "duplicate_group" in scores:   # the pixel family ran
+        groups = scores[scores["duplicate_group"] >= 0]
+        keeper = duplicate_keepers(scores["duplicate_group"]).loc[groups.index]
+        out["duplicates"] = pd.DataFrame({"duplicate_group": groups["duplicate_group"].to_numpy(),
+                                          "sample_id": groups.index, "file": file.loc[groups.index].to_numpy(),
+                                          "nn_distance": groups["px_nn_distance"].to_numpy(),
+                                          "keep": keeper.to_numpy()}).sort_values(["duplicate_group", "sample_id"])
+    if "flag_outlier" in scores:
+        rows = _issue_rows(scores, "outlier")
+        spaces = _settings(scores)["outlier"]["spaces"]
+        out["outliers"] = pd.DataFrame({"sample_id": rows, "file": file.loc[rows].to_numpy(),
+                                        **{c: scores.loc[rows, c].to_numpy() for c in spaces if c in scores}})
     kept = scores.index[clean_keep(scores).to_numpy()]
     if keep_fraction is not None:
         if keep_score is None:
@@ -151,7 +152,9 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
         ids = ranked(scores, rare)[:top]
         figures.append((f"The {top} rarest by {rare} (far from every prototype)", plots.image_grid(
             images[row.loc[ids].to_numpy()], titles=[str(i) for i in ids], ncols=8, border=BORDER), "rest"))
-    figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores), "rest"))
+    if _panels(scores):   # none when no family behind a flag ran
+        figures.append(("Distributions of the scores behind the flags, thresholds dashed", _distributions(scores),
+                        "rest"))
 
     pngs = []
     for k, (caption, fig, place) in enumerate(figures):
@@ -216,10 +219,15 @@ def _examples(scores: pd.DataFrame, issue: str, name, count: int = 8) -> pd.Data
     return out
 
 
-def _distributions(scores: pd.DataFrame):
+def _panels(scores: pd.DataFrame) -> list:
+    """(column, threshold or None) of each score behind a flag the table has (:attr:`Issue.fences`)."""
     settings = _settings(scores)
-    panels = [(c, thr) for i in ISSUES.values() if i.fences is not None
-              for c, thr in i.fences(scores, settings[i.name]) if c in scores]
+    return [(c, thr) for i in ISSUES.values() if i.fences is not None and i.flag in scores
+            for c, thr in i.fences(scores, settings[i.name]) if c in scores]
+
+
+def _distributions(scores: pd.DataFrame):
+    panels = _panels(scores)
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
     for ax, (col, thr) in zip(axes[0], panels):
         ax.hist(scores[col], bins=60, color="tab:blue", alpha=0.8)

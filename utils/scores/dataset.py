@@ -318,8 +318,9 @@ def _checked_families(families) -> tuple[str, ...]:
 
 def _joined(parts: list[pd.DataFrame], data: Samples) -> pd.DataFrame:
     """The steps' tables side by side in id order (``data``'s), after the original image sizes and the label."""
-    out = pd.concat([p.reindex(data.ids) for p in parts], axis=1)
-    out.index.name = "sample_id"
+    index = pd.Index(data.ids, name="sample_id")
+    out = pd.concat([p.reindex(data.ids) for p in parts], axis=1) if parts else pd.DataFrame(index=index)
+    out.index = index
     if "orig_height" in data.meta:
         out = pd.concat([data.meta[["orig_height", "orig_width"]], out], axis=1)
     if data.labels is not None:

@@ -108,14 +108,15 @@ def clean_keep(scores: pd.DataFrame, policy: str = "flags") -> pd.Series:
       all but one member of each duplicate group.
 
     ``scores``: a :func:`utils.scores.dataset.score_dataset` table (flags added by :func:`add_flags`)."""
-    missing = [c for c in ("flag_outlier", "duplicate_group") if c not in scores]
-    if missing:
-        raise ValueError(f"scores lack {', '.join(missing)}; pass a score_dataset table (it adds the flags).")
+    if "issues" not in scores.attrs and not any(c.startswith("flag_") for c in scores):
+        raise ValueError("scores have no flags; pass a score_dataset table (it adds the flags).")
     if policy not in ("flags", "datalab"):
         raise ValueError(f"policy must be 'flags' or 'datalab', got {policy!r}.")
-    drop = ~duplicate_keepers(scores["duplicate_group"])
+    drop = ~duplicate_keepers(scores["duplicate_group"]) if "duplicate_group" in scores else \
+        pd.Series(False, index=scores.index)    # no pixel family: no duplicate groups
     if policy == "datalab":
-        drop |= scores["flag_outlier"].astype(bool)
+        if "flag_outlier" in scores:
+            drop |= scores["flag_outlier"].astype(bool)
         if "flag_label_issue" in scores:
             drop |= scores["flag_label_issue"].astype(bool)
         return (~drop).rename("clean_keep")
@@ -157,6 +158,16 @@ class Issue:
     order: int = 99
     widespread: str = ""
     drop: bool = False            # keep.csv drops its flagged samples (clean_keep's "flags" policy)
+    reads: tuple = ()             # the score columns its rule reads; without them (a family not run) no flag
+
+    def runs_on(self, scores: pd.DataFrame) -> bool:
+        """Whether ``add_flags`` sets this issue's flag on ``scores``: it has a rule, the labels it needs, and the
+        columns the rule reads (every one of them; for the outlier rule, any of its spaces)."""
+        if self.find is None or (self.needs_labels and "label" not in scores):
+            return False
+        if self.name == "outlier":
+            return any(c in scores for c in self.reads)
+        return all(c in scores for c in self.reads)
 
     @property
     def flag(self) -> str:
@@ -252,6 +263,7 @@ _DECLARED = (
           "The image (nearly) repeats another one: the pair carries one image's information twice and, split "
           "across train and test, leaks. Keep one member of each group (duplicates.csv marks it) and drop the rest.",
           targets=("near_duplicates",), settings={"threshold": 0.13}, find=_near_duplicate, shown=True, drop=True,
+          reads=("px_nn_distance", "px_nearest_id"),
           fences=lambda scores, s: [("px_nn_distance", s["threshold"] * float(scores["px_nn_distance"].median()))],
           action="Drop the near-duplicates: keep the member of each group that duplicates.csv marks", order=3),
     Issue("outlier", "px_knn_distance", "Outliers",
@@ -263,6 +275,7 @@ _DECLARED = (
           settings={"threshold": 0.37037, "cos_threshold": 0.25,
                     "spaces": ("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance")},
           find=_outlier, shown=True, fences=_outlier_fences,
+          reads=("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance"),
           action="Look at the outliers (outliers.csv): drop the ones that do not belong", order=4),
     Issue("class_imbalance", "cl_label_quality", "Class imbalance",
           "members of the rarest class when its share is below {threshold} / K (Datalab)",
@@ -322,7 +335,7 @@ def add_flags(scores: pd.DataFrame, issue_types: dict | None = None) -> pd.DataF
     out = scores.copy()
     settings = issue_settings(issue_types)
     for issue in ISSUES.values():
-        if issue.find is None or (issue.needs_labels and "label" not in out):
+        if not issue.runs_on(out):
             continue
         found = issue.find(out, settings[issue.name])
         for col, values in (found.items() if isinstance(found, pd.DataFrame) else [(issue.flag, found)]):

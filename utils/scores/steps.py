@@ -89,7 +89,6 @@ class Step:
     function: Callable[[StepInputs], pd.DataFrame]
     version: int                  # raise it whenever the table it gives changes (module docstring)
     enabled: Callable[[StepInputs], bool] = _always   # e.g. not with 0 epochs
-    required: bool = False        # runs whatever families are chosen (the flags need its columns)
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -99,8 +98,7 @@ class Step:
 
     def runs(self, inputs: StepInputs, families) -> bool:
         """Whether ``score_dataset`` computes this step for ``inputs`` and the chosen ``families``."""
-        chosen = self.required or self.family in families
-        return bool(chosen and (inputs.data.labels is not None or not self.needs_labels) and self.enabled(inputs))
+        return bool(self.family in families and (inputs.data.labels is not None or not self.needs_labels) and self.enabled(inputs))
 
 
 KFOLD = ("arch", "folds", "epochs", "el2n_epoch", "batch_size", "seed")
@@ -122,7 +120,7 @@ def _supervised(i: StepInputs) -> pd.DataFrame:
 
 _DECLARED = (
     Step("pixels", "pixels", "pixels", False, ("k", "clusters", "seed"),
-         lambda i: fam.pixel_scores(i.data, i.config), version=3, required=True),   # 2: exact copies at distance 0; 3: cosine kNN distance
+         lambda i: fam.pixel_scores(i.data, i.config), version=3),   # 2: exact copies at distance 0; 3: cosine kNN distance
     Step("image_checks", "pixels", "pixels", False, (), lambda i: _image_checks(i), version=2,   # 2: original sizes
          enabled=lambda i: i.data.images.shape[1] in (1, 3)),
     Step("supervised", "supervised", "kfold", True, KFOLD, _supervised, version=2,   # 2: learning_time in epochs

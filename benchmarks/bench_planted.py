@@ -191,8 +191,7 @@ def keep_quality(truth: pd.DataFrame, keep: pd.DataFrame) -> dict:
     t = truth.set_index("file")
     dropped = ~t.index.isin(keep["file"])
     copies = t[t["planted"].isin(["exact_copy", "near_copy"])]
-    pair_dropped = np.array([(not (f in set(keep["file"]))) or (src not in set(keep["file"]))
-                             for f, src in zip(copies.index, copies["source"])])
+    pair_dropped = ~copies.index.isin(keep["file"]) | ~copies["source"].isin(keep["file"]).to_numpy()
     justified = dropped & (t["planted"].ne("clean").to_numpy() | t.index.isin(copies["source"]))
     singles = t["planted"].isin(["wrong_label", "blank", "blurred", "odd_size"]).to_numpy()
     found = int((dropped & singles).sum()) + int(pair_dropped.sum())

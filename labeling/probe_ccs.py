@@ -22,24 +22,22 @@ import pandas as pd
 
 
 def cut_then_random(hardness: pd.Series, classes: pd.Series, b: int, seed: int, beta: float) -> np.ndarray:
-    """Inside each class (proportional quotas, as the study's CCS): drop the hardest ``beta`` of the class, then a
-    seeded uniform draw of its quota from the rest."""
-    from utils.scores import labeling as L
+    """Inside each class (proportional quotas, as the study's CCS: :func:`utils.studies.labeling.by_class`): drop
+    the hardest ``beta`` of the class, then a seeded uniform draw of its quota from the rest."""
+    from utils.studies.labeling import by_class
 
-    sizes = classes.value_counts().sort_index()
     rng = np.random.default_rng([seed, 21])
-    kept = []
-    for c, q in zip(sizes.index, L.quotas(sizes.to_numpy(), b)):
-        h = hardness[classes == c].sort_values(kind="stable")
-        pool = h.index.to_numpy()[:len(h) - int(round(beta * len(h)))]
-        kept.append(rng.choice(pool, size=min(q, len(pool)), replace=False))
-    return np.sort(np.concatenate(kept))
+
+    def pick(h, q):
+        pool = h.sort_values(kind="stable").index.to_numpy()[:len(h) - int(round(beta * len(h)))]
+        return rng.choice(pool, size=min(q, len(pool)), replace=False)
+    return np.sort(by_class(hardness, classes, b, pick))
 
 
 def main(argv=None) -> int:
     from utils.scores import labeling as L
     from utils.scores.families import label_dynamics
-    from utils.studies.labeling import LabelingConfig, _ccs, _load, _retrain_shard, paired
+    from utils.studies.labeling import LabelingConfig, _ccs, _load, _retrain_shard, write_probe
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("results/label-ccs"))
@@ -61,11 +59,7 @@ def main(argv=None) -> int:
             if beta > 0:
                 jobs.append((f"cut_beta{beta:g}", args.budget, seed,
                              cut_then_random(hard, classes, args.budget, seed, beta)))
-    table = pd.DataFrame(_retrain_shard(jobs, pool, test, config, info, args.out / "runs"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "probe.csv", index=False)
-    print(table.groupby(["budget", "method"])["test_acc"].agg(["mean", "std", "count"]).round(4).to_string())
-    print(paired(table).round(4).to_string())
+    write_probe(pd.DataFrame(_retrain_shard(jobs, pool, test, config, info, args.out / "runs")), args.out)
     return 0
 
 

@@ -40,28 +40,11 @@ def hog_features(images, dims: int = 50) -> np.ndarray:
     return PCA(dims, random_state=0).fit_transform(h.astype(np.float64))
 
 
-def ae_code(pool, info, folder: Path, epochs: int = 5) -> np.ndarray:
-    """The labeling study's autoencoder code of the pool (same recipe, cached under ``folder``)."""
-    import torch
-
-    from utils.engine.loop import train
-    from utils.engine.recipes import get_recipe
-    from utils.engine.tasks import AutoencoderTask
-
-    recipe = get_recipe("autoencoder", max_epochs=epochs, batch_size=256)
-    run = train(AutoencoderTask(info, loss="mse"), recipe, pool.unlabeled(), seed=0, record=False,
-                folder=folder / "autoencoder", checkpoint_every=1)
-    with torch.no_grad():
-        net = run.model.eval()
-        x = pool.images
-        return torch.cat([net(info.standardize(x[i:i + 1024]))[1] for i in range(0, len(x), 1024)]).double().numpy()
-
-
 def main(argv=None) -> int:
     from sklearn.decomposition import PCA
 
     from utils.scores import labeling as L
-    from utils.studies.labeling import LabelingConfig, _load, _retrain_shard, paired, representations
+    from utils.studies.labeling import LabelingConfig, _load, _retrain_shard, ae_code, representations, write_probe
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("results/label-probe"))
@@ -75,7 +58,7 @@ def main(argv=None) -> int:
     makers = {"pca_pixels": lambda: PCA(50, random_state=0).fit_transform(
                   pool.images.flatten(1).numpy().astype(np.float64)),
               "hog": lambda: hog_features(pool.images),
-              "ae_code": lambda: ae_code(pool, info, args.out)}
+              "ae_code": lambda: ae_code(pool, info, config.ae_epochs, args.out / "autoencoder")}
     feats = {name: makers[name]() for name in args.spaces}
     reps = representations(feats, pool.labels.numpy(), config.clusters)
     print(reps.round(3).to_string())
@@ -87,12 +70,7 @@ def main(argv=None) -> int:
                 method = "typiclust_pixels" if name == "pca_pixels" else f"typiclust_{name}"
                 jobs.append((method, b, seed, L.typiclust(z, b, pool.ids, seed)["sample_id"].to_numpy()))
     rows = _retrain_shard(jobs, pool, test, config, info, args.out / "runs")
-    table = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "probe.csv", index=False)
-    reps.to_csv(args.out / "representations.csv")
-    print(table.groupby(["budget", "method"])["test_acc"].agg(["mean", "std", "count"]).round(4).to_string())
-    print(paired(table).round(4).to_string())
+    write_probe(pd.DataFrame(rows), args.out, reps)
     return 0
 
 

@@ -133,13 +133,13 @@ def write_report(scores: pd.DataFrame, images, out, class_names=None, top: int =
         flagged = scores[issue.flag].astype(bool)
         if not flagged.any():
             continue
-        ids = _issue_rows(scores, issue.name)[:top]
+        rows = issues(scores, issue.name)   # the flagged rows, most suspicious first
         found.append(issue)
         sections_of[issue.name] = {"flagged": int(flagged.sum()), "share": float(flagged.mean()),
                                    "rule": issue.describe(settings[issue.name]), "note": issue.note(flagged.mean()),
-                                   "examples": _examples(scores, issue.name, name)}
+                                   "examples": _examples(rows, issue.name, name)}
         if issue.shown:
-            figures.append((*_issue_grid(issue.name, scores, images, row, ids, name, top), issue.name))
+            figures.append((*_issue_grid(issue.name, scores, images, row, rows.index, name, top), issue.name))
     no_hits = [i for i in ISSUES.values() if i.flag in scores and not scores[i.flag].astype(bool).any()]
     hard = next((c for c in ("mean_loss", "ae_loss_mean", "px_knn_distance") if c in scores), None)
     if hard is not None:
@@ -185,14 +185,15 @@ def _pairs(scores: pd.DataFrame, ids, count: int) -> list:
     return out
 
 
-def _issue_grid(issue: str, scores, images, row, ids, name, top: int):
-    """(caption, figure) of the most suspicious images of ``issue``, each tile titled with its sample id:
-    copies as pairs side by side (a sample, then its nearest neighbour; each pair once), label issues with the given
-    -> suggested class under the id."""
+def _issue_grid(issue: str, scores, images, row, flagged, name, top: int):
+    """(caption, figure) of the ``top`` most suspicious images of ``issue`` (``flagged``: its ids, most suspicious
+    first), each tile titled with its sample id: copies as pairs side by side (a sample, then its nearest neighbour;
+    each pair once), label issues with the given -> suggested class under the id."""
+    ids = flagged[:top]
     caption = f"{ISSUES[issue].title}: the {len(ids)} most suspicious"
     titles = [str(i) for i in ids]
     if issue in PAIRED and "px_nearest_id" in scores:
-        pairs = _pairs(scores, issues(scores, issue).index, top // 2)
+        pairs = _pairs(scores, flagged, top // 2)
         ids = [i for pair in pairs for i in pair]
         sign = "=" if issue == "exact_duplicates" else "~"
         titles = [f"{a} {sign} {b}" if k == 0 else f"{b} (nearest)" for a, b in pairs for k in (0, 1)]
@@ -204,10 +205,10 @@ def _issue_grid(issue: str, scores, images, row, ids, name, top: int):
     return caption, plots.image_grid(images[row.loc[ids].to_numpy()], titles=titles, ncols=8, border=BORDER)
 
 
-def _examples(scores: pd.DataFrame, issue: str, name, count: int = 8) -> pd.DataFrame:
-    """The top ``count`` rows of ``issue`` (Datalab's report table): sample id, file, the ranking score, the given
-    and the suggested class where the table has them."""
-    rows = issues(scores, issue).head(count)
+def _examples(flagged: pd.DataFrame, issue: str, name, count: int = 8) -> pd.DataFrame:
+    """The top ``count`` of ``flagged`` (:func:`utils.scores.flags.issues` of ``issue``; Datalab's report table):
+    sample id, file, the ranking score, the given and the suggested class where the table has them."""
+    rows = flagged.head(count)
     out = pd.DataFrame({"sample id": rows.index})
     if "file" in rows:
         out["file"] = rows["file"].to_numpy()

@@ -158,16 +158,15 @@ class Issue:
     order: int = 99
     widespread: str = ""
     drop: bool = False            # keep.csv drops its flagged samples (clean_keep's "flags" policy)
-    reads: tuple = ()             # the score columns its rule reads; without them (a family not run) no flag
+    reads: tuple = ()             # score columns its rule reads, every one; without them (a family not run) no flag
+    reads_any: tuple = ()         # score columns of which its rule needs at least one (e.g. the outlier spaces)
 
     def runs_on(self, scores: pd.DataFrame) -> bool:
-        """Whether ``add_flags`` sets this issue's flag on ``scores``: it has a rule, the labels it needs, and the
-        columns the rule reads (every one of them; for the outlier rule, any of its spaces)."""
-        if self.find is None or (self.needs_labels and "label" not in scores):
-            return False
-        if self.name == "outlier":
-            return any(c in scores for c in self.reads)
-        return all(c in scores for c in self.reads)
+        """Whether ``add_flags`` sets this issue's flag on ``scores``: it has a rule, the labels it needs, every
+        column of ``reads`` and one of ``reads_any``."""
+        return (self.find is not None and not (self.needs_labels and "label" not in scores)
+                and all(c in scores for c in self.reads)
+                and (not self.reads_any or any(c in scores for c in self.reads_any)))
 
     @property
     def flag(self) -> str:
@@ -275,7 +274,7 @@ _DECLARED = (
           settings={"threshold": 0.37037, "cos_threshold": 0.25,
                     "spaces": ("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance")},
           find=_outlier, shown=True, fences=_outlier_fences,
-          reads=("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance"),
+          reads_any=("px_knn_distance", "px_cos_knn_distance", "bt_knn_distance"),
           action="Look at the outliers (outliers.csv): drop the ones that do not belong", order=4),
     Issue("class_imbalance", "cl_label_quality", "Class imbalance",
           "members of the rarest class when its share is below {threshold} / K (Datalab)",

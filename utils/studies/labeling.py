@@ -114,20 +114,11 @@ def embeddings(config: LabelingConfig, pool: Samples, info, results: Path, progr
     import torch
     from sklearn.decomposition import PCA
 
-    from utils.engine.loop import train
-    from utils.engine.recipes import get_recipe
-    from utils.engine.tasks import AutoencoderTask
     from utils.scores.families import embed, train_encoder
 
     x = pool.images
-    out = {"pca_pixels": PCA(50, random_state=0).fit_transform(x.flatten(1).numpy().astype(np.float64))}
-    recipe = get_recipe("autoencoder", max_epochs=config.ae_epochs, batch_size=256)
-    run = train(AutoencoderTask(info, loss="mse"), recipe, pool.unlabeled(), seed=0, record=False,
-                folder=results / "autoencoder", progress=progress, desc="autoencoder", checkpoint_every=1)
-    with torch.no_grad():
-        net = run.model.eval()
-        out["ae_code"] = torch.cat([net(info.standardize(x[i:i + 1024]))[1] for i in range(0, len(x), 1024)]
-                                   ).double().numpy()
+    out = {"pca_pixels": PCA(50, random_state=0).fit_transform(x.flatten(1).numpy().astype(np.float64)),
+           "ae_code": ae_code(pool, info, config.ae_epochs, results / "autoencoder", progress)}
     old_rows = torch.from_numpy(np.sort(np.random.default_rng(0).permutation(len(x))[:config.old_encoder_pool]))
     old = train_encoder(x[old_rows], info, config.old_encoder_epochs, seed=0, folder=results / "encoder_old",
                         progress=progress)
@@ -136,6 +127,35 @@ def embeddings(config: LabelingConfig, pool: Samples, info, results: Path, progr
                         batch_size=config.encoder_batch, progress=progress)
     out["bt_pool"] = embed(new, x, info)
     return out
+
+
+def ae_code(pool: Samples, info, epochs: int, folder: Path, progress: bool = False) -> np.ndarray:
+    """The code ``[N, D]`` of every pool image under an autoencoder trained on the pool (MSE, batch 256, seed 0;
+    cached and resumable in ``folder``): the study's ``ae_code`` embedding."""
+    import torch
+
+    from utils.engine.loop import train
+    from utils.engine.recipes import get_recipe
+    from utils.engine.tasks import AutoencoderTask
+
+    recipe = get_recipe("autoencoder", max_epochs=epochs, batch_size=256)
+    run = train(AutoencoderTask(info, loss="mse"), recipe, pool.unlabeled(), seed=0, record=False, folder=folder,
+                progress=progress, desc="autoencoder", checkpoint_every=1)
+    x = pool.images
+    with torch.no_grad():
+        net = run.model.eval()
+        return torch.cat([net(info.standardize(x[i:i + 1024]))[1] for i in range(0, len(x), 1024)]).double().numpy()
+
+
+def write_probe(table: pd.DataFrame, out: Path, representations: pd.DataFrame | None = None) -> None:
+    """A labeling probe's retrains (``probe.csv``) and embeddings table (``representations.csv``) in ``out``, for
+    :func:`utils.report.sections.label_probe_markdown`; prints the mean accuracy and the paired differences."""
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "probe.csv", index=False)
+    if representations is not None:
+        representations.to_csv(out / "representations.csv")
+    print(table.groupby(["budget", "method"])["test_acc"].agg(["mean", "std", "count"]).round(4).to_string())
+    print(paired(table).round(4).to_string())
 
 
 def representations(features: dict, labels: np.ndarray, clusters: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -191,19 +211,21 @@ def plan(config: LabelingConfig, n: int) -> list[tuple[str, int, int]]:
     return sorted(runs, key=_priority)
 
 
+def by_class(hardness: pd.Series, classes: pd.Series, b: int, pick) -> np.ndarray:
+    """``b`` sample ids, proportional quotas per class (:func:`utils.scores.labeling.quotas`): ``pick(h, q)`` chooses
+    ``q`` ids from the class's ``hardness`` (classes in sorted order, empty quotas skipped)."""
+    sizes = classes.value_counts().sort_index()
+    return np.concatenate([pick(hardness[classes == c], q)
+                           for c, q in zip(sizes.index, L.quotas(sizes.to_numpy(), b)) if q])
+
+
 def _ccs(hardness: pd.Series, classes: pd.Series, b: int, seed: int, beta: float | None) -> np.ndarray:
     """CCS inside each class with proportional quotas (:func:`utils.scores.selection.select`, 50 strata)."""
     from utils.scores.selection import select
 
-    frac = b / len(hardness)
-    beta = L.elfs_beta(frac) if beta is None else beta
-    sizes = classes.value_counts().sort_index()
-    kept = []
-    for c, q in zip(sizes.index, L.quotas(sizes.to_numpy(), b)):
-        if q:
-            h = hardness[classes == c]
-            kept.append(select(h, q / len(h), "ccs", seed, beta=min(beta, 1 - q / len(h))))
-    return np.concatenate(kept)
+    beta = L.elfs_beta(b / len(hardness)) if beta is None else beta
+    return by_class(hardness, classes, b,
+                    lambda h, q: select(h, q / len(h), "ccs", seed, beta=min(beta, 1 - q / len(h))))
 
 
 def selections(config: LabelingConfig, pool: Samples, spaces: dict, dynamics: dict, pseudo: pd.Series) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """A calibration probe of issue 21: why is supervised CCS below random at 10 % here, against +7 pt in the CCS paper?
 
-    python labeling/probe_ccs.py --out results/label-ccs          # 6,000 labels (10 %), 5 paired seeds
+    .venv/bin/python labeling/probe_ccs.py --out results/label-ccs          # 6,000 labels (10 %), 5 paired seeds
 
 The committed study's ``ccs_aum`` (CCS by the AUM of a 10-epoch proxy run on the true labels, inside each class with
 proportional quotas, 50 equal-width strata, the hardest beta = 0.3 cut at 10 %) is 1.85 pt below random at 6,000.

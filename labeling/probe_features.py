@@ -1,6 +1,6 @@
 """A probe of issue 21's lever: does TypiClust pick better low-budget sets on another label-free embedding?
 
-    python labeling/probe_features.py --out results/label-probe        # budgets 60, 300, 600; 5 paired seeds
+    .venv/bin/python labeling/probe_features.py --out results/label-probe        # budgets 60, 300, 600; 5 paired seeds
 
 The committed study (``make labeling``) found its BarlowTwins encoder no better than PCA-50 pixels (kNN-20 0.855 vs
 0.858, k-means(10) 0.453 vs 0.476), and TypiClust on either at +4.6 / +4.7 pt over random at 60 labels against a
